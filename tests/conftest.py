@@ -1,0 +1,175 @@
+"""Fixtures shared by every test folder: build ledd once, run it on a private runtime directory.
+
+``ledd`` (function scope) is a real ledd process with the sim backend, the
+project's default wiring (cdaemon/ledd.conf) and its runtime directory and
+state file under ``tmp_path``. It is started with ``$NOTIFY_SOCKET`` pointing
+at an abstract socket of the test's own, and counts as ready on ``READY=1``,
+exactly as systemd would see it.
+
+Set ``LEDD_BINARY`` to test another build (the sanitizer build, a
+cross-compiled binary run through qemu-user, …).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledd.client import Client  # noqa: E402
+
+DEFAULT_CONFIG = ROOT / "cdaemon" / "ledd.conf"
+READY_TIMEOUT_S = 10.0
+
+
+def build_ledd():
+    """Build cdaemon/ (make is incremental) and return the binary's path."""
+    override = os.environ.get("LEDD_BINARY")
+    if override:
+        return Path(override)
+    subprocess.run(["make", "-s", "-C", str(ROOT / "cdaemon")], check=True)
+    return ROOT / "cdaemon" / "ledd"
+
+
+class LeddProcess:
+    """One ledd process under test, with helpers to talk to it and to kill or restart it."""
+
+    def __init__(self, binary, workdir, config=DEFAULT_CONFIG, backend="sim", extra_args=(), env=None):
+        self.binary = Path(binary)
+        self.workdir = Path(workdir)
+        self.runtime_dir = self.workdir / "run"
+        self.state_file = self.workdir / "state"
+        self.config = Path(config)
+        self.backend = backend
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.proc = None
+        self.notify = None
+        self.log_path = self.workdir / "ledd.log"
+        self.notifications = []
+
+    # -- lifecycle ---------------------------------------------------------
+    def command(self):
+        cmd = [str(self.binary), "-c", str(self.config), "-r", str(self.runtime_dir), "-s", str(self.state_file)]
+        if self.backend:
+            cmd += ["-b", self.backend]
+        prefix = os.environ.get("LEDD_EXEC_PREFIX")  # e.g. "qemu-aarch64-static -L /usr/aarch64-linux-gnu"
+        return (prefix.split() if prefix else []) + cmd + self.extra_args
+
+    def start(self, wait=True):
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        address = "\0ledd-test-%d-%d" % (os.getpid(), time.monotonic_ns())
+        self.notify.bind(address)
+        env = dict(os.environ, NOTIFY_SOCKET="@" + address[1:], **self.env)
+        env.pop("LEDD_RUNTIME_DIR", None)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env)
+        if wait:
+            self.wait_for("READY=1")
+        return self
+
+    def wait_for(self, token, timeout=READY_TIMEOUT_S):
+        """Wait for a notify datagram containing ``token`` (e.g. READY=1, STOPPING=1)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(token in n for n in self.notifications):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("ledd exited with %s before %s:\n%s" % (self.proc.returncode, token, self.read_log()))
+            self.notify.settimeout(min(0.2, max(0.01, deadline - time.monotonic())))
+            try:
+                self.notifications.append(self.notify.recv(4096).decode())
+            except socket.timeout:
+                pass
+        raise AssertionError("no %s from ledd within %ss:\n%s" % (token, timeout, self.read_log()))
+
+    def read_log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("ledd ignored SIGTERM for %ss:\n%s" % (timeout, self.read_log()))
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        self.close_notify()
+        self.notifications = []
+        return self.start()
+
+    def close_notify(self):
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
+
+    def close(self):
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            self.close_notify()
+            if getattr(self, "log", None):
+                self.log.close()
+
+    # -- talking to it -----------------------------------------------------
+    def client(self, timeout=2.0):
+        return Client(str(self.runtime_dir), timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def ledd_binary():
+    return build_ledd()
+
+
+@pytest.fixture
+def ledd_factory(tmp_path, ledd_binary):
+    """Make LeddProcess objects (not started); every one is killed at teardown."""
+    made = []
+
+    def make(**kwargs):
+        workdir = kwargs.pop("workdir", tmp_path / ("ledd%d" % len(made)))
+        workdir.mkdir(parents=True, exist_ok=True)
+        proc = LeddProcess(kwargs.pop("binary", ledd_binary), workdir, **kwargs)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.close()
+
+
+@pytest.fixture
+def ledd(ledd_factory):
+    """A running sim ledd with the default wiring."""
+    return ledd_factory().start()
+
+
+def have(tool):
+    return shutil.which(tool) is not None
