@@ -1,10 +1,8 @@
 /* gpio_chardev.c -- placeholder until the uAPI v2 backend lands (issue 3). */
 #include <errno.h>
 #include <stdio.h>
-#include "gpio.h"
+#include "gpio_backend.h"
 
-struct gpio *gpio_chardev_open(const char *chip, const struct gpio_line_config *lines, size_t nlines,
-			       char *err, size_t errlen);
 
 struct gpio *gpio_chardev_open(const char *chip, const struct gpio_line_config *lines, size_t nlines,
 			       char *err, size_t errlen)
