@@ -1,0 +1,53 @@
+/* defaults.h -- every path, limit and period of the C daemon, in one place.
+ *
+ * The Python side has its own copy in ledd/defaults.py; the FIFO names and the
+ * protocol limits must agree with it and with docs/protocol.md
+ * (tests/daemon/test_defaults.py checks).
+ */
+#ifndef LEDD_DEFAULTS_H
+#define LEDD_DEFAULTS_H
+
+#define LEDD_VERSION            "0.1.0"
+#define LEDD_PROTOCOL           1
+
+/* Paths. */
+#define LEDD_CONFIG_PATH        "/etc/ledd/ledd.conf"
+#define LEDD_RUNTIME_DIR        "/run/ledd"
+#define LEDD_RUNTIME_DIR_ENV    "LEDD_RUNTIME_DIR"
+#define LEDD_STATE_PATH         "/var/lib/ledd/state"
+#define LEDD_CMD_FIFO           "ledd.cmd"
+#define LEDD_REPLY_FIFO         "ledd.reply"
+#define LEDD_PID_FILE           "ledd.pid"
+#define LEDD_WATCH_DIR          "watch"
+
+/* Modes of what ledd creates in the runtime directory. */
+#define LEDD_RUNTIME_DIR_MODE   0770
+#define LEDD_FIFO_MODE          0660
+#define LEDD_WATCH_DIR_MODE     01770
+
+/* Protocol limits (docs/protocol.md, "Limits"). */
+#define LEDD_MAX_REQUEST        256     /* request line, LF included */
+#define LEDD_MAX_ID             40
+#define LEDD_MAX_ARGS           3
+#define LEDD_MAX_DIGITS         9
+#define LEDD_MAX_LEDS           16
+#define LEDD_MAX_BUTTONS        8
+#define LEDD_MAX_NAME           24
+#define LEDD_MAX_WATCH_NAME     64
+#define LEDD_BLINK_MIN_MS       20
+#define LEDD_BLINK_MAX_MS       60000
+#define LEDD_DEBOUNCE_MS        30
+#define LEDD_DEBOUNCE_MAX_MS    1000
+#define LEDD_MAX_WATCHERS       64
+#define LEDD_MAX_WATCHERS_LIMIT 1024    /* highest max_watchers a config may ask for */
+
+/* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
+#define LEDD_MAX_GPIO           53
+
+/* Buffers. A reply or event line always fits in one atomic pipe write. */
+#define LEDD_LINE_MAX           4096    /* == PIPE_BUF on Linux */
+#define LEDD_CONFIG_MAX_BYTES   65536   /* bigger config files are refused */
+#define LEDD_STATE_MAX_BYTES    8192
+#define LEDD_MAX_EDGES          16      /* edges read per wake-up */
+
+#endif
