@@ -1,0 +1,307 @@
+/* protocol.c -- parse request lines and format replies (docs/protocol.md).
+ *
+ * A request is "<id> SP <VERB> [SP <arg>]*" (the LF already stripped). The
+ * line is checked as a whole first (length, UTF-8, control bytes), but the
+ * id is read before that, so even a rejected line is answered with its own
+ * id whenever the id itself is readable. Everything here is pure: no I/O,
+ * no globals, so cdaemon/fuzz/ can link this file alone.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "protocol.h"
+
+static const char *const code_names[] = {
+	[PROTO_OK] = "ok",
+	[PROTO_BADREQUEST] = "badrequest",
+	[PROTO_BADVERB] = "badverb",
+	[PROTO_BADARG] = "badarg",
+	[PROTO_NOTFOUND] = "notfound",
+	[PROTO_NOTSUPPORTED] = "notsupported",
+	[PROTO_GPIO] = "gpio",
+	[PROTO_BUSY] = "busy",
+	[PROTO_INTERNAL] = "internal",
+};
+
+/* Each verb with its exact argument count. */
+static const struct {
+	const char *name;
+	enum verb verb;
+	size_t nargs;
+	const char *usage;
+} verbs[] = {
+	{ "HELLO", VERB_HELLO, 0, "HELLO" },
+	{ "STATE", VERB_STATE, 0, "STATE" },
+	{ "ON", VERB_ON, 1, "ON <led>" },
+	{ "OFF", VERB_OFF, 1, "OFF <led>" },
+	{ "TOGGLE", VERB_TOGGLE, 1, "TOGGLE <led>" },
+	{ "BLINK", VERB_BLINK, 3, "BLINK <led> <on_ms> <off_ms>" },
+	{ "ALL", VERB_ALL, 1, "ALL ON|OFF" },
+	{ "PRESS", VERB_PRESS, 1, "PRESS <button>" },
+	{ "RELEASE", VERB_RELEASE, 1, "RELEASE <button>" },
+	{ "WATCH", VERB_WATCH, 1, "WATCH <name>" },
+};
+
+const char *protocol_code_name(enum proto_code code)
+{
+	if ((size_t)code >= sizeof(code_names) / sizeof(code_names[0]))
+		return "internal";
+	return code_names[code];
+}
+
+static int is_name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+static int is_id_char(unsigned char c)
+{
+	return is_name_char(c) || c == '.' || c == ':';
+}
+
+int protocol_valid_name(const char *name, size_t maxlen)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > maxlen)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_name_char((unsigned char)name[i]))
+			return 0;
+	return 1;
+}
+
+int protocol_parse_uint(const char *s, unsigned long *value)
+{
+	size_t n = strlen(s);
+	unsigned long v = 0;
+
+	if (n == 0 || n > LEDD_MAX_DIGITS)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	*value = v;
+	return 1;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid.
+ * Rejects overlong forms, surrogates and code points above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned int cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Copy the id (the bytes before the first space) if it is well formed. */
+static void read_id(const char *line, size_t len, struct request *req)
+{
+	size_t n = 0;
+
+	while (n < len && line[n] != ' ')
+		n++;
+	strcpy(req->id, "-");
+	if (n == 0 || n > LEDD_MAX_ID)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!is_id_char((unsigned char)line[i]))
+			return;
+	memcpy(req->id, line, n);
+	req->id[n] = '\0';
+}
+
+/* Whole-line checks: UTF-8, no control bytes. */
+static enum proto_code check_bytes(const char *line, size_t len, char *err, size_t errlen)
+{
+	const unsigned char *s = (const unsigned char *)line;
+
+	for (size_t i = 0; i < len;) {
+		if (s[i] == '\0') {
+			snprintf(err, errlen, "NUL byte at offset %zu", i);
+			return PROTO_BADREQUEST;
+		}
+		if (s[i] == '\r') {
+			snprintf(err, errlen, "carriage return at offset %zu (lines end with LF only)", i);
+			return PROTO_BADREQUEST;
+		}
+		if (s[i] < 0x20 || s[i] == 0x7f) {
+			snprintf(err, errlen, "control byte 0x%02x at offset %zu", s[i], i);
+			return PROTO_BADREQUEST;
+		}
+		size_t n = utf8_seq(s + i, len - i);
+		if (n == 0) {
+			snprintf(err, errlen, "invalid UTF-8 at offset %zu", i);
+			return PROTO_BADREQUEST;
+		}
+		i += n;
+	}
+	return PROTO_OK;
+}
+
+static enum proto_code check_args(struct request *req, const char *usage, char *err, size_t errlen)
+{
+	switch (req->verb) {
+	case VERB_ON: case VERB_OFF: case VERB_TOGGLE: case VERB_PRESS: case VERB_RELEASE:
+		if (!protocol_valid_name(req->args[0], LEDD_MAX_NAME)) {
+			snprintf(err, errlen, "'%.40s' is neither an index nor a name", req->args[0]);
+			return PROTO_BADARG;
+		}
+		return PROTO_OK;
+	case VERB_BLINK:
+		if (!protocol_valid_name(req->args[0], LEDD_MAX_NAME)) {
+			snprintf(err, errlen, "'%.40s' is neither an index nor a name", req->args[0]);
+			return PROTO_BADARG;
+		}
+		if (!protocol_parse_uint(req->args[1], &req->on_ms) ||
+		    !protocol_parse_uint(req->args[2], &req->off_ms)) {
+			snprintf(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
+			return PROTO_BADARG;
+		}
+		if (req->on_ms < LEDD_BLINK_MIN_MS || req->on_ms > LEDD_BLINK_MAX_MS ||
+		    req->off_ms < LEDD_BLINK_MIN_MS || req->off_ms > LEDD_BLINK_MAX_MS) {
+			snprintf(err, errlen, "blink periods must be %d-%d ms",
+				 LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS);
+			return PROTO_BADARG;
+		}
+		return PROTO_OK;
+	case VERB_ALL:
+		if (strcasecmp(req->args[0], "ON") == 0)
+			req->all_on = 1;
+		else if (strcasecmp(req->args[0], "OFF") == 0)
+			req->all_on = 0;
+		else {
+			snprintf(err, errlen, "usage: %s", usage);
+			return PROTO_BADARG;
+		}
+		return PROTO_OK;
+	case VERB_WATCH:
+		if (!protocol_valid_name(req->args[0], LEDD_MAX_WATCH_NAME)) {
+			snprintf(err, errlen, "watcher name must be 1-%d of [A-Za-z0-9_-]",
+				 LEDD_MAX_WATCH_NAME);
+			return PROTO_BADARG;
+		}
+		return PROTO_OK;
+	case VERB_HELLO: case VERB_STATE:
+		return PROTO_OK;
+	}
+	snprintf(err, errlen, "unhandled verb");
+	return PROTO_INTERNAL;
+}
+
+enum proto_code protocol_parse(const char *line, size_t len, struct request *req,
+			       char *err, size_t errlen)
+{
+	char fields[2 + LEDD_MAX_ARGS][LEDD_MAX_REQUEST];
+	size_t nfields = 0, start = 0;
+	enum proto_code rc;
+
+	memset(req, 0, sizeof(*req));
+	read_id(line, len < LEDD_MAX_REQUEST ? len : LEDD_MAX_REQUEST, req);
+	if (len >= LEDD_MAX_REQUEST) {
+		snprintf(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
+		return PROTO_BADREQUEST;
+	}
+	rc = check_bytes(line, len, err, errlen);
+	if (rc != PROTO_OK)
+		return rc;
+	if (len == 0) {
+		snprintf(err, errlen, "empty request");
+		return PROTO_BADREQUEST;
+	}
+	if (strcmp(req->id, "-") == 0) {
+		snprintf(err, errlen, "request id must be 1-%d of [A-Za-z0-9._:-]", LEDD_MAX_ID);
+		return PROTO_BADREQUEST;
+	}
+	/* Split on single spaces: an empty field (two spaces, leading or
+	 * trailing space) is a syntax error, not something to guess around. */
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && line[i] != ' ')
+			continue;
+		if (i == start) {
+			snprintf(err, errlen, "fields are separated by exactly one space");
+			return PROTO_BADREQUEST;
+		}
+		if (nfields == 2 + LEDD_MAX_ARGS) {
+			snprintf(err, errlen, "too many arguments");
+			return PROTO_BADARG;
+		}
+		memcpy(fields[nfields], line + start, i - start);
+		fields[nfields][i - start] = '\0';
+		nfields++;
+		start = i + 1;
+	}
+	if (nfields < 2) {
+		snprintf(err, errlen, "missing verb");
+		return PROTO_BADREQUEST;
+	}
+	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
+		if (strcasecmp(fields[1], verbs[v].name) != 0)
+			continue;
+		req->verb = verbs[v].verb;
+		req->nargs = nfields - 2;
+		if (req->nargs != verbs[v].nargs) {
+			snprintf(err, errlen, "usage: %s", verbs[v].usage);
+			return PROTO_BADARG;
+		}
+		for (size_t a = 0; a < req->nargs; a++)
+			memcpy(req->args[a], fields[2 + a], sizeof(req->args[a]));
+		return check_args(req, verbs[v].usage, err, errlen);
+	}
+	snprintf(err, errlen, "unknown verb '%.32s'", fields[1]);
+	return PROTO_BADVERB;
+}
+
+int protocol_format_ok(char *out, size_t outlen, const char *id, const char *payload)
+{
+	int n = snprintf(out, outlen, "%s OK %s\n", id, payload);
+
+	if (n < 0 || (size_t)n >= outlen)
+		return -1;
+	return n;
+}
+
+int protocol_format_err(char *out, size_t outlen, const char *id, enum proto_code code,
+			const char *message)
+{
+	int n = snprintf(out, outlen, "%s ERR %s %s\n", id, protocol_code_name(code), message);
+
+	if (n < 0 || (size_t)n >= outlen)
+		return -1;
+	/* The message may quote client bytes: never let them break the line. */
+	for (int i = 0; i < n - 1; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			out[i] = '?';
+	return n;
+}
