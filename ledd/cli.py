@@ -1,0 +1,290 @@
+"""ledctl: switch LEDs, read buttons and watch events from the command line.
+
+    ledctl status                     a table of LEDs and buttons
+    ledctl on red / off 1 / toggle red
+    ledctl blink green 100 900        on 100 ms, off 900 ms
+    ledctl all on|off
+    ledctl press button / release 0   simulated button (sim backend only)
+    ledctl watch                      one line per state change, until Ctrl-C
+
+Locally it speaks ledd's FIFO protocol through :class:`ledd.client.Client`
+(``--runtime-dir`` or ``$LEDD_RUNTIME_DIR``, default ``/run/ledd``); with
+``--url`` the same commands go to a dashboard's HTTP API through
+:class:`ledd.remote.RemoteClient`. ``--json`` prints the state JSON (one
+object per line for ``watch``) for scripts.
+
+Exit status: 0 success, 1 ledd refused the command (no such LED, bad period,
+...), 2 bad usage, 3 ledd (or the dashboard) unreachable or not answering,
+130 interrupted (Ctrl-C). Errors are one line on stderr, never a traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ledd import __version__, defaults
+from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+PROG = "ledctl"
+
+
+# -- command line -------------------------------------------------------------
+def _common_options(parser, suppress):
+    """Options accepted before and after the subcommand (``ledctl --json status``, ``ledctl status --json``)."""
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("-j", "--json", action="store_true", default=default(False),
+                        help="print the state as JSON (watch: one object per line)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="print nothing on success (commands only)")
+    parser.add_argument("-r", "--runtime-dir", metavar="DIR", default=default(None),
+                        help="ledd's runtime directory (default: $%s or %s)" % (defaults.RUNTIME_DIR_ENV, defaults.RUNTIME_DIR))
+    parser.add_argument("-u", "--url", metavar="URL", default=default(None),
+                        help="talk to a dashboard over HTTP instead, e.g. http://pi.local")
+    parser.add_argument("--user", metavar="USER[:PASS]", default=default(None),
+                        help="HTTP Basic auth for --url (asks for the password if missing; "
+                             "default: ~/.netrc)")
+    parser.add_argument("-t", "--timeout", metavar="SECONDS", type=_positive_float, default=default(None),
+                        help="give up after this long (default: %g s)" % defaults.TIMEOUT_S)
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % text)
+    return value
+
+
+def _period(text):
+    """A blink period: a plain decimal number of milliseconds (ledd checks the range)."""
+    if not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError("not a number of milliseconds: %r" % text)
+    return int(text)
+
+
+def _ref(text):
+    """An LED or button: an index or a name. ledd (or the dashboard) checks that it exists."""
+    if not text or any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in text):
+        raise argparse.ArgumentTypeError("not an index or a name: %r" % text)
+    return text
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Control the LEDs and read the buttons of a ledd board, locally or over HTTP.",
+        epilog="N is an index (0, 1, ...) or a configured name (red, green, button). "
+               "Exit status: 0 ok, 1 refused by ledd, 2 usage, 3 ledd unreachable, 130 interrupted.",
+    )
+    parser.add_argument("-V", "--version", action="version", version="%(prog)s " + __version__)
+    _common_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common_options(p, suppress=True)
+        return p
+
+    command("status", "show every LED and button")
+    for verb, text in (("on", "switch LED N on"), ("off", "switch LED N off"), ("toggle", "toggle LED N")):
+        command(verb, text).add_argument("led", metavar="N", type=_ref, help="LED index or name")
+    p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each 20-60000)")
+    p.add_argument("led", metavar="N", type=_ref, help="LED index or name")
+    p.add_argument("on_ms", metavar="ON_MS", type=_period)
+    p.add_argument("off_ms", metavar="OFF_MS", type=_period)
+    command("all", "switch every LED on or off").add_argument("state", choices=("on", "off"))
+    for verb, text in (("press", "press simulated button N (sim backend only)"),
+                       ("release", "release simulated button N (sim backend only)")):
+        command(verb, text).add_argument("button", metavar="N", type=_ref, help="button index or name")
+    command("watch", "print every state change until Ctrl-C")
+    return parser
+
+
+# -- connecting -----------------------------------------------------------------
+def _auth(user):
+    """``USER[:PASS]`` to a requests auth tuple, asking for a missing password."""
+    if user is None:
+        return None  # requests falls back to ~/.netrc
+    name, sep, password = user.partition(":")
+    if not sep:
+        import getpass
+
+        try:
+            password = getpass.getpass("Password for %s: " % name)
+        except EOFError:
+            raise UsageError("no password for %s (give --user USER:PASS or a ~/.netrc entry)" % name) from None
+    return (name, password)
+
+
+def make_client(args):
+    """A local :class:`Client` or, with ``--url``, a :class:`RemoteClient`."""
+    timeout = args.timeout or defaults.TIMEOUT_S
+    if args.url:
+        try:
+            from ledd.remote import RemoteClient
+        except ImportError:
+            raise UsageError("--url needs the Python 'requests' package (apt install python3-requests)") from None
+        return RemoteClient(args.url, auth=_auth(args.user), timeout=timeout)
+    if args.user:
+        raise UsageError("--user only makes sense with --url")
+    return Client(args.runtime_dir, timeout=timeout)
+
+
+class UsageError(Exception):
+    """A command line that parses but cannot be carried out (exit 2)."""
+
+
+# -- human output -----------------------------------------------------------------
+def _table(headers, rows):
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = []
+    for row in [headers] + rows:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _led_state(led):
+    if led.get("blink"):
+        return "blinking"
+    return "on" if led.get("on") else "off"
+
+
+def _blink(led):
+    blink = led.get("blink")
+    return "%d/%d ms" % (blink["on_ms"], blink["off_ms"]) if blink else "-"
+
+
+def _when(ms):
+    if ms is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000.0))
+
+
+def format_status(state):
+    """The compact human table of a state dict."""
+    leds = [[led["id"], led["name"], _led_state(led), _blink(led), led.get("gpio", "?")] for led in state.get("leds", [])]
+    out = [_table(["#", "LED", "STATE", "BLINK ON/OFF", "GPIO"], leds)]
+    buttons = state.get("buttons", [])
+    if buttons:
+        rows = [[b["id"], b["name"], "pressed" if b.get("pressed") else "released", b.get("presses", 0),
+                 _when(b.get("last_press_ms")), b.get("gpio", "?")] for b in buttons]
+        out.append(_table(["#", "BUTTON", "STATE", "PRESSES", "LAST PRESS", "GPIO"], rows))
+    out.append("backend %s, seq %s" % (state.get("backend", "?"), state.get("seq", "?")))
+    return "\n\n".join(out)
+
+
+def _summary_items(state):
+    items = []
+    for led in state.get("leds", []):
+        text = "%s=%s" % (led["name"], _led_state(led))
+        if led.get("blink"):
+            text += "(%d/%d)" % (led["blink"]["on_ms"], led["blink"]["off_ms"])
+        items.append(text)
+    for b in state.get("buttons", []):
+        items.append("%s=%s(%s)" % (b["name"], "pressed" if b.get("pressed") else "released", b.get("presses", 0)))
+    return items
+
+
+def format_event(state, previous=None):
+    """One line per event: time, seq, then every item, the changed ones marked with ``*``."""
+    old = set(_summary_items(previous)) if previous else None
+    marked = [("*" + item if old is not None and item not in old else item) for item in _summary_items(state)]
+    stamp = time.strftime("%H:%M:%S", time.localtime()) + ".%03d" % (time.time_ns() // 1_000_000 % 1000)
+    return "%s seq=%s %s" % (stamp, state.get("seq", "?"), " ".join(marked))
+
+
+def _print(text):
+    print(text, flush=True)
+
+
+def _dump(state):
+    return json.dumps(state, separators=(",", ":"))
+
+
+# -- commands -----------------------------------------------------------------
+def _do_command(client, args):
+    command = args.command
+    if command == "status":
+        return client.state()
+    if command in ("on", "off", "toggle"):
+        return getattr(client, command)(args.led)
+    if command == "blink":
+        return client.blink(args.led, args.on_ms, args.off_ms)
+    if command == "all":
+        return client.all(args.state == "on")
+    if command in ("press", "release"):
+        return getattr(client, command)(args.button)
+    raise UsageError("unknown command %r" % command)
+
+
+def run_watch(client, args):
+    """Print each event until interrupted; the first one is the current state."""
+    with client.watch() as watcher:
+        previous = None
+        for payload in watcher:
+            state = json.loads(payload)
+            _print(_dump(state) if args.json else format_event(state, previous))
+            previous = state
+
+
+def run(args):
+    client = make_client(args)
+    if args.command == "watch":
+        run_watch(client, args)
+        return EXIT_OK
+    state = _do_command(client, args)
+    if args.json:
+        _print(_dump(state))
+    elif not args.quiet:
+        _print(format_status(state))
+    return EXIT_OK
+
+
+def _fail(message, status):
+    print("%s: %s" % (PROG, message), file=sys.stderr, flush=True)
+    return status
+
+
+def main(argv=None):
+    """Entry point of ``ledctl``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except UsageError as err:
+        parser.print_usage(sys.stderr)
+        return _fail(str(err), EXIT_USAGE)
+    except (DaemonDown, DaemonTimeout) as err:
+        return _fail(str(err), EXIT_UNREACHABLE)
+    except CommandError as err:
+        return _fail("%s (%s)" % (err, err.code), EXIT_REFUSED)
+    except LeddError as err:  # e.g. RemoteError: HTTP 401, a proxy's error page
+        return _fail(str(err), EXIT_REFUSED)
+    except BrokenPipeError:
+        # stdout went away (ledctl watch | head -1): quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except (ValueError, OSError) as err:
+        return _fail("unexpected error: %s" % err, EXIT_REFUSED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

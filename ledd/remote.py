@@ -1,0 +1,335 @@
+"""An HTTP client for a remote ledd dashboard, with the same methods as :class:`ledd.client.Client`.
+
+Scripts can switch between a local daemon (FIFOs) and a dashboard across the
+network by changing one line::
+
+    from ledd.client import Client
+    from ledd.remote import RemoteClient
+
+    board = RemoteClient("http://pi.local", auth=("admin", "secret"))
+    # board = Client()                      # the same calls, on the Pi itself
+    board.on("red")
+    board.blink("green", 100, 900)
+    with board.watch() as events:
+        for state in events:                # each state change, as JSON bytes
+            print(state)
+
+It talks to the dashboard's JSON API (``GET /api/state``, ``POST /api/leds/<id>``,
+``POST /api/leds``, ``POST /api/buttons/<id>``, ``GET /api/events``) through
+`requests <https://requests.readthedocs.io>`_, so proxies, HTTPS and
+``~/.netrc`` credentials work as usual (requests reads ``~/.netrc`` when no
+``auth`` is given). The API addresses LEDs and buttons by numeric id; names are
+resolved through ``/api/state``.
+
+Errors are the ones :mod:`ledd.client` raises: :class:`~ledd.client.DaemonDown`
+(the dashboard or its daemon is unreachable, HTTP 503),
+:class:`~ledd.client.DaemonTimeout` (HTTP 504 or no answer in time) and
+:class:`~ledd.client.CommandError` (the request was refused, with the API's
+``code``), plus :class:`RemoteError` for what only HTTP can get wrong
+(authentication, an answer that is not the API's).
+"""
+
+import json
+import queue
+import threading
+
+import requests
+
+from ledd import defaults
+from ledd.client import CommandError, DaemonDown, DaemonTimeout, LeddError
+
+__all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
+
+
+#: Longest SSE line read at once: a state line is under PIPE_BUF; this only
+#: bounds memory against a misbehaving server (HTTP-side only, hence not in defaults).
+SSE_MAX_LINE = 65536
+
+
+class RemoteError(LeddError):
+    """The dashboard answered something the API does not (401, a proxy's error page, ...)."""
+
+
+def _base_url(url):
+    """``http://host[:port]`` with no trailing slash; a bare ``host`` gets ``http://``."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
+def _error_from_response(resp):
+    """The LeddError that an HTTP error response stands for."""
+    try:
+        body = resp.json()
+        message, code = str(body["error"]), str(body.get("code") or "")
+    except (ValueError, KeyError, TypeError):
+        body, message, code = None, "", ""
+    status = resp.status_code
+    if status in (401, 403) and body is None:
+        # The web server's own authentication page, not the API's JSON.
+        hint = " (wrong user or password? use --user or ~/.netrc)" if status == 401 else ""
+        return RemoteError("%s refused the request: HTTP %d%s" % (resp.url, status, hint), "unauthorized")
+    if status == 503 and code != "busy":
+        return DaemonDown(message or "the dashboard reports ledd is not running (HTTP 503)")
+    if status == 504:
+        return DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
+    if body is None:
+        return RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
+    err = CommandError(message, code or "internal")
+    err.http_status = status
+    return err
+
+
+class RemoteClient:
+    """A client of a ledd dashboard's HTTP API.
+
+    ``url`` is the dashboard's address (``http://pi.local``, ``http://10.0.0.7:8080``);
+    ``auth`` is anything requests accepts (a ``(user, password)`` tuple, an
+    ``AuthBase``), or ``None`` to use ``~/.netrc`` if it has an entry;
+    ``timeout`` bounds each request, in seconds.
+
+    Every verb returns the new state as a dict, like :class:`ledd.client.Client`.
+    ``led`` and ``button`` are an index or a configured name.
+    """
+
+    def __init__(self, url, auth=None, timeout=defaults.TIMEOUT_S * 2):
+        self.url = _base_url(url)
+        self.timeout = timeout
+        self.session = requests.Session()
+        if auth is not None:
+            self.session.auth = auth
+        self.session.headers["Accept"] = "application/json"
+
+    # -- the exchange -----------------------------------------------------
+    def _send(self, method, path, body=None, timeout=None, **kwargs):
+        try:
+            resp = self.session.request(method, self.url + path, json=body, timeout=timeout or self.timeout, **kwargs)
+        except requests.exceptions.Timeout:
+            raise DaemonTimeout("%s did not answer within %.1f s" % (self.url, self.timeout)) from None
+        except requests.exceptions.RequestException as err:
+            raise DaemonDown("cannot reach %s: %s" % (self.url, _reason(err))) from None
+        if resp.status_code >= 400:
+            raise _error_from_response(resp)
+        return resp
+
+    def request_json(self, method, path, body=None):
+        """Send one API request and return the decoded JSON answer."""
+        resp = self._send(method, path, body)
+        try:
+            return resp.json()
+        except ValueError:
+            raise RemoteError("%s answered HTTP %d with no JSON" % (resp.url, resp.status_code), "http") from None
+
+    def _id_of(self, kind, ref):
+        """The numeric id of LED/button ``ref`` (an index or a name)."""
+        text = str(ref)
+        if text.isdigit():
+            return int(text)
+        for item in self.state()[kind]:
+            if item.get("name") == text:
+                return item["id"]
+        raise CommandError("no %s named %r" % ("LED" if kind == "leds" else "button", text), "notfound")
+
+    def _led(self, led, body):
+        return self.request_json("POST", "/api/leds/%d" % self._id_of("leds", led), body)
+
+    def _button(self, button, pressed):
+        return self.request_json("POST", "/api/buttons/%d" % self._id_of("buttons", button), {"pressed": pressed})
+
+    # -- the verbs, by name (as ledd.client.Client) -------------------------
+    def state(self):
+        """The whole state: LEDs, buttons, seq, backend."""
+        return self.request_json("GET", "/api/state")
+
+    def on(self, led):
+        """Switch LED ``led`` (index or name) on; returns the new state."""
+        return self._led(led, {"on": True})
+
+    def off(self, led):
+        """Switch LED ``led`` off; returns the new state."""
+        return self._led(led, {"on": False})
+
+    def toggle(self, led):
+        """Toggle LED ``led``; returns the new state."""
+        return self._led(led, {"toggle": True})
+
+    def blink(self, led, on_ms, off_ms):
+        """Blink LED ``led`` with the given periods (20-60000 ms); returns the new state."""
+        return self._led(led, {"blink": {"on_ms": int(on_ms), "off_ms": int(off_ms)}})
+
+    def all(self, on):
+        """Switch every LED on (``True``) or off; returns the new state."""
+        return self.request_json("POST", "/api/leds", {"on": bool(on)})
+
+    def press(self, button):
+        """Press a simulated button (sim backend only, else CommandError 'notsupported')."""
+        return self._button(button, True)
+
+    def release(self, button):
+        """Release a simulated button (sim backend only); returns the new state."""
+        return self._button(button, False)
+
+    def watch(self):
+        """Subscribe to state changes (``/api/events``); returns a :class:`RemoteWatcher`."""
+        return RemoteWatcher(self)
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _reason(err):
+    """The innermost, most human part of a requests/urllib3 exception."""
+    text = str(err)
+    for marker in ("Failed to establish a new connection: ", "Name or service not known"):
+        if marker in text:
+            tail = text.split(marker, 1)[1] if marker.endswith(": ") else marker
+            return tail.split("'))")[0].split("))")[0].strip("'\" ")
+    return text
+
+
+class RemoteWatcher:
+    """The dashboard's server-sent events, with the interface of :class:`ledd.client.Watcher`.
+
+    :meth:`next_event` returns each event's state JSON as bytes (the first one
+    is the current state), or ``None`` when ``timeout`` passes first. When the
+    server ends the stream (a web server's time limit), the watcher connects
+    again, as a browser's ``EventSource`` does; if that fails it raises
+    :class:`~ledd.client.DaemonDown`.
+
+    A reader thread parses the stream, so a timeout never cuts an event in half.
+    """
+
+    #: Stream read timeout (s): the dashboard sends a comment ping far more often.
+    idle_timeout = 60.0
+    #: Reconnections in a row without receiving an event before giving up.
+    max_reconnects = 3
+
+    def __init__(self, client):
+        self.client = client
+        self._events = queue.Queue()
+        self._closed = threading.Event()
+        self._resp = self._connect()
+        self._thread = threading.Thread(target=self._run, name="ledd-sse", daemon=True)
+        self._thread.start()
+
+    def _connect(self):
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
+        # (connect, read) timeouts: an idle stream still gets a ping well within idle_timeout.
+        timeout = (self.client.timeout, self.idle_timeout)
+        resp = self.client._send("GET", "/api/events", timeout=timeout, stream=True, headers=headers)
+        ctype = resp.headers.get("Content-Type", "")
+        if not ctype.startswith("text/event-stream"):
+            resp.close()
+            raise RemoteError("%s/api/events is not an event stream (Content-Type %r)" % (self.client.url, ctype), "http")
+        return resp
+
+    def _run(self):
+        """Reader thread: parse SSE into the queue; a final exception object ends it."""
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                if self._resp is None:
+                    self._resp = self._connect()
+                got = self._pump(self._resp)
+                failures = 0 if got else failures + 1
+            except LeddError as err:
+                failures += 1
+                if failures > self.max_reconnects:
+                    self._events.put(err)
+                    return
+            except Exception as err:  # requests/urllib3 read errors, socket timeouts
+                if self._closed.is_set():
+                    return
+                failures += 1
+                if failures > self.max_reconnects:
+                    self._events.put(DaemonDown("event stream from %s broke: %s" % (self.client.url, _reason(err))))
+                    return
+            finally:
+                if self._resp is not None:
+                    self._resp.close()
+                    self._resp = None
+            if failures and not self._closed.wait(min(0.2 * 2**failures, 5.0)):
+                continue
+        self._events.put(DaemonDown("watcher closed"))
+
+    def _pump(self, resp):
+        """Parse one stream until it ends; returns how many events it delivered."""
+        delivered = 0
+        kind, data = "message", []
+        for raw in _lines(resp):
+            if self._closed.is_set():
+                break
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:  # blank line: dispatch
+                if data and kind == "state":
+                    self._events.put("\n".join(data).encode("utf-8"))
+                    delivered += 1
+                kind, data = "message", []
+            elif line.startswith(":"):
+                continue  # comment: a keep-alive ping
+            else:
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "event":
+                    kind = value
+                elif field == "data":
+                    data.append(value)
+        return delivered
+
+    def next_event(self, timeout=None):
+        """The next event's state JSON (bytes), or None after ``timeout`` seconds."""
+        try:
+            item = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, Exception):
+            self._events.put(item)  # every later call fails the same way
+            raise item
+        return item
+
+    def __iter__(self):
+        while True:
+            yield self.next_event()
+
+    def close(self):
+        self._closed.set()
+        resp = self._resp
+        if resp is not None:
+            resp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _lines(resp):
+    """The stream's lines as they arrive.
+
+    requests' ``iter_lines(chunk_size=None)`` only yields early for chunked
+    responses: on a stream that ends at connection close it waits for the end.
+    http.client's own ``readline`` (under urllib3, same on 1.26 and 2.x) returns
+    each line as soon as it is complete, chunked or not.
+    """
+    fp = getattr(resp.raw, "_fp", None)
+    if fp is not None and hasattr(fp, "readline"):
+        while True:
+            line = fp.readline(SSE_MAX_LINE)
+            if not line:
+                return
+            yield line
+    else:  # not urllib3 underneath: byte by byte is slow but never waits for more than a line
+        yield from resp.iter_lines(chunk_size=1)
+
+
+def decode(state_bytes):
+    """Decode an event's state JSON (bytes) into a dict (a helper for scripts)."""
+    return json.loads(state_bytes)
