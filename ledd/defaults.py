@@ -22,3 +22,21 @@ PROTOCOL = 1
 
 CONFIG_PATH = "/etc/ledd/ledd.conf"
 STATE_PATH = "/var/lib/ledd/state"
+
+# -- the web layer (ledd/web*.py, cgi-bin/, lighttpd.conf) -------------------
+
+#: Largest POST body the API reads, in bytes (every valid body is far smaller).
+WEB_MAX_BODY = 1024
+#: Seconds between SSE keep-alive comments on an idle event stream (the issue asks for <= 25).
+WEB_SSE_PING_S = 15.0
+#: What an SSE stream tells EventSource to wait before reconnecting, in ms.
+WEB_SSE_RETRY_MS = 1000
+#: The board ``python3 -m ledd.board`` describes off a Pi: a Raspberry Pi 4 Model B (1.1, 4 GB).
+BOARD_DEFAULT_REVISION = "c03111"
+#: Where a Pi's kernel tells its board revision (device tree first, then /proc/cpuinfo).
+BOARD_DT_REVISION = "/proc/device-tree/system/linux,revision"
+BOARD_CPUINFO = "/proc/cpuinfo"
+#: Protocol limits the web layer checks itself, for a clearer error (ledd checks them too).
+BLINK_MIN_MS = 20
+BLINK_MAX_MS = 60000
+MAX_NAME = 24

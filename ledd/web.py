@@ -1,0 +1,327 @@
+"""The HTTP API behind lighttpd: one CGI request in, one JSON response out.
+
+``cgi-bin/api.py`` is a three-line launcher that calls :func:`main`; the logic
+lives here so its bytecode is cached. Routes, bodies and errors are documented
+in docs/api.md:
+
+    GET  /api/state            the whole state (ledd's STATE payload, relayed as is)
+    POST /api/leds/<id>        {"on": bool} | {"toggle": true} | {"blink": {"on_ms": N, "off_ms": N}}
+    POST /api/leds             {"on": bool}                      every LED
+    POST /api/buttons/<id>     {"pressed": bool}                 sim backend only (409 otherwise)
+
+Start-up is most of a CGI's cost, so at load time this imports nothing beyond
+``os``, ``sys`` and :mod:`ledd.client` (itself only built-in modules). The GET
+path never imports ``json``: ledd's reply already is the response body. The
+path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
+"""
+
+import os
+import sys
+
+from ledd import defaults
+from ledd.client import Client, LeddError
+
+API_PREFIX = "/api/"
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+#: ledd's error codes (docs/protocol.md) as the API names them.
+API_CODE_OF_DAEMON_CODE = {
+    "badrequest": "bad_value",
+    "badverb": "bad_value",
+    "badarg": "bad_value",
+    "notfound": "not_found",
+    "notsupported": "not_supported",
+    "gpio": "gpio",
+    "busy": "busy",
+    "internal": "internal",
+}
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+class HTTPError(Exception):
+    """An error answer: status, machine code, human message and extra headers."""
+
+    def __init__(self, status, code, message, headers=()):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = list(headers)
+
+    @classmethod
+    def from_ledd(cls, err):
+        """Map a :class:`ledd.client.LeddError` (503, 504, or ledd's ERR reply) to HTTP."""
+        code = API_CODE_OF_DAEMON_CODE.get(err.code, err.code)
+        return cls(err.http_status, code, str(err))
+
+
+# -- output ------------------------------------------------------------------
+
+def json_string(text):
+    """``text`` as a JSON string literal, without importing json (the GET path must not)."""
+    out = ['"']
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def error_body(code, message):
+    """The API's error document: ``{"error": message, "code": code}`` as bytes."""
+    return ('{"error":%s,"code":%s}\n' % (json_string(message), json_string(code))).encode("utf-8")
+
+
+def write_all(fd, data):
+    """Write every byte to ``fd`` (a pipe to lighttpd: writes may be partial)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def respond(status, body, headers=(), head_only=False):
+    """Write a complete CGI response with a JSON body to stdout."""
+    lines = [
+        "Status: %d %s" % (status, REASONS.get(status, "Error")),
+        "Content-Type: application/json",
+        "Cache-Control: no-store",
+        "Content-Length: %d" % len(body),
+    ]
+    lines.extend("%s: %s" % pair for pair in headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    write_all(1, head if head_only else head + body)
+
+
+def respond_error(err, head_only=False):
+    respond(err.status, error_body(err.code, err.message), err.headers, head_only)
+
+
+# -- the request -------------------------------------------------------------
+
+def request_path(environ):
+    """The URL path of the request as the client sent it, without the query string."""
+    uri = environ.get("REQUEST_URI")
+    if uri is None:
+        uri = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return uri.partition("?")[0]
+
+
+def api_route(environ):
+    """Split ``/api/leds/0`` into ``["leds", "0"]``; anything outside /api/ is a 404."""
+    path = request_path(environ)
+    if not path.startswith(API_PREFIX):
+        raise not_found(path)
+    return path[len(API_PREFIX):].split("/")
+
+
+def not_found(path):
+    return HTTPError(404, "not_found", "no such resource: %s" % path[:200])
+
+
+def check_method(environ, allowed):
+    """405 with an ``Allow`` header unless the method is one of ``allowed``."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in allowed:
+        allow = ", ".join(allowed)
+        raise HTTPError(405, "method_not_allowed", "%s is not allowed here (allowed: %s)" % (method, allow), [("Allow", allow)])
+    return method
+
+
+def check_same_origin(environ):
+    """CSRF: a browser request from another site gets 403; clients without Origin pass.
+
+    Browsers send ``Origin`` with every POST and ``Sec-Fetch-Site`` with every
+    request; curl and scripts send neither and are not at risk.
+    """
+    if environ.get("HTTP_SEC_FETCH_SITE", "").lower() == "cross-site":
+        raise HTTPError(403, "cross_site", "cross-site request refused")
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        return
+    scheme, sep, authority = origin.partition("://")
+    host = environ.get("HTTP_HOST", "")
+    if not sep or scheme.lower() not in ("http", "https") or not host or authority.lower() != host.lower():
+        raise HTTPError(403, "cross_site", "request from origin %s refused: only this dashboard's own pages may change state" % origin[:100])
+
+
+def check_id(part, path):
+    """An LED or button id: a decimal index or a configured name, else 404."""
+    if not part or len(part) > defaults.MAX_NAME or not _NAME_CHARS.issuperset(part):
+        raise not_found(path)
+    return part
+
+
+def read_body(environ, stdin_fd=0):
+    """The POST body as bytes, after the media-type and size checks (415, 413)."""
+    media_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPError(415, "unsupported_media_type", "the body must be application/json (got %s)" % (media_type or "none"))
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise HTTPError(400, "bad_json", "invalid Content-Length") from None
+    if length > defaults.WEB_MAX_BODY:
+        raise HTTPError(413, "body_too_large", "the body is over %d bytes" % defaults.WEB_MAX_BODY)
+    chunks, left = [], length
+    while left > 0:
+        chunk = os.read(stdin_fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def parse_object(body):
+    """Decode a JSON object strictly: UTF-8, no NaN/Infinity, no duplicate keys (400)."""
+    import json
+
+    def no_constant(name):
+        raise ValueError("%s is not JSON" % name)
+
+    def no_duplicates(pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                raise ValueError("duplicate key %r" % key)
+            obj[key] = value
+        return obj
+
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=no_constant, object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise HTTPError(400, "bad_json", "the body is not valid JSON: %s" % err) from None
+    if not isinstance(value, dict):
+        raise HTTPError(400, "bad_json", "the body must be a JSON object")
+    return value
+
+
+def one_field(obj, allowed):
+    """The single (key, value) of ``obj``; unknown or extra keys are a 400."""
+    unknown = sorted(k for k in obj if k not in allowed)
+    if unknown:
+        raise HTTPError(400, "unknown_field", "unknown field %s (expected one of: %s)" % (", ".join(unknown), ", ".join(allowed)))
+    if len(obj) != 1:
+        raise HTTPError(400, "bad_body", "expected exactly one of: %s" % ", ".join(allowed))
+    return next(iter(obj.items()))
+
+
+def want_bool(key, value):
+    if not isinstance(value, bool):
+        raise HTTPError(400, "bad_value", "%s must be true or false" % key)
+    return value
+
+
+def want_period(key, value):
+    # bool is an int in Python; true is not a period.
+    if isinstance(value, bool) or not isinstance(value, int) or not defaults.BLINK_MIN_MS <= value <= defaults.BLINK_MAX_MS:
+        raise HTTPError(400, "bad_value", "blink.%s must be an integer from %d to %d (ms)" % (key, defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS))
+    return value
+
+
+# -- the routes ----------------------------------------------------------------
+
+def led_command(led, obj):
+    """The ledd request for ``POST /api/leds/<id>``."""
+    key, value = one_field(obj, ("on", "toggle", "blink"))
+    if key == "on":
+        return ("ON" if want_bool(key, value) else "OFF", led)
+    if key == "toggle":
+        if value is not True:
+            raise HTTPError(400, "bad_value", "toggle must be true")
+        return ("TOGGLE", led)
+    if not isinstance(value, dict):
+        raise HTTPError(400, "bad_value", 'blink must be an object {"on_ms": N, "off_ms": N}')
+    missing = [k for k in ("on_ms", "off_ms") if k not in value]
+    extra = sorted(k for k in value if k not in ("on_ms", "off_ms"))
+    if extra:
+        raise HTTPError(400, "unknown_field", "unknown field blink.%s (expected on_ms, off_ms)" % ", blink.".join(extra))
+    if missing:
+        raise HTTPError(400, "bad_value", "blink needs on_ms and off_ms")
+    return ("BLINK", led, str(want_period("on_ms", value["on_ms"])), str(want_period("off_ms", value["off_ms"])))
+
+
+def all_command(obj):
+    """The ledd request for ``POST /api/leds``."""
+    key, value = one_field(obj, ("on",))
+    return ("ALL", "ON" if want_bool(key, value) else "OFF")
+
+
+def button_command(button, obj):
+    """The ledd request for ``POST /api/buttons/<id>`` (a simulated press or release)."""
+    key, value = one_field(obj, ("pressed",))
+    return ("PRESS" if want_bool(key, value) else "RELEASE", button)
+
+
+def handle(environ):
+    """Serve one API request; returns (status, body bytes, head_only) or raises HTTPError."""
+    parts = api_route(environ)
+    path = request_path(environ)
+    if parts == ["state"]:
+        method = check_method(environ, ("GET", "HEAD"))
+        return ledd_request(("STATE",)), method == "HEAD"
+    if parts == ["leds"]:
+        post(environ)
+        return ledd_request(all_command(parse_object(read_body(environ)))), False
+    if len(parts) == 2 and parts[0] == "leds":
+        led = check_id(parts[1], path)
+        post(environ)
+        return ledd_request(led_command(led, parse_object(read_body(environ)))), False
+    if len(parts) == 2 and parts[0] == "buttons":
+        button = check_id(parts[1], path)
+        post(environ)
+        return ledd_request(button_command(button, parse_object(read_body(environ)))), False
+    raise not_found(path)
+
+
+def post(environ):
+    """The checks every state change passes: POST (405) from this site (403)."""
+    check_method(environ, ("POST",))
+    check_same_origin(environ)
+
+
+def ledd_request(request):
+    """One exchange with ledd; its errors become HTTP errors (503 at once when it is down)."""
+    try:
+        return Client(environ_runtime_dir()).request(*request)
+    except LeddError as err:
+        raise HTTPError.from_ledd(err) from None
+
+
+def environ_runtime_dir():
+    return os.environ.get(defaults.RUNTIME_DIR_ENV) or defaults.RUNTIME_DIR
+
+
+def main(environ=None):
+    """CGI entry point of ``cgi-bin/api.py``: never a traceback, always a JSON answer."""
+    environ = os.environ if environ is None else environ
+    head_only = environ.get("REQUEST_METHOD") == "HEAD"
+    try:
+        try:
+            body, head_only = handle(environ)
+            respond(200, body, head_only=head_only)
+        except HTTPError as err:
+            respond_error(err, head_only)
+        except Exception as err:  # a bug: log it for lighttpd's error log, answer JSON
+            sys.stderr.write("ledd api: internal error: %r\n" % (err,))
+            respond_error(HTTPError(500, "internal", "internal error in the web API"), head_only)
+    except BrokenPipeError:
+        pass  # the client left before the answer: nothing to tell anyone
