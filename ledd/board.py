@@ -1,0 +1,141 @@
+"""Describe the Pi's 40-pin header for the dashboard: ``python3 -m ledd.board --out FILE``.
+
+The page shows where each LED and button is wired (physical pin and GPIO
+number). That data comes from gpiozero's board database, looked up once at
+deploy or build time, never per request (gpiozero is big and slow to import;
+the CGI scripts never load it)::
+
+    python3 -m ledd.board --out www/board.json               # this Pi, or a Pi 4 B elsewhere
+    python3 -m ledd.board --out board.json --revision 9000c1 # a Pi Zero W
+
+The board is, in order: ``--revision HEX``; ``--model NAME`` (any revision
+gpiozero lists for that model name, e.g. ``3B+``); the running Pi's own
+revision (device tree, then /proc/cpuinfo); else a Raspberry Pi 4 Model B
+(``ledd.defaults.BOARD_DEFAULT_REVISION``), and the output says so.
+
+Output (UTF-8 JSON)::
+
+    {"model": "4B", "revision": "c03111", "source": "default", "header": "J8",
+     "rows": 20, "columns": 2,
+     "pins": [{"pin": 1, "name": "3V3", "gpio": null, "row": 1, "col": 1}, ...]}
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from ledd import defaults
+
+HEADER = "J8"
+
+
+def read_revision(dt_path=defaults.BOARD_DT_REVISION, cpuinfo_path=defaults.BOARD_CPUINFO):
+    """The running board's revision code as lowercase hex, or None off a Pi."""
+    try:
+        with open(dt_path, "rb") as f:
+            raw = f.read()
+        if len(raw) == 4:
+            return "%x" % int.from_bytes(raw, "big")
+    except OSError:
+        pass
+    try:
+        with open(cpuinfo_path, encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "Revision" and value.strip():
+                    return value.strip().lower()
+    except OSError:
+        pass
+    return None
+
+
+def revision_of_model(model):
+    """A new-style revision code for a model name such as ``4B``, ``3B+`` or ``Zero2W``.
+
+    The header layout depends on the board type alone, so the code is built from
+    that field (bits 4-11, with the "new-style" flag and 1 GB) and gpiozero decodes it.
+    """
+    from gpiozero.pins.pi import PiBoardInfo
+
+    wanted = model.upper().replace(" ", "")
+    for board_type in range(0x100):
+        revision = 0x800000 | (2 << 20) | (board_type << 4)
+        if PiBoardInfo.from_revision(revision).model.upper().replace(" ", "") == wanted:
+            return "%x" % revision
+    raise ValueError("unknown Raspberry Pi model %r" % model)
+
+
+def choose_revision(revision=None, model=None):
+    """(revision hex, where it came from) following the order in the module docstring."""
+    if revision:
+        return revision.lower().removeprefix("0x"), "argument"
+    if model:
+        return revision_of_model(model), "model"
+    found = read_revision()
+    if found:
+        return found, "board"
+    return defaults.BOARD_DEFAULT_REVISION, "default"
+
+
+def describe(revision, source="argument"):
+    """The header description of board ``revision`` (a dict ready for JSON)."""
+    from gpiozero.pins.pi import PiBoardInfo
+
+    try:
+        info = PiBoardInfo.from_revision(int(revision, 16))
+    except Exception:  # ValueError for bad hex, gpiozero's PinUnknownPi for an unknown code
+        raise ValueError("%r is not a board revision code (hex, e.g. c03111)" % revision) from None
+    if HEADER not in info.headers:
+        raise ValueError("the %s has no 40-pin %s header" % (info.model, HEADER))
+    header = info.headers[HEADER]
+    pins = []
+    for number in sorted(header.pins):
+        pin = header.pins[number]
+        gpio = int(pin.name[4:]) if pin.name.startswith("GPIO") else None
+        pins.append({"pin": number, "name": pin.name, "gpio": gpio, "row": pin.row, "col": pin.col})
+    return {
+        "model": info.model,
+        "revision": info.revision,
+        "source": source,
+        "header": HEADER,
+        "rows": header.rows,
+        "columns": header.columns,
+        "pins": pins,
+    }
+
+
+def write_atomically(path, text):
+    """Write the file so a concurrent reader (the web server) never sees half of it."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python3 -m ledd.board", description="Write the Pi's 40-pin header layout as JSON for the dashboard.")
+    parser.add_argument("--out", required=True, help="output file (www/board.json), or - for stdout")
+    parser.add_argument("--revision", help="board revision code in hex (default: this Pi's, else %s)" % defaults.BOARD_DEFAULT_REVISION)
+    parser.add_argument("--model", help="a model name instead of a revision, e.g. 4B, 3B+, Zero2W")
+    args = parser.parse_args(argv)
+    try:
+        revision, source = choose_revision(args.revision, args.model)
+        data = describe(revision, source)
+    except ImportError:
+        print("ledd.board: gpiozero is not installed (apt install python3-gpiozero)", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as err:
+        print("ledd.board: %s" % (err.args[0] if err.args else err), file=sys.stderr)
+        return 2
+    text = json.dumps(data, separators=(",", ":")) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomically(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
