@@ -208,13 +208,16 @@ class RemoteWatcher:
 
     #: Stream read timeout (s): the dashboard sends a comment ping far more often.
     idle_timeout = 60.0
-    #: Reconnections in a row without receiving an event before giving up.
+    #: Pause before connecting again (s); the server may change it with ``retry:``.
+    reconnect_delay = 1.0
+    #: Failed reconnections in a row before giving up with DaemonDown.
     max_reconnects = 3
 
     def __init__(self, client):
         self.client = client
         self._events = queue.Queue()
         self._closed = threading.Event()
+        self._last = None
         self._resp = self._connect()
         self._thread = threading.Thread(target=self._run, name="ledd-sse", daemon=True)
         self._thread.start()
@@ -231,37 +234,38 @@ class RemoteWatcher:
         return resp
 
     def _run(self):
-        """Reader thread: parse SSE into the queue; a final exception object ends it."""
+        """Reader thread: parse streams into the queue, reconnecting; an exception object ends it."""
         failures = 0
         while not self._closed.is_set():
             try:
                 if self._resp is None:
                     self._resp = self._connect()
-                got = self._pump(self._resp)
-                failures = 0 if got else failures + 1
-            except LeddError as err:
-                failures += 1
-                if failures > self.max_reconnects:
-                    self._events.put(err)
-                    return
-            except Exception as err:  # requests/urllib3 read errors, socket timeouts
+                self._pump(self._resp)
+                failures = 0  # the stream worked and ended: connect again after the delay
+            except Exception as err:  # LeddError from _connect; requests/urllib3/socket read errors
                 if self._closed.is_set():
-                    return
+                    break
                 failures += 1
                 if failures > self.max_reconnects:
-                    self._events.put(DaemonDown("event stream from %s broke: %s" % (self.client.url, _reason(err))))
+                    if not isinstance(err, LeddError):
+                        err = DaemonDown("event stream from %s broke: %s" % (self.client.url, _reason(err)))
+                    self._events.put(err)
                     return
             finally:
                 if self._resp is not None:
                     self._resp.close()
                     self._resp = None
-            if failures and not self._closed.wait(min(0.2 * 2**failures, 5.0)):
-                continue
+            self._closed.wait(min(self.reconnect_delay * 2 ** failures, 10.0))
         self._events.put(DaemonDown("watcher closed"))
 
+    def _deliver(self, payload):
+        # A new stream starts with the current state: do not repeat an unchanged one.
+        if payload != self._last:
+            self._last = payload
+            self._events.put(payload)
+
     def _pump(self, resp):
-        """Parse one stream until it ends; returns how many events it delivered."""
-        delivered = 0
+        """Parse one stream until it ends."""
         kind, data = "message", []
         for raw in _lines(resp):
             if self._closed.is_set():
@@ -269,8 +273,7 @@ class RemoteWatcher:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not line:  # blank line: dispatch
                 if data and kind == "state":
-                    self._events.put("\n".join(data).encode("utf-8"))
-                    delivered += 1
+                    self._deliver("\n".join(data).encode("utf-8"))
                 kind, data = "message", []
             elif line.startswith(":"):
                 continue  # comment: a keep-alive ping
@@ -281,7 +284,8 @@ class RemoteWatcher:
                     kind = value
                 elif field == "data":
                     data.append(value)
-        return delivered
+                elif field == "retry" and value.isdigit():
+                    self.reconnect_delay = int(value) / 1000.0
 
     def next_event(self, timeout=None):
         """The next event's state JSON (bytes), or None after ``timeout`` seconds."""
