@@ -1,0 +1,156 @@
+/* gpio_sim.c -- the simulated GPIO backend: no hardware, same behaviour.
+ *
+ * Outputs are remembered; inputs change only through gpio_sim_set_input().
+ * A change queues an edge and makes an eventfd readable, exactly as the
+ * chardev backend's line request fd becomes readable on a kernel edge, so the
+ * main loop treats both the same. Edges are already clean (they come from
+ * PRESS/RELEASE commands), so there is nothing to debounce.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "gpio_backend.h"
+
+#define SIM_QUEUE 64
+
+struct gpio_sim {
+	struct gpio base;
+	int *values;
+	bool *output;
+	struct gpio_edge queue[SIM_QUEUE];
+	size_t head, count;
+};
+
+static int sim_set(struct gpio *g, size_t line, int value)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+
+	if (!s->output[line]) {
+		errno = EPERM;
+		return -1;
+	}
+	s->values[line] = value;
+	return 0;
+}
+
+static int sim_get(struct gpio *g, size_t line, int *value)
+{
+	*value = ((struct gpio_sim *)g)->values[line];
+	return 0;
+}
+
+static int sim_read_edges(struct gpio *g, struct gpio_edge *edges, size_t max)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+	uint64_t counter;
+	size_t n = 0;
+
+	while (n < max && s->count) {
+		edges[n++] = s->queue[s->head];
+		s->head = (s->head + 1) % SIM_QUEUE;
+		s->count--;
+	}
+	if (s->count == 0 &&
+	    read(g->event_fd, &counter, sizeof(counter)) < 0 && errno != EAGAIN)
+		return -1;
+	return (int)n;
+}
+
+static int sim_set_input(struct gpio *g, size_t line, int value)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+	struct timespec ts;
+	uint64_t one = 1;
+
+	if (s->output[line]) {
+		errno = EPERM;
+		return -1;
+	}
+	if (s->values[line] == value)
+		return 0;
+	if (s->count == SIM_QUEUE) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return -1;
+	s->values[line] = value;
+	s->queue[(s->head + s->count) % SIM_QUEUE] = (struct gpio_edge){
+		.line = line, .value = value,
+		.timestamp_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+	};
+	s->count++;
+	if (write(g->event_fd, &one, sizeof(one)) < 0)
+		return -1;
+	return 0;
+}
+
+static void sim_close(struct gpio *g)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+
+	if (g->event_fd >= 0)
+		close(g->event_fd);
+	free(s->values);
+	free(s->output);
+	free(s);
+}
+
+static const struct gpio_ops sim_ops = {
+	.set = sim_set,
+	.get = sim_get,
+	.read_edges = sim_read_edges,
+	.sim_set_input = sim_set_input,
+	.close = sim_close,
+};
+
+struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
+			   char *err, size_t errlen)
+{
+	struct gpio_sim *s = calloc(1, sizeof(*s));
+	size_t ninputs = 0;
+
+	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
+	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool)))) {
+		snprintf(err, errlen, "sim: out of memory");
+		if (s) {
+			free(s->values);
+			free(s);
+		}
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->base.ops = &sim_ops;
+	s->base.nlines = nlines;
+	s->base.event_fd = -1;
+	for (size_t i = 0; i < nlines; i++) {
+		if (lines[i].gpio > LEDD_MAX_GPIO) {
+			snprintf(err, errlen, "GPIO%u (%s) does not exist", lines[i].gpio, lines[i].label);
+			sim_close(&s->base);
+			errno = EINVAL;
+			return NULL;
+		}
+		s->output[i] = lines[i].output;
+		/* A released button reads 0; an output starts at its initial value. */
+		s->values[i] = lines[i].output ? (lines[i].initial ? 1 : 0) : 0;
+		ninputs += !lines[i].output;
+	}
+	if (ninputs) {
+		s->base.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (s->base.event_fd < 0) {
+			snprintf(err, errlen, "sim: eventfd: %s", strerror(errno));
+			sim_close(&s->base);
+			return NULL;
+		}
+	}
+	snprintf(s->base.description, sizeof(s->base.description), "sim");
+	return &s->base;
+}

@@ -1,0 +1,450 @@
+/* state.c -- LEDs and buttons as the protocol sees them.
+ *
+ * Blinking is a deadline per LED (CLOCK_MONOTONIC ns), never a sleep: the main
+ * loop polls with the earliest deadline as timeout and calls
+ * state_blink_advance(). Phases are computed from the previous deadline, not
+ * from "now", so they do not drift with wake-up latency.
+ *
+ * The state file is small text keyed by name (see state.h). It is written
+ * with the classic temp + fsync + rename + fsync(dir) sequence, so after a
+ * crash or power cut it is either the old or the new version, never a mix.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "state.h"
+
+#define NS_PER_MS 1000000ull
+
+void state_init(struct ledd_state *st, const struct ledd_config *cfg)
+{
+	memset(st, 0, sizeof(*st));
+	st->nleds = cfg->nleds;
+	st->nbuttons = cfg->nbuttons;
+	for (size_t i = 0; i < cfg->nleds; i++) {
+		snprintf(st->leds[i].name, sizeof(st->leds[i].name), "%s", cfg->leds[i].name);
+		st->leds[i].gpio = cfg->leds[i].gpio;
+	}
+	for (size_t i = 0; i < cfg->nbuttons; i++) {
+		snprintf(st->buttons[i].name, sizeof(st->buttons[i].name), "%s", cfg->buttons[i].name);
+		st->buttons[i].gpio = cfg->buttons[i].gpio;
+		st->buttons[i].last_press_ms = -1;
+	}
+}
+
+static int find(const char *arg, size_t count, const char *(*name_of)(const void *, size_t),
+		const void *base)
+{
+	unsigned long idx;
+
+	if (protocol_parse_uint(arg, &idx))
+		return idx < count ? (int)idx : -1;
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(name_of(base, i), arg) == 0)
+			return (int)i;
+	return -1;
+}
+
+static const char *led_name(const void *base, size_t i)
+{
+	return ((const struct led_state *)base)[i].name;
+}
+
+static const char *button_name(const void *base, size_t i)
+{
+	return ((const struct button_state *)base)[i].name;
+}
+
+int state_find_led(const struct ledd_state *st, const char *arg)
+{
+	return find(arg, st->nleds, led_name, st->leds);
+}
+
+int state_find_button(const struct ledd_state *st, const char *arg)
+{
+	return find(arg, st->nbuttons, button_name, st->buttons);
+}
+
+bool state_led_set(struct ledd_state *st, size_t i, bool on)
+{
+	struct led_state *led = &st->leds[i];
+	bool changed = led->on != on || led->on_ms != 0;
+
+	led->on = on;
+	led->on_ms = led->off_ms = 0;
+	led->next_ns = 0;
+	led->level = on;
+	return changed;
+}
+
+bool state_led_toggle(struct ledd_state *st, size_t i)
+{
+	state_led_set(st, i, !st->leds[i].on);
+	return true;
+}
+
+bool state_led_blink(struct ledd_state *st, size_t i, unsigned int on_ms, unsigned int off_ms,
+		     uint64_t now_ns)
+{
+	struct led_state *led = &st->leds[i];
+	bool changed = !led->on || led->on_ms != on_ms || led->off_ms != off_ms;
+
+	if (!changed)   /* same blink again: keep the phase, no glitch */
+		return false;
+	led->on = true;
+	led->on_ms = on_ms;
+	led->off_ms = off_ms;
+	led->level = 1;
+	led->next_ns = now_ns + on_ms * NS_PER_MS;
+	return true;
+}
+
+void state_blink_restart(struct ledd_state *st, uint64_t now_ns)
+{
+	for (size_t i = 0; i < st->nleds; i++) {
+		struct led_state *led = &st->leds[i];
+		if (led->on_ms) {
+			led->level = 1;
+			led->next_ns = now_ns + led->on_ms * NS_PER_MS;
+		} else {
+			led->level = led->on;
+		}
+	}
+}
+
+uint32_t state_blink_advance(struct ledd_state *st, uint64_t now_ns)
+{
+	uint32_t changed = 0;
+
+	for (size_t i = 0; i < st->nleds; i++) {
+		struct led_state *led = &st->leds[i];
+		int before = led->level;
+
+		if (!led->on_ms)
+			continue;
+		/* Far behind (suspend, debugger): resynchronise instead of
+		 * replaying every missed phase. */
+		if (now_ns > led->next_ns + 2 * (led->on_ms + led->off_ms) * NS_PER_MS)
+			led->next_ns = now_ns;
+		while (led->next_ns <= now_ns) {
+			led->level = !led->level;
+			led->next_ns += (led->level ? led->on_ms : led->off_ms) * NS_PER_MS;
+		}
+		if (led->level != before)
+			changed |= 1u << i;
+	}
+	return changed;
+}
+
+uint64_t state_next_deadline(const struct ledd_state *st)
+{
+	uint64_t next = 0;
+
+	for (size_t i = 0; i < st->nleds; i++)
+		if (st->leds[i].on_ms && (next == 0 || st->leds[i].next_ns < next))
+			next = st->leds[i].next_ns;
+	return next;
+}
+
+/* --- JSON --------------------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	bool overflow;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->cap - b->len)
+		b->overflow = true;
+	else
+		b->len += (size_t)n;
+}
+
+int state_json(const struct ledd_state *st, const char *backend, char *out, size_t outlen)
+{
+	struct buf b = { .p = out, .cap = outlen };
+
+	put(&b, "{\"leds\":[");
+	for (size_t i = 0; i < st->nleds; i++) {
+		const struct led_state *l = &st->leds[i];
+		put(&b, "%s{\"id\":%zu,\"name\":\"%s\",\"gpio\":%u,\"on\":%s,", i ? "," : "", i,
+		    l->name, l->gpio, l->on ? "true" : "false");
+		if (l->on_ms)
+			put(&b, "\"blink\":{\"on_ms\":%u,\"off_ms\":%u},", l->on_ms, l->off_ms);
+		else
+			put(&b, "\"blink\":null,");
+		put(&b, "\"level\":%d}", l->level ? 1 : 0);
+	}
+	put(&b, "],\"buttons\":[");
+	for (size_t i = 0; i < st->nbuttons; i++) {
+		const struct button_state *bt = &st->buttons[i];
+		put(&b, "%s{\"id\":%zu,\"name\":\"%s\",\"gpio\":%u,\"pressed\":%s,\"presses\":%" PRIu64
+		    ",\"last_press_ms\":", i ? "," : "", i, bt->name, bt->gpio,
+		    bt->pressed ? "true" : "false", bt->presses);
+		if (bt->last_press_ms < 0)
+			put(&b, "null}");
+		else
+			put(&b, "%" PRId64 "}", bt->last_press_ms);
+	}
+	put(&b, "],\"seq\":%" PRIu64 ",\"backend\":\"%s\",\"protocol\":%d}", st->seq, backend,
+	    LEDD_PROTOCOL);
+	return b.overflow ? -1 : (int)b.len;
+}
+
+/* --- state file ---------------------------------------------------------- */
+
+#define STATE_MAGIC "ledd-state 1"
+
+int state_format(const struct ledd_state *st, char *out, size_t outlen)
+{
+	struct buf b = { .p = out, .cap = outlen };
+
+	put(&b, STATE_MAGIC "\nseq %" PRIu64 "\n", st->seq);
+	for (size_t i = 0; i < st->nleds; i++)
+		put(&b, "led %s on %d blink %u %u\n", st->leds[i].name, st->leds[i].on ? 1 : 0,
+		    st->leds[i].on_ms, st->leds[i].off_ms);
+	for (size_t i = 0; i < st->nbuttons; i++) {
+		put(&b, "button %s presses %" PRIu64 " last_press_ms ", st->buttons[i].name,
+		    st->buttons[i].presses);
+		if (st->buttons[i].last_press_ms < 0)
+			put(&b, "-\n");
+		else
+			put(&b, "%" PRId64 "\n", st->buttons[i].last_press_ms);
+	}
+	return b.overflow ? -1 : (int)b.len;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9' || strlen(s) > 19)
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return (errno || *end) ? -1 : 0;
+}
+
+/* Split a line on single spaces into at most `max` words. */
+static size_t words(char *line, char **w, size_t max)
+{
+	size_t n = 0;
+
+	for (char *tok = strtok(line, " "); tok; tok = strtok(NULL, " ")) {
+		if (n == max)
+			return max + 1;
+		w[n++] = tok;
+	}
+	return n;
+}
+
+static int parse_entry(struct ledd_state *st, char *line, int *unknown)
+{
+	char *w[8];
+	size_t n = words(line, w, 7);
+	uint64_t a, b;
+
+	if (n == 2 && strcmp(w[0], "seq") == 0)
+		return parse_u64(w[1], &st->seq);
+	if (n == 7 && strcmp(w[0], "led") == 0 && strcmp(w[2], "on") == 0 &&
+	    strcmp(w[4], "blink") == 0) {
+		uint64_t on;
+		if (parse_u64(w[3], &on) || on > 1 || parse_u64(w[5], &a) || parse_u64(w[6], &b))
+			return -1;
+		if (!((a == 0 && b == 0) || (a >= LEDD_BLINK_MIN_MS && a <= LEDD_BLINK_MAX_MS &&
+					     b >= LEDD_BLINK_MIN_MS && b <= LEDD_BLINK_MAX_MS && on)))
+			return -1;
+		for (size_t i = 0; i < st->nleds; i++) {
+			if (strcmp(st->leds[i].name, w[1]) != 0)
+				continue;
+			st->leds[i].on = on;
+			st->leds[i].on_ms = (unsigned int)a;
+			st->leds[i].off_ms = (unsigned int)b;
+			st->leds[i].level = (int)on;
+			return 0;
+		}
+		(*unknown)++;
+		return 0;
+	}
+	if (n == 6 && strcmp(w[0], "button") == 0 && strcmp(w[2], "presses") == 0 &&
+	    strcmp(w[4], "last_press_ms") == 0) {
+		int64_t last = -1;
+		if (parse_u64(w[3], &a))
+			return -1;
+		if (strcmp(w[5], "-") != 0) {
+			if (parse_u64(w[5], &b) || b > INT64_MAX)
+				return -1;
+			last = (int64_t)b;
+		}
+		for (size_t i = 0; i < st->nbuttons; i++) {
+			if (strcmp(st->buttons[i].name, w[1]) != 0)
+				continue;
+			st->buttons[i].presses = a;
+			st->buttons[i].last_press_ms = last;
+			return 0;
+		}
+		(*unknown)++;
+		return 0;
+	}
+	return -1;
+}
+
+int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, size_t errlen)
+{
+	struct ledd_state tmp = *st;
+	char line[256];
+	size_t pos = 0;
+	unsigned int lineno = 0;
+	int unknown = 0;
+
+	while (pos < len) {
+		size_t n = 0;
+
+		lineno++;
+		while (pos + n < len && buf[pos + n] != '\n')
+			n++;
+		if (pos + n == len) {
+			snprintf(err, errlen, "line %u: truncated (no newline)", lineno);
+			return -1;
+		}
+		if (n >= sizeof(line) || memchr(buf + pos, '\0', n)) {
+			snprintf(err, errlen, "line %u: not a state line", lineno);
+			return -1;
+		}
+		memcpy(line, buf + pos, n);
+		line[n] = '\0';
+		pos += n + 1;
+		if (lineno == 1) {
+			if (strcmp(line, STATE_MAGIC) != 0) {
+				snprintf(err, errlen, "line 1: not '%s'", STATE_MAGIC);
+				return -1;
+			}
+			continue;
+		}
+		if (parse_entry(&tmp, line, &unknown)) {
+			snprintf(err, errlen, "line %u: malformed", lineno);
+			return -1;
+		}
+	}
+	if (lineno == 0) {
+		snprintf(err, errlen, "empty file");
+		return -1;
+	}
+	*st = tmp;
+	return unknown;
+}
+
+int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen)
+{
+	char buf[LEDD_STATE_MAX_BYTES + 1], why[160];
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 1 : -1;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+		if (len > LEDD_STATE_MAX_BYTES) {
+			snprintf(err, errlen, "%s: larger than %d bytes", path, LEDD_STATE_MAX_BYTES);
+			close(fd);
+			return -1;
+		}
+	}
+	close(fd);
+	int rc = state_parse(st, buf, len, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -1;
+	}
+	if (rc > 0)
+		snprintf(err, errlen, "%s: %d entries name no configured LED or button", path, rc);
+	else
+		err[0] = '\0';
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int state_save(const struct ledd_state *st, const char *path, char *err, size_t errlen)
+{
+	char text[LEDD_STATE_MAX_BYTES], tmp[CONFIG_PATH_MAX + 8], dir[CONFIG_PATH_MAX];
+	int len = state_format(st, text, sizeof(text));
+	int fd, dfd;
+
+	if (len < 0 || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "%s: state or path too long", path);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, text, (size_t)len) < 0 || fsync(fd) < 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	/* The rename is only durable once the directory is on disk too. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		snprintf(err, errlen, "%s: fsync of directory: %s", path, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	close(dfd);
+	return 0;
+}

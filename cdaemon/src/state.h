@@ -1,0 +1,82 @@
+/* state.h -- the LED/button model, blink scheduling, the state JSON of the
+ * protocol and the state file that carries it across restarts. No GPIO and no
+ * FIFO here: main.c applies levels to the backend and sends the JSON. */
+#ifndef LEDD_STATE_H
+#define LEDD_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "defaults.h"
+
+struct led_state {
+	char name[LEDD_MAX_NAME + 1];
+	unsigned int gpio;
+	bool on;                        /* on or blinking */
+	unsigned int on_ms, off_ms;     /* blinking when on_ms != 0 */
+	int level;                      /* logical output now */
+	uint64_t next_ns;               /* blinking: CLOCK_MONOTONIC of the next phase change */
+};
+
+struct button_state {
+	char name[LEDD_MAX_NAME + 1];
+	unsigned int gpio;
+	bool pressed;
+	uint64_t presses;
+	int64_t last_press_ms;          /* wall clock, ms since the epoch; -1 = never */
+};
+
+struct ledd_state {
+	size_t nleds, nbuttons;
+	struct led_state leds[LEDD_MAX_LEDS];
+	struct button_state buttons[LEDD_MAX_BUTTONS];
+	uint64_t seq;
+};
+
+/* All LEDs off, counters zero, names and GPIOs from the config. */
+void state_init(struct ledd_state *st, const struct ledd_config *cfg);
+
+/* Index of an LED/button given as a decimal id or a name, or -1. */
+int state_find_led(const struct ledd_state *st, const char *arg);
+int state_find_button(const struct ledd_state *st, const char *arg);
+
+/* LED changes. Each returns true if the LED's state (on/blink) changed.
+ * now_ns is CLOCK_MONOTONIC; a new blink starts in its "on" phase. */
+bool state_led_set(struct ledd_state *st, size_t i, bool on);
+bool state_led_toggle(struct ledd_state *st, size_t i);
+bool state_led_blink(struct ledd_state *st, size_t i, unsigned int on_ms, unsigned int off_ms,
+		     uint64_t now_ns);
+
+/* Advance blink phases due at now_ns. Returns a bitmask of LEDs whose level
+ * changed (the caller drives those lines). */
+uint32_t state_blink_advance(struct ledd_state *st, uint64_t now_ns);
+
+/* CLOCK_MONOTONIC ns of the next blink phase change, or 0 if nothing blinks. */
+uint64_t state_next_deadline(const struct ledd_state *st);
+
+/* Restart the phase of every blinking LED at now_ns (after a restore). */
+void state_blink_restart(struct ledd_state *st, uint64_t now_ns);
+
+/* The protocol's state JSON (docs/protocol.md). Returns the length or -1. */
+int state_json(const struct ledd_state *st, const char *backend, char *out, size_t outlen);
+
+/* State file text: "ledd-state 1", then "seq N", "led NAME on 0|1 blink ON OFF"
+ * and "button NAME presses N last_press_ms N|-" lines. Keyed by name, so a
+ * renamed or removed LED simply gets defaults. */
+int state_format(const struct ledd_state *st, char *out, size_t outlen);
+
+/* Apply a state file text to st (already state_init'ed). All or nothing: on a
+ * malformed text st is unchanged and -1 is returned with the line and problem
+ * in err. Otherwise returns the number of entries whose name is not in st. */
+int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, size_t errlen);
+
+/* Load path into st: 0 loaded, 1 missing, -1 unreadable or corrupt (st keeps
+ * its defaults; err says why). */
+int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen);
+
+/* Write st atomically: temp file, fsync, rename, fsync of the directory. */
+int state_save(const struct ledd_state *st, const char *path, char *err, size_t errlen);
+
+#endif
