@@ -1,0 +1,254 @@
+"""The HTTP API through the real lighttpd and the real (sim) ledd: routes, bodies, errors, CSRF."""
+
+import json
+import signal
+import time
+
+import pytest
+import requests
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post_raw(web, path, data, headers=JSON, **kw):
+    return requests.post(web.url + path, data=data, headers=headers, timeout=10, **kw)
+
+
+def assert_json_error(response, status, code=None):
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error", "code"}, body
+    assert body["error"] and "Traceback" not in body["error"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def led(state, i):
+    return next(x for x in state["leds"] if x["id"] == i)
+
+
+# -- GET /api/state --------------------------------------------------------------
+
+def test_state_is_ledds_state(web):
+    r = web.get("/api/state")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["Cache-Control"] == "no-store"
+    state = r.json()
+    assert [x["name"] for x in state["leds"]] == ["red", "green"]
+    assert state["buttons"][0]["name"] == "button"
+    assert state["backend"] == "sim"
+    assert isinstance(state["seq"], int)
+    for x in state["leds"]:
+        assert {"id", "name", "on", "blink", "gpio"} <= set(x)
+    # The same bytes ledd sent, relayed untouched.
+    assert r.content.rstrip(b"\n") == web.ledd.client().request("STATE").rstrip(b"\n")
+
+
+def test_state_head(web):
+    r = requests.head(web.url + "/api/state", timeout=10)
+    assert r.status_code == 200
+    assert r.content == b""
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_state_wrong_method_is_405_with_allow(web, method):
+    r = requests.request(method, web.url + "/api/state", timeout=10, headers=JSON, data="{}")
+    assert_json_error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "GET, HEAD"
+
+
+# -- POST /api/leds/<id> -------------------------------------------------------------
+
+def test_led_on_off_toggle(web):
+    r = web.post("/api/leds/0", {"on": True})
+    assert r.status_code == 200, r.text
+    s1 = r.json()
+    assert led(s1, 0)["on"] is True and led(s1, 0)["blink"] is None
+    s2 = web.post("/api/leds/0", {"toggle": True}).json()
+    assert led(s2, 0)["on"] is False
+    assert s2["seq"] > s1["seq"]
+    s3 = web.post("/api/leds/0", {"on": False}).json()
+    assert led(s3, 0)["on"] is False
+    assert web.ledd.client().state()["leds"][0]["on"] is False
+
+
+def test_led_by_name(web):
+    r = web.post("/api/leds/green", {"on": True})
+    assert r.status_code == 200
+    assert led(r.json(), 1)["on"] is True
+
+
+def test_led_blink(web):
+    r = web.post("/api/leds/1", {"blink": {"on_ms": 100, "off_ms": 300}})
+    assert r.status_code == 200, r.text
+    green = led(r.json(), 1)
+    assert green["on"] is True
+    assert green["blink"] == {"on_ms": 100, "off_ms": 300}
+    # ON stops blinking.
+    assert led(web.post("/api/leds/1", {"on": True}).json(), 1)["blink"] is None
+
+
+def test_all_leds(web):
+    state = web.post("/api/leds", {"on": True}).json()
+    assert all(x["on"] for x in state["leds"])
+    state = web.post("/api/leds", {"on": False}).json()
+    assert not any(x["on"] for x in state["leds"])
+
+
+@pytest.mark.parametrize("body, code", [
+    ({}, "bad_body"),
+    ({"on": True, "toggle": True}, "bad_body"),
+    ({"colour": "red"}, "unknown_field"),
+    ({"on": 1}, "bad_value"),
+    ({"on": "true"}, "bad_value"),
+    ({"on": None}, "bad_value"),
+    ({"toggle": False}, "bad_value"),
+    ({"blink": True}, "bad_value"),
+    ({"blink": {"on_ms": 100}}, "bad_value"),
+    ({"blink": {"on_ms": 100, "off_ms": 100, "x": 1}}, "unknown_field"),
+    ({"blink": {"on_ms": 19, "off_ms": 100}}, "bad_value"),
+    ({"blink": {"on_ms": 100, "off_ms": 60001}}, "bad_value"),
+    ({"blink": {"on_ms": -5, "off_ms": 100}}, "bad_value"),
+    ({"blink": {"on_ms": 10 ** 30, "off_ms": 100}}, "bad_value"),
+    ({"blink": {"on_ms": 100.5, "off_ms": 100}}, "bad_value"),
+    ({"blink": {"on_ms": True, "off_ms": 100}}, "bad_value"),
+    ([{"on": True}], "bad_json"),
+])
+def test_led_bad_bodies_are_400_and_change_nothing(web, body, code):
+    before = web.get("/api/state").json()
+    r = web.post("/api/leds/0", body)
+    assert_json_error(r, 400, code)
+    assert web.get("/api/state").json()["seq"] == before["seq"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"{", b"on=true", b'{"on": tru}', b'{"on": NaN}', b"\xff\xfe", b'{"on":true,"on":false}', b"null", b"12",
+])
+def test_malformed_json_is_400(web, raw):
+    assert_json_error(post_raw(web, "/api/leds/0", raw), 400)
+
+
+def test_all_leds_rejects_led_only_fields(web):
+    assert_json_error(web.post("/api/leds", {"toggle": True}), 400, "unknown_field")
+
+
+def test_body_too_large_is_refused(web):
+    r = post_raw(web, "/api/leds/0", b'{"on":true,"pad":"' + b"x" * 2000 + b'"}')
+    assert r.status_code in (400, 413)
+    assert r.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("path", ["/api/leds/7", "/api/leds/blue", "/api/buttons/3"])
+def test_unknown_id_is_404(web, path):
+    body = {"pressed": True} if "buttons" in path else {"on": True}
+    assert_json_error(web.post(path, body), 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["/api/", "/api/nope", "/api/leds/0/x", "/api/state/", "/api/leds/%2e%2e", "/api/leds/a%20b",
+                                  "/api/leds/" + "x" * 40, "/api/buttons"])
+def test_unknown_route_is_json_404(web, path):
+    r = requests.post(web.url + path, json={"on": True}, timeout=10)
+    assert_json_error(r, 404)
+    r = requests.get(web.url + path, timeout=10)
+    assert_json_error(r, 404)
+
+
+def test_led_get_is_405(web):
+    r = web.get("/api/leds/0")
+    assert_json_error(r, 405, "method_not_allowed")
+    assert r.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_non_json_post_is_415(web, ctype):
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = post_raw(web, "/api/leds/0", b'{"on":true}', headers=headers)
+    assert_json_error(r, 415, "unsupported_media_type")
+    assert led(web.get("/api/state").json(), 0)["on"] is False
+
+
+def test_json_with_charset_is_accepted(web):
+    r = post_raw(web, "/api/leds/0", b'{"on":true}', headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 200
+
+
+# -- POST /api/buttons/<id> ------------------------------------------------------------
+
+def test_sim_button_press_release(web):
+    before = web.get("/api/state").json()["buttons"][0]["presses"]
+    r = web.post("/api/buttons/0", {"pressed": True})
+    assert r.status_code == 200, r.text
+    b = r.json()["buttons"][0]
+    assert b["pressed"] is True and b["presses"] == before + 1
+    b = web.post("/api/buttons/button", {"pressed": False}).json()["buttons"][0]
+    assert b["pressed"] is False and b["presses"] == before + 1
+
+
+def test_button_bad_body(web):
+    assert_json_error(web.post("/api/buttons/0", {"pressed": "yes"}), 400, "bad_value")
+    assert_json_error(web.post("/api/buttons/0", {"on": True}), 400, "unknown_field")
+
+
+# -- CSRF ----------------------------------------------------------------------------
+
+def test_cross_site_origin_is_403(web):
+    r = post_raw(web, "/api/leds/0", b'{"on":true}', headers={**JSON, "Origin": "http://evil.example"})
+    assert_json_error(r, 403, "cross_site")
+    assert led(web.get("/api/state").json(), 0)["on"] is False
+
+
+@pytest.mark.parametrize("origin", ["null", "http://127.0.0.1:1", "http://127.0.0.1.evil.example", "file://"])
+def test_other_origins_are_403(web, origin):
+    r = post_raw(web, "/api/leds", b'{"on":true}', headers={**JSON, "Origin": origin})
+    assert_json_error(r, 403, "cross_site")
+
+
+def test_sec_fetch_site_cross_site_is_403(web):
+    r = post_raw(web, "/api/leds/0", b'{"on":true}', headers={**JSON, "Sec-Fetch-Site": "cross-site"})
+    assert_json_error(r, 403, "cross_site")
+
+
+def test_same_origin_is_allowed(web):
+    origin = "http://127.0.0.1:%d" % web.port
+    r = post_raw(web, "/api/leds/0", b'{"on":true}', headers={**JSON, "Origin": origin, "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 200, r.text
+
+
+# -- ledd down or hung -------------------------------------------------------------------
+
+def test_ledd_down_is_503_at_once(web):
+    web.ledd.stop()
+    for method, path, body in [("GET", "/api/state", None), ("POST", "/api/leds/0", {"on": True}), ("GET", "/api/events", None)]:
+        start = time.monotonic()
+        r = requests.request(method, web.url + path, json=body, timeout=10)
+        elapsed = time.monotonic() - start
+        assert_json_error(r, 503, "daemon_down")
+        assert elapsed < 1.0, elapsed
+
+
+def test_ledd_never_started_is_503(lighttpd_factory, tmp_path):
+    server = lighttpd_factory(tmp_path / "nothing-here")
+    assert_json_error(server.get("/api/state"), 503, "daemon_down")
+
+
+def test_ledd_hung_is_504_within_about_2s(web):
+    web.ledd.signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        r = web.get("/api/state")
+        elapsed = time.monotonic() - start
+        assert_json_error(r, 504, "timeout")
+        assert 1.5 < elapsed < 3.5, elapsed
+    finally:
+        web.ledd.signal(signal.SIGCONT)
+    # Once it runs again the stale reply is dropped and the next request is answered.
+    assert web.get("/api/state").status_code == 200
+
+
+def test_ledd_restart_is_served_again(web):
+    assert web.get("/api/state").status_code == 200
+    web.ledd.restart()
+    assert web.get("/api/state").status_code == 200

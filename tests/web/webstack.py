@@ -1,0 +1,107 @@
+"""The local web stack for tests and benchmarks: the real lighttpd with the project's lighttpd.conf.
+
+``Lighttpd(runtime_dir, workdir).start()`` runs ``lighttpd -D -f lighttpd.conf``
+on a free port of 127.0.0.1 with the environment deploy.sh gives it
+(LEDD_HOME = this checkout), pointed at any ledd runtime directory.
+"""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "lighttpd.conf"
+EMPTY_AUTH = ROOT / "lighttpd.d" / "none.conf"
+LIGHTTPD = "/usr/sbin/lighttpd"
+START_TIMEOUT_S = 10.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lighttpd_env(port, runtime_dir, state_dir, auth_include=EMPTY_AUTH):
+    """The environment contract of lighttpd.conf (documented at its top)."""
+    return dict(
+        os.environ,
+        LEDD_HOME=str(ROOT),
+        LEDD_HTTP_BIND="127.0.0.1",
+        LEDD_HTTP_PORT=str(port),
+        LEDD_RUNTIME_DIR=str(runtime_dir),
+        LEDD_WEB_STATE_DIR=str(state_dir),
+        LEDD_AUTH_INCLUDE=str(auth_include),
+    )
+
+
+class Lighttpd:
+    """One lighttpd process serving the dashboard; ``url`` is its base URL."""
+
+    def __init__(self, runtime_dir, workdir):
+        self.runtime_dir = Path(runtime_dir)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "lighttpd.log"
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        # A port found free may be taken before lighttpd binds it: retry a few times.
+        for _ in range(5):
+            self.port = free_port()
+            env = lighttpd_env(self.port, self.runtime_dir, self.workdir)
+            self.log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", str(CONFIG)], env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+            if self._wait_listening():
+                return self
+            self.stop()
+        raise AssertionError("lighttpd did not start:\n" + self.read_log())
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.02)
+        return False
+
+    def read_log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    # -- requests helpers --------------------------------------------------
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 10)
+        return requests.get(self.url + path, **kw)
+
+    def post(self, path, json=None, **kw):
+        kw.setdefault("timeout", 10)
+        return requests.post(self.url + path, json=json, **kw)
+
+
