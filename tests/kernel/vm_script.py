@@ -1,0 +1,190 @@
+"""The /init script of the real-kernel GPIO test VM (busybox sh), as a Python string.
+
+It prints one marker per check on the serial console, which
+``test_gpio_sim.py`` parses:
+
+    LEDD-TEST PASS <name>
+    LEDD-TEST FAIL <name>: <why>
+    LEDD-SAMPLE <series> <t_ms> <value>     (for timing checks done in Python)
+    LEDD-TEST-END
+
+Phases: (1) gpiotool's self-test of the chardev backend, (2) the real ledd
+with the chardev backend and the default wiring, driven over its FIFO protocol
+with a shell client, (3) restart and busy-line behaviour.
+"""
+
+try:
+    from . import kbuild
+except ImportError:  # imported as a top-level module (pytest's default "prepend" mode)
+    import kbuild
+
+#: Paths inside the VM.
+VM_LEDD = "/usr/sbin/ledd"
+VM_GPIOTOOL = "/usr/bin/gpiotool"
+VM_CONFIG = "/etc/ledd/ledd.conf"
+VM_RUNTIME = "/run/ledd"
+VM_STATE = "/var/lib/ledd/state"
+
+#: Blink periods asked for, in ms, and how long the output is sampled.
+BLINK_ON_MS = 300
+BLINK_OFF_MS = 150
+BLINK_SAMPLE_MS = 3000
+
+#: Every check the VM reports, in order: a missing one fails the test too.
+BACKEND_CHECKS = [
+    "backend-open-auto", "backend-describe", "backend-consumer-name", "backend-event-fd-flags",
+    "backend-initial-low", "backend-initial-active-low", "backend-set-on", "backend-get-output",
+    "backend-set-off", "backend-set-active-low", "backend-pull-up-released", "backend-press-edge",
+    "backend-edge-timestamp", "backend-get-pressed", "backend-release-edge", "backend-debounce-merges",
+    "backend-debounce-release", "backend-busy-message", "backend-close-releases", "backend-chip-by-path",
+    "backend-chip-by-name", "backend-chip-by-label", "backend-chip-bad-label", "backend-decoy-has-no-GPIO17",
+    "backend-missing-line", "backend-24-lines-open", "backend-24-lines-initial", "backend-24-lines-set",
+    "backend-24-lines-edges",
+]
+LEDD_CHECKS = [
+    "chip-not-gpiochip0", "ledd-ready", "ledd-hello-chardev", "ledd-consumer",
+    "on-red", "off-red", "toggle-green-on", "toggle-green-off", "all-on", "all-off",
+    "blink-reply", "blink-stops-on-off",
+    "watch-ok", "watch-initial-event", "press-event", "press-state", "release-event", "press-counter",
+    "debounce-one-press", "debounce-release",
+    "sigterm-exit-0", "sigterm-released-17", "sigterm-released-22", "sigterm-released-27",
+    "restart-ready", "restart-restores-red-on", "restart-restores-green-off", "restart-state-json",
+    "restart-keeps-presses",
+    "busy-exits-nonzero", "busy-message", "busy-leaves-other-lines-free",
+    "after-busy-starts",
+]
+
+_LEDD_PHASE = r"""
+# ---- phase 2: ledd over the FIFO protocol --------------------------------------------
+R=@RUNTIME@
+LOG=/tmp/ledd.log
+mkdir -p "$R" /var/lib/ledd
+pass() { echo "LEDD-TEST PASS $1"; }
+fail() { echo "LEDD-TEST FAIL $1: $2"; }
+# check NAME DETAIL COMMAND...: PASS when COMMAND succeeds.
+check() { n=$1; d=$2; shift 2; if "$@"; then pass "$n"; else fail "$n" "$d"; fi; }
+value() { cat "$PI_SYSFS/sim_gpio$1/value"; }
+pull() { echo "$2" > "$PI_SYSFS/sim_gpio$1/pull"; }
+used() { @GPIOTOOL@ info "$PI_DEV" "$1" | grep -q '^used=1'; }
+
+case "$PI_CHIP" in gpiochip0) fail chip-not-gpiochip0 "the Pi chip is gpiochip0: decoy missing";;
+  *) pass chip-not-gpiochip0;; esac
+
+N=0
+# req VERB ARGS...: one request; the reply line lands in $REPLY_LINE. fd 5 is ledd.cmd
+# opened read-write (a write never blocks, even with ledd gone), fd 3 the reply FIFO
+# with a reader kept open so no reply is lost.
+req() {
+    N=$((N + 1)); id="t$N"; REPLY_LINE=""
+    echo "$id $*" >&5 || return 1
+    while read -t 5 -r line <&3; do
+        case "$line" in "$id "*) REPLY_LINE=$line; return 0;; esac
+    done
+    return 1
+}
+ok_reply() { case "$REPLY_LINE" in *" OK "*) return 0;; esac; return 1; }
+# field OBJECT-NAME KEY: a scalar of the LED/button object named OBJECT-NAME in $REPLY_LINE.
+field() { echo "$REPLY_LINE" | grep -o "{[^{}]*\"name\":\"$1\"[^}]*" | grep -o "\"$2\":[a-z0-9]*" | head -1 | cut -d: -f2; }
+
+start_ledd() {
+    @LEDD@ -c @CONFIG@ -b chardev -r "$R" -s @STATE@ >> "$LOG" 2>&1 &
+    LEDD=$!
+    i=0
+    while [ ! -p "$R/ledd.reply" ] || [ ! -p "$R/ledd.cmd" ]; do
+        i=$((i + 1)); [ $i -gt 100 ] && return 1
+        kill -0 $LEDD 2>/dev/null || return 1
+        sleep 0.1
+    done
+    exec 3<> "$R/ledd.reply" 5<> "$R/ledd.cmd"
+    i=0
+    until req HELLO && ok_reply; do
+        i=$((i + 1)); [ $i -gt 3 ] && return 1
+        kill -0 $LEDD 2>/dev/null || return 1
+    done
+}
+stop_ledd() { kill -TERM $LEDD; wait $LEDD; STOP_RC=$?; exec 3<&- 5<&-; }
+
+if start_ledd; then pass ledd-ready; else fail ledd-ready "ledd did not answer HELLO"; cat "$LOG"; fi
+check ledd-hello-chardev "HELLO: $REPLY_LINE" eval 'echo "$REPLY_LINE" | grep -q "\"backend\":\"chardev\""'
+check ledd-consumer "GPIO17 not held by ledd" eval '@GPIOTOOL@ info "$PI_DEV" 17 | grep -q "consumer=ledd"'
+
+req ON red;       check on-red "reply $REPLY_LINE, GPIO17=$(value 17)" eval 'ok_reply && [ "$(value 17)" = 1 ] && [ "$(field red on)" = true ]'
+req OFF red;      check off-red "reply $REPLY_LINE, GPIO17=$(value 17)" eval 'ok_reply && [ "$(value 17)" = 0 ] && [ "$(field red on)" = false ]'
+req TOGGLE green; check toggle-green-on "reply $REPLY_LINE, GPIO27=$(value 27)" eval 'ok_reply && [ "$(value 27)" = 1 ]'
+req TOGGLE green; check toggle-green-off "reply $REPLY_LINE, GPIO27=$(value 27)" eval 'ok_reply && [ "$(value 27)" = 0 ]'
+req ALL ON;       check all-on "GPIO17=$(value 17) GPIO27=$(value 27)" eval 'ok_reply && [ "$(value 17)$(value 27)" = 11 ]'
+req ALL OFF;      check all-off "GPIO17=$(value 17) GPIO27=$(value 27)" eval 'ok_reply && [ "$(value 17)$(value 27)" = 00 ]'
+
+req BLINK red @BLINK_ON@ @BLINK_OFF@
+check blink-reply "$REPLY_LINE" eval 'ok_reply && echo "$REPLY_LINE" | grep -q "\"on_ms\":@BLINK_ON@"'
+@GPIOTOOL@ sample "$PI_SYSFS/sim_gpio17/value" @BLINK_SAMPLE@ | sed 's/^/LEDD-SAMPLE blink /'
+req OFF red; sleep 0.5
+check blink-stops-on-off "GPIO17=$(value 17) after OFF" eval '[ "$(value 17)" = 0 ] && [ "$(field red on)" = false ]'
+
+# Watcher: a private FIFO, then presses made by pulling the (active-low) line down.
+mkfifo "$R/watch/w1" && exec 4<> "$R/watch/w1"
+req WATCH w1; check watch-ok "$REPLY_LINE" ok_reply
+EV=""; read -t 5 -r EV <&4
+check watch-initial-event "first event: $EV" eval 'case "$EV" in "event state {"*) true;; *) false;; esac'
+# wait_event PATTERN: read events until one matches (5 s).
+wait_event() { while read -t 5 -r EV <&4; do case "$EV" in *$1*) return 0;; esac; done; return 1; }
+pull 22 pull-down
+check press-event "no pressed:true event (last: $EV)" wait_event '"pressed":true'
+req STATE; check press-state "$REPLY_LINE" eval '[ "$(field button pressed)" = true ]'
+pull 22 pull-up
+check release-event "no pressed:false event (last: $EV)" wait_event '"pressed":false'
+req STATE; P1=$(field button presses)
+check press-counter "presses=$P1 after one press" [ "$P1" = 1 ]
+
+# Debounce: 7 flips 2 ms apart (the configured period is 30 ms) are one press.
+@GPIOTOOL@ bounce "$PI_SYSFS/sim_gpio22/pull" 7 2000 pull-down; sleep 0.5
+req STATE; P2=$(field button presses)
+check debounce-one-press "presses=$P2 after a bounce burst, want 2" [ "$P2" = 2 ]
+pull 22 pull-up; sleep 0.3
+req STATE; check debounce-release "$REPLY_LINE" eval '[ "$(field button pressed)" = false ] && [ "$(field button presses)" = 2 ]'
+exec 4<&-
+
+# ---- phase 3: SIGTERM releases the lines; a restart restores the LEDs ------------------
+req ON red; req OFF green
+stop_ledd
+check sigterm-exit-0 "exit status $STOP_RC" [ "$STOP_RC" = 0 ]
+for l in 17 22 27; do check sigterm-released-$l "GPIO$l still requested after exit: $(@GPIOTOOL@ info "$PI_DEV" $l)" eval "! used $l"; done
+if start_ledd; then pass restart-ready; else fail restart-ready "no HELLO after restart"; fi
+check restart-restores-red-on "GPIO17=$(value 17)" [ "$(value 17)" = 1 ]
+check restart-restores-green-off "GPIO27=$(value 27)" [ "$(value 27)" = 0 ]
+req STATE
+check restart-state-json "$REPLY_LINE" eval '[ "$(field red on)" = true ] && [ "$(field green on)" = false ]'
+check restart-keeps-presses "presses=$(field button presses), want 2" [ "$(field button presses)" = 2 ]
+stop_ledd
+
+# ---- phase 4: a line held by someone else ---------------------------------------------
+@GPIOTOOL@ hold "$PI_DEV" 27 foo > /tmp/hold.out & HOLD=$!
+i=0; while ! grep -q held /tmp/hold.out 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+timeout 10 @LEDD@ -c @CONFIG@ -b chardev -r "$R" -s @STATE@ > /tmp/busy.log 2>&1; BUSY_RC=$?
+check busy-exits-nonzero "exit status $BUSY_RC (124: still running after 10 s)" eval '[ "$BUSY_RC" != 0 ] && [ "$BUSY_RC" != 124 ]' 
+check busy-message "log: $(tr '\n' '|' < /tmp/busy.log)" grep -q 'GPIO27 (led green) is busy: used by "foo"' /tmp/busy.log
+check busy-leaves-other-lines-free "GPIO17/22 requested after the failed start" eval '! used 17 && ! used 22'
+kill $HOLD; wait $HOLD 2>/dev/null
+if start_ledd; then pass after-busy-starts; else fail after-busy-starts "ledd did not start once the line was free"; fi
+stop_ledd
+echo "LEDD-LOG-BEGIN"; cat "$LOG"; echo "LEDD-LOG-END"
+"""
+
+
+def init_script(with_ledd=True):
+    """The VM's /init: set up gpio-sim like a Pi header, run every check, power off."""
+    script = "#!/bin/sh\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
+    script += kbuild.module_setup_script()
+    script += kbuild.pi_chip_setup_script(decoy=True)
+    script += 'echo "LEDD-TEST-CHIP $PI_CHIP $PI_DEV $PI_SYSFS"\n'
+    script += "# ---- phase 1: the chardev backend alone ----\n"
+    script += '%s backend "$PI_SYSFS" 2>&1 | sed "s/^/LEDD-TEST /"\n' % VM_GPIOTOOL
+    if with_ledd:
+        phase = _LEDD_PHASE
+        for key, val in {"@RUNTIME@": VM_RUNTIME, "@LEDD@": VM_LEDD, "@GPIOTOOL@": VM_GPIOTOOL,
+                         "@CONFIG@": VM_CONFIG, "@STATE@": VM_STATE, "@BLINK_ON@": BLINK_ON_MS,
+                         "@BLINK_OFF@": BLINK_OFF_MS, "@BLINK_SAMPLE@": BLINK_SAMPLE_MS}.items():
+            phase = phase.replace(key, str(val))
+        script += phase
+    script += "echo LEDD-TEST-END\npoweroff -f\n"
+    return script
