@@ -30,7 +30,11 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    408: "Request Timeout",
+    411: "Length Required",
     413: "Payload Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
     415: "Unsupported Media Type",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -271,8 +275,26 @@ def button_command(button, obj):
     return ("PRESS" if want_bool(key, value) else "RELEASE", button)
 
 
+def lighttpd_error(environ):
+    """lighttpd's own error for an /api/ URL, passed here by ``server.error-handler``.
+
+    lighttpd then sets REDIRECT_STATUS to its status (it is 200 on a normal request)
+    and turns the request into a GET of /api/; REQUEST_URI is still the original.
+    """
+    status = environ.get("REDIRECT_STATUS", "200")
+    if status == "200" or not status.isdigit():
+        return None
+    status = int(status)
+    reason = REASONS.get(status, "Error")
+    code = "body_too_large" if status == 413 else reason.lower().replace(" ", "_")
+    return HTTPError(status, code, "%s: %s" % (reason, request_path(environ)[:200]))
+
+
 def handle(environ):
     """Serve one API request; returns (status, body bytes, head_only) or raises HTTPError."""
+    err = lighttpd_error(environ)
+    if err is not None:
+        raise err
     parts = api_route(environ)
     path = request_path(environ)
     if parts == ["state"]:
