@@ -76,7 +76,7 @@ int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, s
  * its defaults; err says why). */
 int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen);
 
-/* Write st atomically: temp file, fsync, rename, fsync of the directory. */
+/* Write st atomically: temp file, fsync, rename. */
 int state_save(const struct ledd_state *st, const char *path, char *err, size_t errlen);
 
 #endif

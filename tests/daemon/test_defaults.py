@@ -1,0 +1,53 @@
+"""ledd/defaults.py, cdaemon/src/defaults.h and docs/protocol.md agree on names and limits."""
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ledd import defaults  # noqa: E402
+
+
+def c_defines():
+    text = (ROOT / "cdaemon" / "src" / "defaults.h").read_text()
+    out = {}
+    for name, value in re.findall(r"^#define[ \t]+(LEDD_\w+)[ \t]+(\S+)", text, re.M):
+        if value.startswith('"'):
+            out[name] = value.strip('"')
+        else:  # C octal (0770) is not Python syntax
+            out[name] = int(value, 8) if re.fullmatch(r"0[0-7]+", value) else int(value, 0)
+    return out
+
+
+def test_fifo_names_and_paths_agree():
+    c = c_defines()
+    assert c["LEDD_CMD_FIFO"] == defaults.CMD_FIFO
+    assert c["LEDD_REPLY_FIFO"] == defaults.REPLY_FIFO
+    assert c["LEDD_WATCH_DIR"] == defaults.WATCH_DIR
+    assert c["LEDD_RUNTIME_DIR"] == defaults.RUNTIME_DIR
+    assert c["LEDD_RUNTIME_DIR_ENV"] == defaults.RUNTIME_DIR_ENV
+    assert c["LEDD_CONFIG_PATH"] == defaults.CONFIG_PATH
+    assert c["LEDD_STATE_PATH"] == defaults.STATE_PATH
+
+
+def test_limits_agree():
+    c = c_defines()
+    assert c["LEDD_MAX_REQUEST"] == defaults.MAX_REQUEST
+    assert c["LEDD_PROTOCOL"] == defaults.PROTOCOL
+
+
+def test_protocol_doc_limits_table_matches_defaults_h():
+    c = c_defines()
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    table = doc[doc.index("## Limits"):doc.index("## Versioning")]
+    assert "| request line | %d bytes with LF |" % c["LEDD_MAX_REQUEST"] in table
+    assert "| LEDs / buttons | 1–%d / 0–%d |" % (c["LEDD_MAX_LEDS"], c["LEDD_MAX_BUTTONS"]) in table
+    assert "| name | 1–%d of" % c["LEDD_MAX_NAME"] in table
+    assert "| blink period | %d–%d ms each |" % (c["LEDD_BLINK_MIN_MS"], c["LEDD_BLINK_MAX_MS"]) in table
+    assert "| debounce | 0–%d ms |" % c["LEDD_DEBOUNCE_MAX_MS"] in table
+    assert "| watchers | %d (`max_watchers`) |" % c["LEDD_MAX_WATCHERS"] in table
+    assert "1 to %d characters" % c["LEDD_MAX_ID"] in doc
+    assert "1–%d of `[A-Za-z0-9_-]`" % c["LEDD_MAX_WATCH_NAME"] in doc
+    assert "at most %d digits" % c["LEDD_MAX_DIGITS"] in doc
