@@ -1,0 +1,87 @@
+"""Fuzz ledd's request parser and config parser with libFuzzer, for a bounded time.
+
+The harnesses (cdaemon/fuzz/) link protocol.c or config.c alone and check
+the parsers' promises on every input, not only the absence of crashes (see
+their header comments). Each one first replays the committed seed corpus,
+then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 30) from it; any crash, leak,
+sanitizer report, violated property or slow input fails the test with the
+offending input in the message. New inputs go to a temporary directory.
+
+A last test plants a bug in a copy of protocol.c and expects the harness to
+catch it from the seed corpus: the fuzz test can fail.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+FUZZ = ROOT / "cdaemon" / "fuzz"
+SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "30"))
+HARNESSES = ["request", "config"]
+
+pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed (tests/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def fuzz_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuzz")
+    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out], check=True)
+    return out
+
+
+def describe_artifacts(directory):
+    """Every crash/leak/timeout input libFuzzer saved, shown as Python bytes literals."""
+    found = []
+    for path in sorted(Path(directory).glob("*")):
+        if path.name.split("-")[0] in ("crash", "leak", "timeout", "oom", "slow"):
+            found.append("%s (%d bytes): %r" % (path.name, path.stat().st_size, path.read_bytes()[:600]))
+    return "\n".join(found) or "(no input saved)"
+
+
+def run_harness(binary, args, artifacts, timeout):
+    result = subprocess.run([str(binary), "-timeout=5", "-rss_limit_mb=2048", "-artifact_prefix=%s/" % artifacts] + args,
+                            capture_output=True, text=True, errors="replace", timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail("%s failed (exit %d).\nInput:\n%s\n\nlibFuzzer output (tail):\n%s"
+                    % (binary.name, result.returncode, describe_artifacts(artifacts), result.stderr[-4000:]),
+                    pytrace=False)
+    return result
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_seed_corpus_passes(fuzz_build, name, tmp_path):
+    seeds = sorted((FUZZ / "corpus" / name).iterdir())
+    assert len(seeds) >= 5, "the seed corpus of %s is missing" % name
+    run_harness(fuzz_build / ("fuzz_" + name), [str(s) for s in seeds], tmp_path, timeout=60)
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_fuzz_for_a_while(fuzz_build, name, tmp_path):
+    work = tmp_path / "corpus"
+    work.mkdir()
+    args = ["-max_total_time=%d" % SECONDS, "-print_final_stats=1", "-dict=%s" % (FUZZ / ("%s.dict" % name)),
+            str(work), str(FUZZ / "corpus" / name)]
+    result = run_harness(fuzz_build / ("fuzz_" + name), args, tmp_path, timeout=SECONDS + 120)
+    runs = [line for line in result.stderr.splitlines() if line.startswith("stat::number_of_executed_units")]
+    assert runs and int(runs[0].split(":")[-1]) > 1000, "the fuzzer barely ran:\n" + result.stderr[-2000:]
+
+
+def test_harness_catches_a_planted_bug(tmp_path):
+    """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "cdaemon" / "src", src)
+    protocol = src / "protocol.c"
+    text = protocol.read_text()
+    assert "req->on_ms < LEDD_BLINK_MIN_MS" in text, "protocol.c changed: update the planted bug"
+    protocol.write_text(text.replace("req->on_ms < LEDD_BLINK_MIN_MS", "req->on_ms < 1"))
+    out = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_request" % out], check=True)
+    seeds = [str(s) for s in sorted((FUZZ / "corpus" / "request").iterdir())]
+    result = subprocess.run([str(out / "fuzz_request")] + seeds, capture_output=True, text=True, errors="replace",
+                            timeout=60)
+    assert result.returncode != 0
+    assert "property violated: req->on_ms >= LEDD_BLINK_MIN_MS" in result.stderr
