@@ -721,12 +721,13 @@ print_summary() {
 	else
 		info "done: $CHANGES change(s)"
 	fi
-	[ "$MODE" = stage ] && return 0
-	info "dashboard:"
-	for addr in $(hostname -I 2>/dev/null) $(hostname).local; do
-		case $addr in *:*) continue ;; esac
-		if [ "$PORT" = 80 ]; then info "  http://$addr/"; else info "  http://$addr:$PORT/"; fi
-	done
+	if [ "$MODE" = install ]; then
+		info "dashboard:"
+		for addr in $(hostname -I 2>/dev/null) $(hostname).local; do
+			case $addr in *:*) continue ;; esac
+			if [ "$PORT" = 80 ]; then info "  http://$addr/"; else info "  http://$addr:$PORT/"; fi
+		done
+	fi
 	if [ "$NO_AUTH" = 1 ]; then
 		info "  no password (--no-auth)"
 	elif [ -n "$NEW_PASSWORD" ]; then

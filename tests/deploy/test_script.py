@@ -1,0 +1,233 @@
+"""deploy.sh without a VM: lint, command line, --dry-run and the staging install (tree, modes, owners)."""
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deployutil import DEPLOY, ROOT, deploy_var, run_deploy
+
+SCRIPTS = [DEPLOY, ROOT / "tests/deploy/vmimage.sh", ROOT / "tests/deploy/guest-agent.sh"]
+
+
+def test_shellcheck_clean():
+    proc = subprocess.run(["shellcheck", "--severity=style", *map(str, SCRIPTS)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_help_documents_modes_and_overrides():
+    proc = run_deploy("--help", check=True)
+    for word in ("--local", "--uninstall", "--purge", "--dry-run", "--stage", "--no-auth", "--password",
+                 "LEDD_PORT", "LEDD_LED_PINS", "LEDD_BUTTON_PINS", "LEDD_CHIP", "LEDD_PASSWORD"):
+        assert word in proc.stdout, word
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "unknown option '--bogus'"),
+    (["--port", "99999"], "invalid port '99999'"),
+    (["--port", "8o"], "invalid port '8o'"),
+    (["--port"], "--port needs a number"),
+    (["--purge"], "--purge only goes with --uninstall"),
+    (["--stage"], "--stage needs DESTDIR"),
+    (["--no-auth", "--password", "x"], "contradict"),
+])
+def test_bad_arguments_are_refused_clearly(args, message):
+    env = dict(os.environ)
+    env.pop("DESTDIR", None)
+    proc = run_deploy(*args, env=env)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "line" not in proc.stderr  # a clear message, not the ERR trap's
+
+
+# --- staging install ---------------------------------------------------------
+
+def stage(destdir, *args, **env):
+    full_env = dict(os.environ, DESTDIR=str(destdir), **env)
+    return run_deploy("--stage", *args, env=full_env, check=True)
+
+
+def staged(destdir, var):
+    return Path(str(destdir) + deploy_var(var))
+
+
+def mode_owner(path):
+    st = path.lstat()
+    return stat.S_IMODE(st.st_mode), pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+
+
+@pytest.fixture
+def staged_root(tmp_path, ledd_binary):
+    dest = tmp_path / "root"
+    proc = stage(dest, "--password", "s3cret-pw")
+    return dest, proc
+
+
+def test_stage_installs_the_tree(staged_root):
+    dest, _ = staged_root
+    home = staged(dest, "LEDD_HOME_DIR")
+    for rel in ("www/index.html", "cgi-bin/api.py", "cgi-bin/events.py", "ledd/client.py", "ledd/web.py",
+                "bin/ledctl", "lighttpd.conf"):
+        assert (home / rel).is_file(), rel
+        assert (home / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
+    assert list((home / "ledd" / "__pycache__").glob("client.*.pyc")), "ledd/ not byte-compiled"
+    assert not list(home.rglob("*.orig")) and not (home / "tests").exists() and not (home / ".git").exists()
+    sbin = staged(dest, "LEDD_SBIN")
+    assert sbin.read_bytes()[:4] == b"\x7fELF"
+    link = staged(dest, "LEDCTL_LINK")
+    assert os.readlink(link) == deploy_var("LEDD_HOME_DIR") + "/bin/ledctl"
+    assert staged(dest, "UNIT_FILE").read_bytes() == (ROOT / "systemd/ledd.service").read_bytes()
+    assert staged(dest, "CONF_FILE").read_bytes() == (ROOT / "cdaemon/ledd.conf").read_bytes()
+
+
+def test_stage_modes_and_owners(staged_root):
+    dest, _ = staged_root
+    home = staged(dest, "LEDD_HOME_DIR")
+    assert mode_owner(home / "cgi-bin/api.py") == (0o755, "root", "root")
+    assert mode_owner(home / "bin/ledctl") == (0o755, "root", "root")
+    assert mode_owner(home / "ledd/client.py") == (0o644, "root", "root")
+    assert mode_owner(staged(dest, "LEDD_SBIN")) == (0o755, "root", "root")
+    assert mode_owner(staged(dest, "CONF_FILE")) == (0o644, "root", "root")
+    assert mode_owner(staged(dest, "UNIT_FILE")) == (0o644, "root", "root")
+    web_group = "www-data" if _group_exists("www-data") else "root"
+    assert mode_owner(staged(dest, "HTPASSWD_FILE")) == (0o640, "root", web_group)
+    for path in dest.rglob("*"):
+        if path.is_symlink():
+            continue
+        st = path.lstat()
+        assert not st.st_mode & stat.S_IWOTH, "world-writable: %s" % path
+        assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID), "setuid/setgid: %s" % path
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def test_stage_auth_is_bcrypt_and_valid_for_lighttpd(staged_root):
+    dest, proc = staged_root
+    htpasswd = staged(dest, "HTPASSWD_FILE")
+    line = htpasswd.read_text().strip()
+    user, _, hashed = line.partition(":")
+    assert user == "ledd" and hashed.startswith("$2y$"), line
+    assert "s3cret-pw" not in htpasswd.read_text()
+    ok = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "s3cret-pw"], capture_output=True)
+    bad = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "wrong"], capture_output=True)
+    assert ok.returncode == 0 and bad.returncode != 0
+    assert "password: s3cret-pw" in proc.stdout  # printed once, at the end
+    snippet = staged(dest, "AUTH_SNIPPET").read_text()
+    assert deploy_var("HTPASSWD_FILE") in snippet and '"method" => "basic"' in snippet
+    # The snippet is valid lighttpd config together with lighttpd.conf.
+    staged_snippet = dest / "auth.conf"
+    staged_snippet.write_text(snippet.replace(deploy_var("HTPASSWD_FILE"), str(htpasswd)))
+    home = staged(dest, "LEDD_HOME_DIR")
+    env = dict(os.environ, LEDD_HOME=str(home), LEDD_HTTP_BIND="127.0.0.1", LEDD_HTTP_PORT="8080",
+               LEDD_RUNTIME_DIR="/run/ledd", LEDD_WEB_STATE_DIR=str(dest), LEDD_AUTH_INCLUDE=str(staged_snippet))
+    tt = subprocess.run(["lighttpd", "-tt", "-f", str(home / "lighttpd.conf")], env=env, capture_output=True, text=True)
+    assert tt.returncode == 0, tt.stderr
+
+
+def test_stage_lighttpd_dropin(staged_root):
+    dest, _ = staged_root
+    text = staged(dest, "LIGHTTPD_DROPIN").read_text()
+    home = deploy_var("LEDD_HOME_DIR")
+    for needle in ("LEDD_HOME=" + home, "LEDD_HTTP_PORT=80", "LEDD_HTTP_BIND=0.0.0.0",
+                   "LEDD_RUNTIME_DIR=/run/ledd", "LEDD_AUTH_INCLUDE=" + deploy_var("AUTH_SNIPPET"),
+                   "ExecStart=\n", "ExecStart=/usr/sbin/lighttpd -D -f %s/lighttpd.conf" % home,
+                   "ExecStartPre=\n"):
+        assert needle in text, needle
+
+
+def test_second_stage_changes_nothing(staged_root):
+    dest, _ = staged_root
+    before = {p: p.lstat().st_mtime_ns for p in dest.rglob("*")}
+    proc = stage(dest)  # no --password: the existing hash is kept
+    assert "nothing changed" in proc.stdout, proc.stdout
+    assert "s3cret-pw" not in proc.stdout and "password: unchanged" in proc.stdout
+    after = {p: p.lstat().st_mtime_ns for p in dest.rglob("*")}
+    assert after == before
+
+
+def test_stage_removes_files_gone_from_the_checkout(staged_root):
+    dest, _ = staged_root
+    stale = staged(dest, "LEDD_HOME_DIR") / "www" / "old-version.js"
+    stale.write_text("// from an older ledd\n")
+    proc = stage(dest)
+    assert not stale.exists()
+    assert "remove %s/www/old-version.js" % deploy_var("LEDD_HOME_DIR") in proc.stdout
+
+
+def test_stage_existing_config_is_never_overwritten(staged_root):
+    dest, _ = staged_root
+    conf = staged(dest, "CONF_FILE")
+    conf.write_text(conf.read_text() + "\n# edited by the owner\n")
+    edited = conf.read_bytes()
+    proc = stage(dest, LEDD_LED_PINS="blue:5")
+    assert conf.read_bytes() == edited
+    assert "exists and is kept" in proc.stderr
+
+
+def test_stage_pin_overrides_write_a_valid_new_config(tmp_path, ledd_binary):
+    dest = tmp_path / "root"
+    stage(dest, "--no-auth", LEDD_LED_PINS="blue:5,white:6", LEDD_BUTTON_PINS="", LEDD_CHIP="gpiochip4")
+    text = staged(dest, "CONF_FILE").read_text()
+    assert "[led blue]\ngpio = 5" in text and "[led white]\ngpio = 6" in text
+    assert not re.search(r"^\[(led red|led green|button)", text, re.M)
+    assert "chip = gpiochip4" in text
+    check = subprocess.run([str(ledd_binary), "--check-config", "-c", str(staged(dest, "CONF_FILE"))],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert not staged(dest, "HTPASSWD_FILE").exists()
+    assert "authentication disabled" in staged(dest, "AUTH_SNIPPET").read_text()
+
+
+@pytest.mark.parametrize("pins", ["red17", "red:x", "bad name:3", "red:1234"])
+def test_stage_bad_pins_are_refused(tmp_path, ledd_binary, pins):
+    dest = tmp_path / "root"
+    proc = run_deploy("--stage", "--no-auth", env=dict(os.environ, DESTDIR=str(dest), LEDD_LED_PINS=pins))
+    assert proc.returncode == 1
+    assert "LEDD_LED_PINS" in proc.stderr
+    assert not staged(dest, "CONF_FILE").exists()
+
+
+# --- dry run -------------------------------------------------------------------
+
+def test_dry_run_prints_changes_and_makes_none(ledd_binary):
+    watched = [deploy_var(v) for v in ("LEDD_HOME_DIR", "LEDD_SBIN", "UNIT_FILE", "LIGHTTPD_DROPIN",
+                                        "WEB_CONF_DIR", "LOG_FILE", "BUILD_DIR")]
+    if any(os.path.exists(p) for p in watched):
+        pytest.skip("ledd is installed on this machine; the dry run would report no changes")
+    existed = {p: os.path.exists(p) for p in watched + [deploy_var("CONF_DIR")]}
+    users_before = Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes()
+    proc = run_deploy("--dry-run", "--password", "pw")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for expected in ("would install %s" % deploy_var("LEDD_SBIN"),
+                     "would install %s" % deploy_var("UNIT_FILE"),
+                     "would install %s" % deploy_var("LIGHTTPD_DROPIN"),
+                     "would install %s/cgi-bin/api.py" % deploy_var("LEDD_HOME_DIR"),
+                     "would link %s" % deploy_var("LEDCTL_LINK"),
+                     "would enable ledd.service", "would start ledd.service"):
+        assert expected in out, expected
+    if not _user_exists("ledd"):
+        assert "would create system user ledd" in out
+    assert "change(s) would be made" in out
+    assert {p: os.path.exists(p) for p in existed} == existed
+    assert (Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes()) == users_before
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False

@@ -1,0 +1,73 @@
+"""systemd/ledd.service: what systemd itself says about it, and the settings the design relies on."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from deployutil import UNIT, deploy_var, unit_settings
+
+from ledd import defaults
+
+MAX_EXPOSURE = 1.5
+
+
+def analyze(*args, cwd):
+    return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_verify_is_clean(tmp_path, ledd_binary):
+    # verify insists that ExecStart's binary exists: point the unit at the built one.
+    sbin = deploy_var("LEDD_SBIN")
+    unit = tmp_path / "ledd.service"
+    unit.write_text(UNIT.read_text().replace(sbin, str(ledd_binary)))
+    proc = analyze("verify", str(unit), cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
+
+
+def test_security_exposure_at_most_1_5(tmp_path):
+    unit = tmp_path / "ledd.service"
+    shutil.copy(UNIT, unit)
+    proc = analyze("security", "--offline=true", "--no-pager", str(unit), cwd=tmp_path)
+    match = re.search(r"Overall exposure level for ledd.service: (\d+\.\d+)", proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, proc.stdout
+
+
+def test_lifecycle_settings():
+    s = unit_settings()
+    assert s["Type"] == ["notify"]
+    assert s["Restart"] == ["on-failure"]
+    assert s["WatchdogSec"] and s["WatchdogSec"][0] != "0"
+    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+
+
+def test_paths_agree_with_deploy_and_defaults():
+    s = unit_settings()
+    start = s["ExecStart"][0].split()
+    assert start[0] == deploy_var("LEDD_SBIN")
+    assert start[start.index("-c") + 1] == deploy_var("CONF_FILE") == defaults.CONFIG_PATH
+    assert start[start.index("-r") + 1] == deploy_var("RUNTIME_DIR") == defaults.RUNTIME_DIR
+    assert start[start.index("-s") + 1] == defaults.STATE_PATH
+    assert "/run/" + s["RuntimeDirectory"][0] == defaults.RUNTIME_DIR
+    assert defaults.STATE_PATH.startswith("/var/lib/%s/" % s["StateDirectory"][0])
+    assert any("--check-config" in v for v in s["ExecStartPre"])
+
+
+def test_fifo_sharing_and_devices():
+    s = unit_settings()
+    assert s["RuntimeDirectoryMode"] == ["0770"]
+    assert s["Group"] == [deploy_var("DAEMON_USER")]
+    assert s["UMask"] == ["0007"]  # FIFOs 0660: the web server's group can use them
+    assert s["DeviceAllow"] == ["char-gpiochip rw"]  # every /dev/gpiochipN, whatever N
+    assert s["DevicePolicy"] == ["closed"]
+    assert "PrivateDevices" not in s  # would hide /dev/gpiochip*
+    assert s["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert "@system-service" in s["SystemCallFilter"]
+
+
+@pytest.mark.parametrize("name", ["60-ledd-gpio.rules"])
+def test_udev_rule_targets_gpiochips(name):
+    rule = (UNIT.parent / name).read_text()
+    assert re.search(r'^SUBSYSTEM=="gpio", KERNEL=="gpiochip\*", GROUP="gpio", MODE="0660"$', rule, re.M)
