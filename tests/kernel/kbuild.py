@@ -246,45 +246,57 @@ def build_gpio_sim(cache_dir=None, log=None):
 
 # -- the simulated Pi header ----------------------------------------------------------
 
-def _bank_script(name, label, nlines, line_names):
+def sim_chip_script(name, label, nlines, line_names=None, var=None):
+    """busybox sh that creates and enables one gpio-sim chip through configfs.
+
+    ``name`` is the configfs directory, ``label`` the chip label, ``nlines``
+    its line count, ``line_names`` a {offset: name} dict (None: unnamed
+    lines). With ``var`` (e.g. ``"PI"``) the script sets ``$PI_CHIP``
+    (``gpiochip1``), ``$PI_DEV`` (``/dev/gpiochip1``) and ``$PI_SYSFS``
+    (``/sys/devices/platform/gpio-sim.1/gpiochip1``, where line K's simulated
+    input is ``$PI_SYSFS/sim_gpioK/pull`` and its driven value
+    ``$PI_SYSFS/sim_gpioK/value``), and waits for the device node.
+    Disable it again with ``echo 0 > /sys/kernel/config/gpio-sim/NAME/live``.
+    """
+    top = "/sys/kernel/config/gpio-sim/%s" % name
     lines = [
-        "mkdir /sys/kernel/config/gpio-sim/%s" % name,
-        "mkdir /sys/kernel/config/gpio-sim/%s/bank0" % name,
-        "echo %d > /sys/kernel/config/gpio-sim/%s/bank0/num_lines" % (nlines, name),
-        "echo %s > /sys/kernel/config/gpio-sim/%s/bank0/label" % (label, name),
+        "mkdir %s %s/bank0" % (top, top),
+        "echo %d > %s/bank0/num_lines" % (nlines, top),
+        "echo %s > %s/bank0/label" % (label, top),
     ]
-    for offset, line_name in line_names:
-        d = "/sys/kernel/config/gpio-sim/%s/bank0/line%d" % (name, offset)
+    for offset, line_name in sorted((line_names or {}).items()):
+        d = "%s/bank0/line%d" % (top, offset)
         lines += ["mkdir %s" % d, "echo %s > %s/name" % (line_name, d)]
-    lines.append("echo 1 > /sys/kernel/config/gpio-sim/%s/live" % name)
+    lines.append("echo 1 > %s/live" % top)
+    if var:
+        lines += [
+            "%s_CHIP=$(cat %s/bank0/chip_name)" % (var, top),
+            "%s_DEV=/dev/$%s_CHIP" % (var, var),
+            "%s_SYSFS=/sys/devices/platform/$(cat %s/dev_name)/$%s_CHIP" % (var, top, var),
+            "i=0; while [ ! -e \"$%s_DEV\" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done" % var,
+        ]
     return "\n".join(lines) + "\n"
 
 
 def pi_chip_setup_script(decoy=True, label=PI_CHIP_LABEL, nlines=PI_CHIP_LINES):
     """A busybox sh snippet that creates a Raspberry-Pi-like GPIO chip with gpio-sim.
 
-    Needs configfs mounted on /sys/kernel/config and gpio-sim loaded. With
-    ``decoy`` a small unrelated chip (label ``ledd-decoy``, lines ``DECOY<n>``)
-    is made first, so the header chip is *not* gpiochip0. The header chip has
-    ``nlines`` lines named ``GPIO0``… and label ``label``.
+    Needs configfs mounted on /sys/kernel/config and gpio-sim loaded
+    (module_setup_script() does both). With ``decoy`` a small unrelated chip
+    (label ``ledd-decoy``, lines ``DECOY<n>``) is made first, so the header
+    chip is *not* gpiochip0. The header chip has ``nlines`` lines named
+    ``GPIO0``… and label ``label``; its configfs directory is ``pi``.
 
-    Afterwards these shell variables are set:
-    ``PI_CHIP`` (e.g. ``gpiochip1``), ``PI_DEV`` (``/dev/gpiochip1``) and
-    ``PI_SYSFS`` (``/sys/devices/platform/gpio-sim.1/gpiochip1``): line K's
-    simulated pull is ``$PI_SYSFS/sim_gpioK/pull`` (``pull-up``/``pull-down``)
-    and its driven output value ``$PI_SYSFS/sim_gpioK/value``.
+    Afterwards ``$PI_CHIP``, ``$PI_DEV`` and ``$PI_SYSFS`` are set (see
+    sim_chip_script()): e.g. ``echo pull-down > $PI_SYSFS/sim_gpio22/pull``
+    presses an active-low button on GPIO22, ``cat $PI_SYSFS/sim_gpio17/value``
+    reads the LED on GPIO17.
     """
     script = ""
     if decoy:
-        script += _bank_script("decoy", DECOY_LABEL, DECOY_LINES, [(i, "DECOY%d" % i) for i in range(DECOY_LINES)])
-    script += _bank_script("pi", label, nlines, [(i, "GPIO%d" % i) for i in range(nlines)])
-    script += (
-        "PI_DEV_NAME=$(cat /sys/kernel/config/gpio-sim/pi/dev_name)\n"
-        "PI_CHIP=$(cat /sys/kernel/config/gpio-sim/pi/bank0/chip_name)\n"
-        "PI_DEV=/dev/$PI_CHIP\n"
-        "PI_SYSFS=/sys/devices/platform/$PI_DEV_NAME/$PI_CHIP\n"
-        "i=0; while [ ! -e \"$PI_DEV\" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done\n"
-    )
+        script += sim_chip_script("decoy", DECOY_LABEL, DECOY_LINES,
+                                  {i: "DECOY%d" % i for i in range(DECOY_LINES)}, var="DECOY")
+    script += sim_chip_script("pi", label, nlines, {i: "GPIO%d" % i for i in range(nlines)}, var="PI")
     return script
 
 

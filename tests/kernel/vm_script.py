@@ -30,6 +30,10 @@ BLINK_ON_MS = 300
 BLINK_OFF_MS = 150
 BLINK_SAMPLE_MS = 3000
 
+#: The unnamed chip of the label-fallback phase (like a Pi 5 kernel without line names).
+BARE_LABEL = "pinctrl-rp1"
+BARE_LINES = 54
+
 #: Every check the VM reports, in order: a missing one fails the test too.
 BACKEND_CHECKS = [
     "backend-open-auto", "backend-describe", "backend-consumer-name", "backend-event-fd-flags",
@@ -52,6 +56,8 @@ LEDD_CHECKS = [
     "restart-keeps-presses",
     "busy-exits-nonzero", "busy-message", "busy-leaves-other-lines-free",
     "after-busy-starts",
+    "wrong-chip-refused", "no-chip-message",
+    "label-fallback-ready", "label-fallback-on-red", "label-fallback-press", "label-fallback-describe",
 ]
 
 _LEDD_PHASE = r"""
@@ -167,6 +173,24 @@ check busy-leaves-other-lines-free "GPIO17/22 requested after the failed start" 
 kill $HOLD; wait $HOLD 2>/dev/null
 if start_ledd; then pass after-busy-starts; else fail after-busy-starts "ledd did not start once the line was free"; fi
 stop_ledd
+
+# ---- phase 5: how ledd picks the chip: a wrong one, none, the label fallback -------------
+timeout 10 @LEDD@ -c @CONFIG@ -b chardev -C "$DECOY_DEV" -r "$R" -s @STATE@ > /tmp/decoy.log 2>&1; RC=$?
+check wrong-chip-refused "exit $RC, log: $(tr '\n' '|' < /tmp/decoy.log)" eval \
+    '[ $RC != 0 ] && [ $RC != 124 ] && grep -qF "GPIO17 (led red): no such line on $DECOY_DEV [ledd-decoy]" /tmp/decoy.log'
+echo 0 > /sys/kernel/config/gpio-sim/pi/live
+timeout 10 @LEDD@ -c @CONFIG@ -b chardev -r "$R" -s @STATE@ > /tmp/nochip.log 2>&1; RC=$?
+check no-chip-message "exit $RC, log: $(tr '\n' '|' < /tmp/nochip.log)" eval \
+    '[ $RC != 0 ] && [ $RC != 124 ] && grep -q "no GPIO chip found with lines GPIO17, GPIO27.* or label pinctrl-bcm2835/bcm2711/rp1" /tmp/nochip.log && grep -qF "looked at: $DECOY_DEV [ledd-decoy])" /tmp/nochip.log'
+# A Pi 5-like chip without line names: found by its label, offset = BCM number.
+@BARE_CHIP_SCRIPT@
+if start_ledd; then pass label-fallback-ready; else fail label-fallback-ready "ledd did not start on $BARE_DEV [pinctrl-rp1]"; fi
+req OFF red; req ON red
+check label-fallback-on-red "GPIO17 on $BARE_DEV = $(cat $BARE_SYSFS/sim_gpio17/value)" [ "$(cat $BARE_SYSFS/sim_gpio17/value)" = 1 ]
+echo pull-down > "$BARE_SYSFS/sim_gpio22/pull"; sleep 0.3
+req STATE; check label-fallback-press "$REPLY_LINE" eval '[ "$(field button pressed)" = true ]'
+check label-fallback-describe "log has no $BARE_DEV [pinctrl-rp1]" grep -qF "$BARE_DEV [pinctrl-rp1]" "$LOG"
+stop_ledd
 echo "LEDD-LOG-BEGIN"; cat "$LOG"; echo "LEDD-LOG-END"
 """
 
@@ -183,7 +207,9 @@ def init_script(with_ledd=True):
         phase = _LEDD_PHASE
         for key, val in {"@RUNTIME@": VM_RUNTIME, "@LEDD@": VM_LEDD, "@GPIOTOOL@": VM_GPIOTOOL,
                          "@CONFIG@": VM_CONFIG, "@STATE@": VM_STATE, "@BLINK_ON@": BLINK_ON_MS,
-                         "@BLINK_OFF@": BLINK_OFF_MS, "@BLINK_SAMPLE@": BLINK_SAMPLE_MS}.items():
+                         "@BLINK_OFF@": BLINK_OFF_MS, "@BLINK_SAMPLE@": BLINK_SAMPLE_MS,
+                         "@BARE_CHIP_SCRIPT@": kbuild.sim_chip_script("bare", BARE_LABEL, BARE_LINES, var="BARE"),
+                         }.items():
             phase = phase.replace(key, str(val))
         script += phase
     script += "echo LEDD-TEST-END\npoweroff -f\n"
