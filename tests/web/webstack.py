@@ -105,3 +105,60 @@ class Lighttpd:
         return requests.post(self.url + path, json=json, **kw)
 
 
+
+
+class EventStream:
+    """A minimal Server-Sent Events client over one HTTP connection (tests and bench).
+
+    ``next(timeout)`` returns ``(event, data)`` of the next event, or
+    ``("comment", text)`` for a keep-alive; raises ``EOFError`` when the stream ends.
+    """
+
+    def __init__(self, base_url, path="/api/events", headers=None, timeout=10):
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.conn.request("GET", path, headers=dict({"Accept": "text/event-stream"}, **(headers or {})))
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        self.headers = {k.lower(): v for k, v in self.response.getheaders()}
+        self.sock = self.conn.sock
+
+    def next(self, timeout=5.0):
+        self.sock.settimeout(timeout)
+        event, data = "message", []
+        while True:
+            line = self.response.readline()
+            if not line:
+                raise EOFError("the event stream ended")
+            line = line.decode("utf-8").rstrip("\r\n")
+            if line == "":
+                if data:
+                    return event, "\n".join(data)
+                continue
+            if line.startswith(":"):
+                return "comment", line[1:].strip()
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+
+    def next_event(self, kind="state", timeout=5.0):
+        """The data of the next event of ``kind``, skipping comments and other kinds."""
+        import json
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no %s event within %ss" % (kind, timeout))
+            event, data = self.next(left)
+            if event == kind:
+                return json.loads(data) if kind == "state" else data
+
+    def close(self):
+        self.conn.close()
