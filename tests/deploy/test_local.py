@@ -1,0 +1,174 @@
+"""./deploy.sh --local: the whole stack from the checkout on 127.0.0.1, stopped cleanly by Ctrl-C."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deployutil import DEPLOY, ROOT
+
+from ledd.client import Client
+
+START_TIMEOUT_S = 60  # includes an incremental `make`
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    """PIDs of every live descendant of ``pid`` (from /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not running
+        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class LocalRun:
+    def __init__(self, port, runtime_dir, log):
+        env = dict(os.environ, LEDD_RUNTIME_DIR=str(runtime_dir))
+        self.log = log
+        self.port = port
+        self.proc = subprocess.Popen([str(DEPLOY), "--local", "--port", str(port)], cwd=ROOT, env=env,
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def output(self):
+        return Path(self.log).read_text(errors="replace")
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if "Ctrl-C stops everything" in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("deploy.sh --local exited %s:\n%s" % (self.proc.returncode, self.output()))
+            time.sleep(0.1)
+        raise AssertionError("deploy.sh --local not ready after %ss:\n%s" % (START_TIMEOUT_S, self.output()))
+
+    def get(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+
+    def post(self, path, body):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+
+    def kill(self):
+        for pid in children_of(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def local_run(tmp_path, ledd_binary):
+    runs = []
+
+    def start(port=None, runtime_dir=None):
+        run = LocalRun(port or free_port(), runtime_dir or tmp_path / "run", tmp_path / ("local%d.log" % len(runs)))
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.kill()
+
+
+def test_local_run_serves_the_api_and_stops_cleanly_on_ctrl_c(local_run, tmp_path):
+    run = local_run()
+    run.wait_ready()
+    out = run.output()
+    assert "http://127.0.0.1:%d/" % run.port in out
+    assert str(tmp_path / "run") in out  # the runtime dir is printed for ledctl
+
+    status, state = run.get("/api/state")
+    assert status == 200 and state["backend"] == "sim"
+    assert [led["name"] for led in state["leds"]] == ["red", "green"]
+    status, state = run.post("/api/leds/0", {"on": True})
+    assert status == 200 and state["leds"][0]["on"] is True
+    # Another terminal (ledctl, any FIFO client) reaches the same daemon through the printed dir.
+    assert json.loads(Client(str(tmp_path / "run")).request("STATE"))["leds"][0]["on"] is True
+
+    children = children_of(run.proc.pid)
+    assert len(children) >= 2  # ledd and lighttpd
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(15) == 130  # 128 + SIGINT, like any Ctrl-C-ed program
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)], "processes left behind"
+    leftovers = [p for p in (tmp_path / "run").rglob("*") if p.is_fifo()]
+    assert leftovers == []
+    assert "stopped" in run.output()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", run.port), timeout=1).close()
+
+
+def test_local_run_keeps_led_state_across_runs(local_run, tmp_path):
+    first = local_run()
+    first.wait_ready()
+    first.post("/api/leds/1", {"on": True})
+    first.proc.send_signal(signal.SIGINT)
+    first.proc.wait(15)
+    second = local_run()
+    second.wait_ready()
+    assert second.get("/api/state")[1]["leds"][1]["on"] is True
+
+
+def test_port_in_use_is_a_clear_error(local_run, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = local_run(port=port)
+        assert run.proc.wait(START_TIMEOUT_S) == 1
+    out = run.output()
+    assert "port %d on 127.0.0.1 is already in use" % port in out
+    assert "Traceback" not in out and "line " not in out
+    assert not (tmp_path / "run" / "ledd.cmd").exists()  # nothing was started
+
+
+def test_second_local_run_on_the_same_port_is_refused(local_run, tmp_path):
+    first = local_run()
+    first.wait_ready()
+    second = local_run(port=first.port, runtime_dir=tmp_path / "run2")
+    assert second.proc.wait(START_TIMEOUT_S) == 1
+    assert "already in use" in second.output()
+    assert first.get("/api/state")[0] == 200  # the first one is unharmed
