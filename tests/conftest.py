@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,10 @@ class LeddProcess:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         address = "\0ledd-test-%d-%d" % (os.getpid(), time.monotonic_ns())
         self.notify.bind(address)
+        # Read the socket all the time, as systemd does: an unread socket fills
+        # up after ~10 datagrams and ledd (rightly) drops what does not fit.
+        self._notify_thread = threading.Thread(target=self._collect_notifications, args=(self.notify, self.notifications), daemon=True)
+        self._notify_thread.start()
         env = dict(os.environ, NOTIFY_SOCKET="@" + address[1:], **self.env)
         env.pop("LEDD_RUNTIME_DIR", None)
         self.log = open(self.log_path, "ab")
@@ -77,19 +82,29 @@ class LeddProcess:
             self.wait_for("READY=1")
         return self
 
+    @staticmethod
+    def _collect_notifications(sock, notifications):
+        while True:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                return
+            if not data:  # shut down by close_notify()
+                return
+            notifications.append(data.decode())
+
     def wait_for(self, token, timeout=READY_TIMEOUT_S):
         """Wait for a notify datagram containing ``token`` (e.g. READY=1, STOPPING=1)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(token in n for n in self.notifications):
+            if any(token in n for n in list(self.notifications)):
                 return
             if self.proc.poll() is not None:
+                time.sleep(0.05)  # let the reader thread pick up a last datagram
+                if any(token in n for n in list(self.notifications)):
+                    return
                 raise AssertionError("ledd exited with %s before %s:\n%s" % (self.proc.returncode, token, self.read_log()))
-            self.notify.settimeout(min(0.2, max(0.01, deadline - time.monotonic())))
-            try:
-                self.notifications.append(self.notify.recv(4096).decode())
-            except socket.timeout:
-                pass
+            time.sleep(0.005)
         raise AssertionError("no %s from ledd within %ss:\n%s" % (token, timeout, self.read_log()))
 
     def read_log(self):
@@ -125,6 +140,10 @@ class LeddProcess:
 
     def close_notify(self):
         if self.notify is not None:
+            try:
+                self.notify.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
+            except OSError:
+                pass
             self.notify.close()
             self.notify = None
 

@@ -2,7 +2,9 @@
  * by $NOTIFY_SOCKET. A leading '@' means the Linux abstract namespace (sun_path
  * starts with NUL). The address length is offsetof(sun_path) + the name's
  * length: with sizeof(struct sockaddr_un) an abstract name would carry
- * trailing NULs and name a different socket. */
+ * trailing NULs and name a different socket. The send never blocks: a
+ * notify socket that is not read (a test harness, a hung manager) must not
+ * stall the daemon; a lost STATUS= is harmless. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -47,7 +49,7 @@ int notify_send(const char *fmt, ...)
 	if (fd < 0)
 		return -1;
 	do {
-		rc = (int)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&addr, alen);
+		rc = (int)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&addr, alen);
 	} while (rc < 0 && errno == EINTR);
 	int saved = errno;
 	close(fd);

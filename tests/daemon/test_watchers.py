@@ -1,0 +1,146 @@
+"""Live events: WATCH subscribers get the state at once and after every change;
+a watcher that stops reading or goes away is dropped without slowing ledd."""
+
+import json
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from ledd.client import CommandError, DaemonDown
+import rawfifo
+
+
+def test_watch_gets_current_state_then_every_change(ledd):
+    c = ledd.client()
+    c.on("red")
+    with c.watch() as w:
+        first = json.loads(w.next_event(2))
+        assert first == c.state()
+        c.off("red")
+        c.blink("green", 100, 200)
+        c.press("button")
+        c.release("button")
+        events = [json.loads(w.next_event(2)) for _ in range(4)]
+        assert [e["seq"] for e in events] == [first["seq"] + i for i in range(1, 5)]
+        assert events[0]["leds"][0]["on"] is False
+        assert events[1]["leds"][1]["blink"] == {"on_ms": 100, "off_ms": 200}
+        assert events[2]["buttons"][0]["pressed"] is True
+        assert events[3]["buttons"][0]["pressed"] is False
+        assert w.next_event(0.3) is None, "queries and blink phases are not events"
+
+
+def test_many_watchers_all_get_events(ledd):
+    c = ledd.client()
+    watchers = [c.watch() for _ in range(20)]
+    try:
+        for w in watchers:
+            w.next_event(2)
+        seq = c.toggle(0)["seq"]
+        for w in watchers:
+            assert json.loads(w.next_event(2))["seq"] == seq
+    finally:
+        for w in watchers:
+            w.close()
+
+
+def test_watch_reply_and_fifo_may_be_unlinked(ledd):
+    path = ledd.runtime_dir / "watch" / "mywatch"
+    os.mkfifo(path, 0o600)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert ledd.client().call("WATCH", "mywatch") == {"watching": "mywatch"}
+        os.unlink(path)
+        ledd.client().on(1)
+        lines = rawfifo.read_lines(fd, 2)
+        assert [l.split(b" ")[:2] for l in lines] == [[b"event", b"state"]] * 2
+        assert json.loads(lines[1].split(b" ", 2)[2])["leds"][1]["on"] is True
+    finally:
+        os.close(fd)
+
+
+def test_watch_refuses_symlinks_and_non_fifos(ledd, tmp_path):
+    watch = ledd.runtime_dir / "watch"
+    (watch / "plain").write_text("")
+    target = tmp_path / "target"
+    os.mkfifo(target)
+    os.symlink(target, watch / "link")
+    for name in ("plain", "link"):
+        with pytest.raises(CommandError) as err:
+            ledd.client().call("WATCH", name)
+        assert err.value.code == "badarg", name
+
+
+def test_watch_without_reader_is_notfound(ledd):
+    os.mkfifo(ledd.runtime_dir / "watch" / "noreader")
+    with pytest.raises(CommandError) as err:
+        ledd.client().call("WATCH", "noreader")
+    assert err.value.code == "notfound"
+
+
+def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
+    cfg = rawfifo.write_config(tmp_path / "w.conf", ledd_section="max_watchers = 2\n")
+    d = ledd_factory(config=cfg).start()
+    c = d.client()
+    w1, w2 = c.watch(), c.watch()
+    with pytest.raises(CommandError) as err:
+        c.watch()
+    assert err.value.code == "busy" and err.value.http_status == 503
+    w1.close()
+    # The closed watcher is noticed at once (POLLERR), not at the next event.
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            c.watch().close()
+            break
+        except CommandError:
+            assert time.monotonic() < deadline, "closed watcher never dropped"
+            time.sleep(0.05)
+    w2.close()
+
+
+def test_watcher_that_never_reads_is_dropped_and_ledd_stays_fast(ledd):
+    path = ledd.runtime_dir / "watch" / "sleeper"
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    c = ledd.client()
+    try:
+        c.call("WATCH", "sleeper")
+        with c.watch() as good:
+            good.next_event(2)
+            seqs = []
+            reader = threading.Thread(target=lambda: seqs.extend(
+                json.loads(good.next_event(5))["seq"] for _ in range(300)))
+            reader.start()
+            start = time.monotonic()
+            for _ in range(300):   # ~600 bytes each: far more than a 64 KiB pipe holds
+                c.toggle(0)
+            elapsed = time.monotonic() - start
+            reader.join(10)
+            assert elapsed < 60
+            # The watcher that reads got every event, in order.
+            assert seqs == list(range(seqs[0], seqs[0] + 300))
+        # The sleeper got a prefix of the events, then EOF: it was dropped.
+        data = rawfifo.drain(fd)
+        assert 0 < data.count(b"\n") < 300
+        assert data.endswith(b"\n"), "events are never cut in half"
+        assert os.read(fd, 1) == b"", "ledd closed its end: the watcher sees EOF"
+    finally:
+        os.close(fd)
+    assert "dropped" in ledd.read_log()
+
+
+def test_watchers_see_eof_when_ledd_stops(ledd):
+    w = ledd.client().watch()
+    w.next_event(2)
+    assert ledd.stop() == 0
+    with pytest.raises(DaemonDown):
+        w.next_event(2)
+    w.close()
+
+
+def test_watch_dir_is_sticky_and_group_writable(ledd):
+    mode = (ledd.runtime_dir / "watch").stat().st_mode
+    assert stat.S_IMODE(mode) == 0o1770
