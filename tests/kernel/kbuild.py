@@ -208,9 +208,10 @@ def _build(cache, kver, version, log):
     shutil.copy(root / "boot" / ("vmlinuz-" + kver), out / "vmlinuz")
     shutil.copy(configfs, out / "configfs.ko")
     shutil.copy(moddir / "gpio-sim.ko", out / "gpio-sim.ko")
-    # The 300 MB of unpacked trees and the source deb are not needed again.
+    # Only out/ (about 10 MB) is needed again: the 230 MB of packages and the
+    # unpacked trees go. A rebuild (stamp removed) downloads them anew.
     shutil.rmtree(work)
-    (cache / "debs" / debs[SOURCE_PACKAGE].name).unlink()
+    shutil.rmtree(cache / "debs")
     return out
 
 
@@ -384,8 +385,11 @@ def boot(vmlinuz, initramfs, timeout=300, append="", memory_mb=QEMU_MEMORY_MB, c
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            proc.kill()
-            proc.wait()
+        finally:
+            # Also on KeyboardInterrupt: never leave a qemu behind.
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         out.seek(0)
         console = out.read().decode("utf-8", "replace").replace("\r\n", "\n")
     if console_log:

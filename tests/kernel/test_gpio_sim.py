@@ -29,6 +29,8 @@ DEFAULT_CONFIG = CDAEMON / "ledd.conf"
 HERE = Path(__file__).resolve().parent
 #: A VM that has not powered off by then is killed and the test fails.
 VM_TIMEOUT_S = 420
+#: Budget of the deliberately hung VM (it boots to init in about 3 s).
+HANG_TIMEOUT_S = 30
 #: The blink periods must come out within this fraction of what was asked
 #: (TCG emulation and 1 ms sampling make it coarse; a wrong period is 2x off).
 BLINK_TOLERANCE = 0.35
@@ -105,6 +107,18 @@ def vm(tmp_path_factory):
     log_path = work / "console.log"
     boot = kbuild.boot(info["vmlinuz"], image, timeout=VM_TIMEOUT_S, console_log=log_path)
     return VmRun(boot, ledd_error, log_path)
+
+
+def test_hung_vm_is_killed(tmp_path):
+    """The timeout is real: an init that never powers off is killed and reported as hung."""
+    _need(kbuild.QEMU)
+    _need("apt-get")
+    info = kbuild.build_gpio_sim()
+    init = "#!/bin/sh\necho LEDD-HANG-START\nwhile :; do sleep 1; done\n"
+    image = kbuild.make_initramfs(tmp_path / "hang.gz", {"/init": init})
+    run = kbuild.boot(info["vmlinuz"], image, timeout=HANG_TIMEOUT_S)
+    assert run.timed_out, run.console
+    assert "LEDD-HANG-START" in run.console, run.console
 
 
 def test_vm_ran_to_the_end(vm):
