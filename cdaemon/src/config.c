@@ -31,6 +31,8 @@ struct parser {
 	enum section section;
 	struct ledd_config *cfg;
 	unsigned int seen;      /* bitmask of keys seen in the current section */
+	unsigned int led_line[LEDD_MAX_LEDS];           /* where each section starts, */
+	unsigned int button_line[LEDD_MAX_BUTTONS];     /* for errors found at the end */
 };
 
 static int fail(struct parser *p, const char *fmt, ...)
@@ -186,6 +188,7 @@ static int begin_section(struct parser *p, char *text)
 		for (size_t i = 0; i < cfg->nleds; i++)
 			if (strcmp(cfg->leds[i].name, name) == 0)
 				return fail(p, "a second [led %s]", name);
+		p->led_line[cfg->nleds] = p->lineno;
 		struct led_config *led = &cfg->leds[cfg->nleds++];
 		copy_str(led->name, sizeof(led->name), name);
 		led->gpio = ~0u;
@@ -200,6 +203,7 @@ static int begin_section(struct parser *p, char *text)
 		for (size_t i = 0; i < cfg->nbuttons; i++)
 			if (strcmp(cfg->buttons[i].name, name) == 0)
 				return fail(p, "a second [button %s]", name);
+		p->button_line[cfg->nbuttons] = p->lineno;
 		struct button_config *b = &cfg->buttons[cfg->nbuttons++];
 		copy_str(b->name, sizeof(b->name), name);
 		b->gpio = ~0u;
@@ -365,11 +369,14 @@ static int check_whole(struct parser *p)
 	unsigned int used[LEDD_MAX_LEDS + LEDD_MAX_BUTTONS];
 	size_t nused = 0;
 
-	p->lineno = 0;
-	if (cfg->nleds == 0)
+	if (cfg->nleds == 0) {
+		p->lineno = 0;
 		return fail(p, "no [led NAME] section (1-%d LEDs are needed)", LEDD_MAX_LEDS);
+	}
 	for (size_t i = 0; i < cfg->nleds + cfg->nbuttons; i++) {
 		bool is_led = i < cfg->nleds;
+
+		p->lineno = is_led ? p->led_line[i] : p->button_line[i - cfg->nleds];
 		const char *name = is_led ? cfg->leds[i].name : cfg->buttons[i - cfg->nleds].name;
 		unsigned int gpio = is_led ? cfg->leds[i].gpio : cfg->buttons[i - cfg->nleds].gpio;
 
@@ -377,8 +384,10 @@ static int check_whole(struct parser *p)
 			return fail(p, "[%s %s] has no gpio", is_led ? "led" : "button", name);
 		for (size_t j = 0; j < nused; j++)
 			if (used[j] == gpio)
-				return fail(p, "GPIO%u is used twice ([%s %s])", gpio,
-					    is_led ? "led" : "button", name);
+				return fail(p, "gpio: GPIO%u is already used by [%s %s]", gpio,
+					    j < cfg->nleds ? "led" : "button",
+					    j < cfg->nleds ? cfg->leds[j].name
+							   : cfg->buttons[j - cfg->nleds].name);
 		used[nused++] = gpio;
 	}
 	for (size_t i = 0; i < cfg->nbuttons; i++)
