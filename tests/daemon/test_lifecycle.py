@@ -1,0 +1,120 @@
+"""Lifecycle as systemd sees it: READY=1, STATUS=, WATCHDOG=1, STOPPING=1, exit codes,
+the pid lock, directory modes, and an idle daemon that never wakes up."""
+
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+import rawfifo
+
+
+def test_ready_and_status(ledd):
+    assert any("READY=1" in n for n in ledd.notifications)
+    assert any("STATUS=sim, 2 LEDs, 1 button, 0 watchers" in n for n in ledd.notifications)
+    with ledd.client().watch():
+        deadline = time.monotonic() + 5
+        while not any("1 watcher" in n for n in list(ledd.notifications)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
+def test_ready_only_once_fifos_exist(ledd):
+    # READY=1 came (fixture); right then the FIFOs must exist and answer.
+    assert (ledd.runtime_dir / "ledd.cmd").is_fifo() and (ledd.runtime_dir / "ledd.reply").is_fifo()
+    assert ledd.client().hello()["protocol"] == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_exits_0_with_stopping(ledd, sig):
+    ledd.client().on(0)
+    ledd.signal(sig)
+    assert ledd.proc.wait(10) == 0
+    ledd.wait_for("STOPPING=1", timeout=2)
+    assert ledd.state_file.read_text().count("led red on 1") == 1
+
+
+def test_watchdog_pings_at_half_the_interval(ledd_factory):
+    d = ledd_factory(env={"WATCHDOG_USEC": "200000"}).start()
+    time.sleep(1.0)
+    pings = sum("WATCHDOG=1" in n for n in list(d.notifications))
+    assert 6 <= pings <= 14, pings   # every 100 ms
+
+
+def test_no_watchdog_for_another_pid(ledd_factory):
+    d = ledd_factory(env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}).start()
+    time.sleep(0.5)
+    assert not any("WATCHDOG=1" in n for n in list(d.notifications))
+
+
+def test_second_daemon_on_the_same_dir_is_refused(ledd, ledd_factory):
+    second = ledd_factory(workdir=ledd.workdir)
+    second.start(wait=False)
+    assert second.proc.wait(10) == 1
+    assert "another ledd (pid %d) is already running" % ledd.proc.pid in second.read_log()
+    assert ledd.client().hello()["protocol"] == 1   # the first one is untouched
+
+
+def test_runtime_dir_and_fifo_modes(ledd_factory):
+    d = ledd_factory()
+    old = os.umask(0o077)   # ledd must not depend on the caller's umask
+    try:
+        d.start()
+    finally:
+        os.umask(old)
+    run = d.runtime_dir
+    assert stat.S_IMODE(run.stat().st_mode) in (0o770, 0o755, 0o700)  # pre-created by the fixture
+    assert stat.S_IMODE((run / "ledd.cmd").stat().st_mode) == 0o660
+    assert stat.S_IMODE((run / "ledd.reply").stat().st_mode) == 0o660
+    assert stat.S_IMODE((run / "watch").stat().st_mode) == 0o1770
+
+
+def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
+    run = tmp_path / "fresh" / "run"   # the fixture would create it: start ledd by hand
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
+    proc = subprocess.Popen([str(ledd_binary), "-b", "sim", "-c", str(rawfifo.write_config(tmp_path / "c.conf")),
+                             "-r", str(run), "-s", str(tmp_path / "state")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (run / "ledd.cmd").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert stat.S_IMODE(run.stat().st_mode) == 0o770
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+def idle_switches(pid, seconds=1.5):
+    before = rawfifo.ctxt_switches(pid)
+    time.sleep(seconds)
+    after = rawfifo.ctxt_switches(pid)
+    return after[0] - before[0]
+
+
+def test_idle_daemon_never_wakes_up(ledd):
+    c = ledd.client()
+    c.on(0)
+    with c.watch() as w:
+        w.next_event(1)
+        time.sleep(0.2)
+        assert idle_switches(ledd.proc.pid) == 0
+
+
+def test_blinking_daemon_does_wake_up(ledd):
+    """The idle measurement can fail: a blink makes wake-ups, and only those."""
+    ledd.client().blink(0, 50, 50)
+    time.sleep(0.1)
+    n = idle_switches(ledd.proc.pid, 1.0)
+    assert 10 <= n <= 40, n   # ~20 phase changes per second
+
+
+def test_logs_have_syslog_prefixes(ledd):
+    ledd.client().hello()
+    ledd.stop()
+    lines = [l for l in ledd.read_log().splitlines() if l]
+    assert lines and all(l[0] == "<" and l[1] in "01234567" and l[2] == ">" for l in lines), lines

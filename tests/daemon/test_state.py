@@ -1,0 +1,137 @@
+"""The state file: restore across restarts (blink and counters included), survival
+of kill -9, corrupt or missing files, atomic writes, keyed by name."""
+
+import os
+import threading
+import time
+
+import pytest
+
+import rawfifo
+
+
+def test_stop_start_restores_leds_blink_and_counters(ledd):
+    c = ledd.client()
+    c.on("red")
+    c.blink("green", 120, 380)
+    for _ in range(3):
+        c.press("button")
+        c.release("button")
+    before = c.state()
+    assert ledd.restart().client().state() == before
+
+
+def test_acknowledged_change_survives_kill9(ledd):
+    c = ledd.client()
+    s = c.blink("red", 50, 70)
+    c.press(0)
+    s = c.release(0)
+    ledd.kill9()
+    ledd.close_notify()
+    ledd.notifications = []
+    after = ledd.start().client().state()
+    assert after == s
+
+
+def test_restored_blink_really_blinks(ledd):
+    ledd.client().blink("red", 30, 30)
+    c = ledd.restart().client()
+    levels = set()
+    deadline = time.monotonic() + 1
+    while len(levels) < 2 and time.monotonic() < deadline:
+        levels.add(c.state()["leds"][0]["level"])
+        time.sleep(0.011)
+    assert levels == {0, 1}
+
+
+def test_missing_state_file_means_defaults_and_a_warning(ledd):
+    assert "<4>no state file yet" in ledd.read_log()
+    assert (ledd.state_file.read_text().splitlines()[0]) == "ledd-state 1"
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"garbage\n",
+    b"\x00\xff\x13binary",
+    b"ledd-state 1\nled red on 1 blink 0 0",                 # truncated: no final newline
+    b"ledd-state 2\nled red on 1 blink 0 0\n",               # unknown version
+    b"ledd-state 1\nled red on 7 blink 0 0\n",
+    b"ledd-state 1\nled red on 1 blink 5 5\n",               # period out of range
+    b"ledd-state 1\nbutton button presses -3 last_press_ms -\n",
+    b"ledd-state 1\nseq 99999999999999999999999\n",
+    b"ledd-state 1\nled red on 1 blink 0 0\n" + b"x" * 20000 + b"\n",
+])
+def test_corrupt_state_file_means_defaults_and_a_warning(ledd_factory, content):
+    d = ledd_factory()
+    d.state_file.write_bytes(content)
+    s = d.start().client().state()
+    assert not any(l["on"] for l in s["leds"])
+    assert s["buttons"][0]["presses"] == 0
+    assert "<4>ignoring the state file" in d.read_log()
+    # ... and the next change writes a good file again.
+    d.client().on(0)
+    assert d.state_file.read_bytes().startswith(b"ledd-state 1\n")
+
+
+def test_state_is_keyed_by_name(ledd_factory, tmp_path):
+    cfg = rawfifo.write_config(tmp_path / "a.conf")
+    d = ledd_factory(config=cfg).start()
+    d.client().on("green")
+    d.client().press("button")
+    d.stop()
+    # Swap the LEDs, rename the button: green stays on, the new button starts at 0.
+    rawfifo.write_config(cfg, leds=[("green", 27), ("red", 17)], buttons=[("stop", 22)])
+    d.close_notify()
+    d.notifications = []
+    s = d.start().client().state()
+    assert [(l["name"], l["on"]) for l in s["leds"]] == [("green", True), ("red", False)]
+    assert (s["buttons"][0]["name"], s["buttons"][0]["presses"]) == ("stop", 0)
+
+
+def test_unknown_names_in_state_file_are_ignored(ledd_factory):
+    d = ledd_factory()
+    d.state_file.write_text("ledd-state 1\nseq 5\nled red on 1 blink 0 0\nled purple on 1 blink 0 0\n"
+                            "button button presses 9 last_press_ms 1763762400123\n")
+    s = d.start().client().state()
+    assert s["leds"][0]["on"] is True and s["seq"] == 5
+    assert s["buttons"][0]["presses"] == 9 and s["buttons"][0]["last_press_ms"] == 1763762400123
+
+
+def test_state_file_is_always_complete_while_written(ledd):
+    """Readers racing the writer only ever see a whole old or whole new file."""
+    stop = threading.Event()
+    seen, bad = [0], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                data = ledd.state_file.read_bytes()
+            except FileNotFoundError:
+                bad.append("file missing")
+                continue
+            seen[0] += 1
+            if not (data.startswith(b"ledd-state 1\n") and data.endswith(b"\n") and data.count(b"\n") == 5):
+                bad.append(data)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    c = ledd.client()
+    for i in range(200):
+        c.toggle(i % 2)
+    stop.set()
+    t.join()
+    assert seen[0] > 0 and not bad, bad[:3]
+    ledd.stop()
+    leftovers = [p.name for p in ledd.state_file.parent.iterdir() if p.name.startswith("state.")]
+    assert leftovers == []
+
+
+def test_unwritable_state_file_logs_an_error_but_keeps_serving(ledd_factory, tmp_path):
+    d = ledd_factory()
+    d.state_file.mkdir()  # rename over a directory fails
+    d.start()
+    assert d.client().on(0)["leds"][0]["on"] is True
+    assert "cannot save state" in d.read_log()
+    os.rmdir(d.state_file)
+    d.client().off(0)
+    assert d.state_file.read_text().startswith("ledd-state 1\n")
