@@ -128,9 +128,24 @@
     return $(id).content.firstElementChild.cloneNode(true);
   }
 
+  // An LED named after a colour is drawn in it; others take the palette in turn.
+  const NAMED_COLOURS = { red: '#ff4d4d', green: '#3ddc84', yellow: '#ffd84d', amber: '#ffb020', orange: '#ff8c3a',
+    blue: '#4d8dff', white: '#f2f4f8', purple: '#b36bff', pink: '#ff6bb5' };
+  const PALETTE = ['#ff4d4d', '#3ddc84', '#ffb020', '#4d8dff', '#b36bff'];
+
+  function colourOf(led) {
+    const key = Object.keys(NAMED_COLOURS).find((c) => led.name.toLowerCase().includes(c));
+    return key ? NAMED_COLOURS[key] : PALETTE[led.id % PALETTE.length];
+  }
+
+  function buttonLabel(button) {
+    return /button/i.test(button.name) ? button.name : button.name + ' button';
+  }
+
   function makeLed(led) {
     const card = fromTemplate('led-template');
     card.id = 'led-' + led.id;
+    card.style.setProperty('--lit', colourOf(led));
     card.dataset.id = led.id;
     card.querySelector('.name').textContent = led.name;
     card.querySelector('.where').textContent = where(led.gpio);
@@ -246,8 +261,8 @@
     const list = $('pinout');
     if (!board || !shown) return;
     const users = new Map();
-    shown.leds.forEach((l) => users.set(l.gpio, { kind: 'led', label: l.name + ' LED' }));
-    shown.buttons.forEach((b) => users.set(b.gpio, { kind: 'button', label: b.name + ' button' }));
+    shown.leds.forEach((l) => users.set(l.gpio, { kind: 'led', label: l.name + ' LED', colour: colourOf(l) }));
+    shown.buttons.forEach((b) => users.set(b.gpio, { kind: 'button', label: buttonLabel(b) }));
     const key = JSON.stringify([...users]);
     if (list.dataset.key === key) return;
     list.dataset.key = key;
@@ -261,6 +276,7 @@
       const number = document.createElement('span');
       number.className = 'pin-no';
       number.textContent = pin.pin;
+      if (use && use.colour) number.style.setProperty('--lit', use.colour);
       const label = document.createElement('span');
       label.className = 'pin-name';
       label.textContent = use ? pin.name + ' · ' + use.label : pin.name;
