@@ -92,6 +92,8 @@ struct chip {
 	int fd;
 	char path[64];
 	struct gpiochip_info info;
+	char (*names)[GPIO_MAX_NAME_SIZE]; /* line names, read once by chip_open() */
+	bool gpio_named;        /* some line is named "GPIO<n>" */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -136,12 +138,52 @@ static const char *perm_hint(int e)
 
 /* ---- chips -------------------------------------------------------------- */
 
+static void chip_close(struct chip *c)
+{
+	close_fd(c->fd);
+	c->fd = -1;
+	free(c->names);
+	c->names = NULL;
+}
+
+static int line_info(const struct chip *c, uint32_t offset, struct gpio_v2_line_info *li)
+{
+	memset(li, 0, sizeof(*li));
+	li->offset = offset;
+	if (xioctl(c->fd, GPIO_V2_GET_LINEINFO_IOCTL, li) < 0)
+		return -1;
+	li->name[sizeof(li->name) - 1] = '\0';
+	li->consumer[sizeof(li->consumer) - 1] = '\0';
+	return 0;
+}
+
+/* Every line's name, once per chip (54 ioctls on a Pi), so that looking up
+ * 24 configured lines on each of several chips stays cheap. */
+static int load_names(struct chip *c)
+{
+	struct gpio_v2_line_info li;
+
+	c->gpio_named = false;
+	c->names = calloc(c->info.lines ? c->info.lines : 1, sizeof(*c->names));
+	if (!c->names)
+		return -1;
+	for (uint32_t off = 0; off < c->info.lines; off++) {
+		if (line_info(c, off, &li) < 0)
+			return -1;
+		memcpy(c->names[off], li.name, sizeof(c->names[off]));
+		if (strncmp(li.name, "GPIO", 4) == 0 && isdigit((unsigned char)li.name[4]))
+			c->gpio_named = true;
+	}
+	return 0;
+}
+
 static int chip_open(struct chip *c, const char *path)
 {
 	struct stat st = { 0 };
 	int fd;
 
-	errno = 0;
+	c->fd = -1;
+	c->names = NULL;
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	do
 		fd = open(path, O_RDWR | O_CLOEXEC);
@@ -151,9 +193,7 @@ static int chip_open(struct chip *c, const char *path)
 	/* A GPIO chip is a character device that answers GET_CHIPINFO; anything
 	 * else (a stray file, another driver) is refused here. */
 	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode)) {
-		int e = errno;
-		if (e == 0 || !S_ISCHR(st.st_mode))
-			e = ENODEV;
+		int e = S_ISCHR(st.st_mode) || st.st_mode == 0 ? errno : ENODEV;
 		close_fd(fd);
 		errno = e;
 		return -1;
@@ -168,44 +208,27 @@ static int chip_open(struct chip *c, const char *path)
 	c->info.label[sizeof(c->info.label) - 1] = '\0';
 	c->info.name[sizeof(c->info.name) - 1] = '\0';
 	c->fd = fd;
-	return 0;
-}
-
-static void chip_close(struct chip *c)
-{
-	close_fd(c->fd);
-	c->fd = -1;
-}
-
-static int line_info(const struct chip *c, uint32_t offset, struct gpio_v2_line_info *li)
-{
-	memset(li, 0, sizeof(*li));
-	li->offset = offset;
-	if (xioctl(c->fd, GPIO_V2_GET_LINEINFO_IOCTL, li) < 0)
+	if (load_names(c) < 0) {
+		int e = errno;
+		chip_close(c);
+		errno = e;
 		return -1;
-	li->name[sizeof(li->name) - 1] = '\0';
-	li->consumer[sizeof(li->consumer) - 1] = '\0';
+	}
 	return 0;
 }
+
 
 /* Offset of the line named "GPIO<gpio>", or -1. When the chip names no line
- * "GPIO<n>" at all (*named stays false), the caller may fall back to the
- * number. One lineinfo per line of the chip: 54 ioctls on a Pi, once. */
-static long find_line(const struct chip *c, unsigned int gpio, bool *named)
+ * "GPIO<n>" at all (c->gpio_named is false), the caller may fall back to the
+ * number. */
+static long find_line(const struct chip *c, unsigned int gpio)
 {
 	char want[GPIO_MAX_NAME_SIZE];
-	struct gpio_v2_line_info li;
 
 	snprintf(want, sizeof(want), "GPIO%u", gpio);
-	*named = false;
-	for (uint32_t off = 0; off < c->info.lines; off++) {
-		if (line_info(c, off, &li) < 0)
-			continue;
-		if (strncmp(li.name, "GPIO", 4) == 0 && isdigit((unsigned char)li.name[4]))
-			*named = true;
-		if (strcmp(li.name, want) == 0)
+	for (uint32_t off = 0; off < c->info.lines; off++)
+		if (strcmp(c->names[off], want) == 0)
 			return off;
-	}
 	return -1;
 }
 
@@ -221,10 +244,9 @@ static bool is_pi_label(const char *label)
 static size_t count_named(const struct chip *c, const struct gpio_line_config *lines, size_t nlines)
 {
 	size_t found = 0;
-	bool named;
 
 	for (size_t i = 0; i < nlines; i++)
-		if (find_line(c, lines[i].gpio, &named) >= 0)
+		if (find_line(c, lines[i].gpio) >= 0)
 			found++;
 	return found;
 }
@@ -645,8 +667,8 @@ static int resolve_lines(struct chardev *d, const struct chip *c, const struct g
 	for (size_t i = 0; i < nlines; i++) {
 		const struct gpio_line_config *l = &lines[i];
 		struct gpio_v2_line_info li;
-		bool named;
-		long off = find_line(c, l->gpio, &named);
+		bool named = c->gpio_named;
+		long off = find_line(c, l->gpio);
 
 		/* Chips without line names (some older Pi kernels): offset == BCM number. */
 		if (off < 0 && !named && l->gpio < c->info.lines)
@@ -719,7 +741,7 @@ static int setup_event_fd(struct chardev *d, char *err, size_t errlen)
 struct gpio *gpio_chardev_open(const char *chip, const struct gpio_line_config *lines, size_t nlines,
 			       char *err, size_t errlen)
 {
-	struct chip c = { .fd = -1 };
+	struct chip c = { .fd = -1, .names = NULL };
 	struct chardev *d;
 	int e;
 
