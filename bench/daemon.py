@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Benchmark ledd: round trip, memory and idle wake-ups, against a bare C FIFO echo.
+
+    bench/daemon.py [--requests N] [--idle-seconds S] [--spawns K] [--binary PATH]
+
+Starts a sim ledd (the default wiring) on a private runtime directory and
+prints:
+
+- round trip of a persistent client (bench/fifo_echo.c: FIFOs opened and the
+  reply lock taken once, then N exchanges) for STATE and for ON, next to the
+  same client against ``fifo_echo serve``, a bare C echo server answering with
+  a payload as long as ledd's state reply: the ratio is what ledd itself costs;
+- ledd's CPU time per request (from /proc/PID/stat);
+- one process per request: ``python3 -c 'Client().state()'`` and ``ledctl status``;
+- ledd's RSS (VmRSS, VmHWM) at idle and after the load;
+- wake-ups per second while idle (context switches over S seconds), with and
+  without a watcher connected, and the watchdog figure with WATCHDOG_USEC set.
+
+Targets (printed, never asserted): idle wake-ups 0 (the watchdog aside), RSS
+under 2 MB, persistent round trip within 2x the bare echo. Runs well under a
+minute. Figures vary between machines: compare the ratios within one run.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledd.client import Client  # noqa: E402
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+TARGET_RSS_KB = 2048
+TARGET_RTT_RATIO = 2.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def build(tmp):
+    """Build ledd (unless given) and fifo_echo; return the echo binary's path."""
+    echo = tmp / "fifo_echo"
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", str(echo),
+                    str(ROOT / "bench" / "fifo_echo.c")], check=True)
+    return echo
+
+
+def start_ledd(binary, tmp, env=None):
+    run = tmp / "run"
+    run.mkdir(exist_ok=True)
+    log = open(tmp / "ledd.log", "ab")
+    proc = subprocess.Popen([str(binary), "-c", str(ROOT / "cdaemon" / "ledd.conf"), "-b", "sim", "-r", str(run),
+                             "-s", str(tmp / "state")], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, **(env or {})))
+    client = Client(str(run))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.hello()
+            return proc, run
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("ledd did not start; see %s" % (tmp / "ledd.log"))
+            time.sleep(0.02)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def proc_status(pid, *keys):
+    values = {}
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in keys:
+            values[key] = int(value.split()[0])
+    return values
+
+
+def cpu_seconds(pid):
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def switches(pid):
+    status = proc_status(pid, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+    return status["voluntary_ctxt_switches"] + status["nonvoluntary_ctxt_switches"]
+
+
+def wakeups_per_second(pid, seconds):
+    before = switches(pid)
+    time.sleep(seconds)
+    return (switches(pid) - before) / seconds
+
+
+def persistent_rtt(echo, runtime_dir, count, line):
+    out = subprocess.run([str(echo), "client", str(runtime_dir), str(count)] + line.split(),
+                         capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    p50, p90, p99, mean = (int(v) / 1000.0 for v in out[1:5])
+    return {"p50": p50, "p90": p90, "p99": p99, "mean": mean}
+
+
+def spawn_rtt(argv, count):
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=30)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(times)
+
+
+def mark(ok):
+    return "ok " if ok else "MISS"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20000, help="exchanges per persistent run (default 20000)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle wake-up window (default 5)")
+    parser.add_argument("--spawns", type=int, default=15, help="process-per-request samples (default 15)")
+    parser.add_argument("--binary", help="ledd binary (default: build cdaemon/ledd)")
+    args = parser.parse_args()
+
+    if args.binary:
+        binary = Path(args.binary)
+    else:
+        subprocess.run(["make", "-s", "-C", str(ROOT / "cdaemon")], check=True)
+        binary = ROOT / "cdaemon" / "ledd"
+    tmp = Path(tempfile.mkdtemp(prefix="ledd-bench-"))
+    procs = []
+    try:
+        echo = build(tmp)
+        (tmp / "ledd").mkdir()
+        ledd, run = start_ledd(binary, tmp / "ledd")
+        procs.append(ledd)
+        state_len = len(Client(str(run)).request("STATE"))
+        echo_dir = tmp / "echo"
+        echo_dir.mkdir()
+        server = subprocess.Popen([str(echo), "serve", str(echo_dir), str(state_len)])
+        procs.append(server)
+        while not (echo_dir / "ledd.reply").exists():
+            time.sleep(0.01)
+
+        print("ledd %s  (sim backend, default wiring; %d-byte state reply)" % (binary, state_len))
+        print()
+        idle_rss = proc_status(ledd.pid, "VmRSS", "VmHWM")
+        idle = wakeups_per_second(ledd.pid, args.idle_seconds)
+        with Client(str(run)).watch() as watcher:
+            watcher.next_event(2)
+            idle_watched = wakeups_per_second(ledd.pid, min(args.idle_seconds, 3.0))
+
+        print("Round trip, persistent client (C, FIFOs open, lock held), %d requests, microseconds:" % args.requests)
+        print("  %-28s %8s %8s %8s %8s" % ("", "p50", "p90", "p99", "mean"))
+        bare = persistent_rtt(echo, echo_dir, args.requests, "STATE")
+        cpu0 = cpu_seconds(ledd.pid)
+        state = persistent_rtt(echo, run, args.requests, "STATE")
+        cpu_state = (cpu_seconds(ledd.pid) - cpu0) / (args.requests * 1.1) * 1e6
+        cpu0 = cpu_seconds(ledd.pid)
+        on = persistent_rtt(echo, run, args.requests, "ON red")
+        cpu_on = (cpu_seconds(ledd.pid) - cpu0) / (args.requests * 1.1) * 1e6
+        for name, r in (("bare C FIFO echo", bare), ("ledd STATE", state), ("ledd ON red (saves state)", on)):
+            print("  %-28s %8.1f %8.1f %8.1f %8.1f" % (name, r["p50"], r["p90"], r["p99"], r["mean"]))
+        ratio = state["p50"] / bare["p50"]
+        print("  ratio ledd STATE / bare echo (p50): %.2fx   [%s target <= %.1fx]"
+              % (ratio, mark(ratio <= TARGET_RTT_RATIO), TARGET_RTT_RATIO))
+        print("  ratio ledd ON / bare echo (p50):    %.2fx" % (on["p50"] / bare["p50"]))
+        print("  ledd CPU per request: STATE %.1f us, ON %.1f us" % (cpu_state, cpu_on))
+        print()
+
+        print("Round trip, one process per request (median of %d), milliseconds:" % args.spawns)
+        client_code = "import sys; sys.path.insert(0, %r); from ledd.client import Client; Client(%r).state()" % (
+            str(ROOT), str(run))
+        print("  %-40s %8.1f" % ("/usr/bin/python3 -c 'Client().state()'", spawn_rtt([SYSTEM_PYTHON, "-c", client_code], args.spawns)))
+        print("  %-40s %8.1f" % ("ledctl status --json",
+                                 spawn_rtt([SYSTEM_PYTHON, str(ROOT / "bin" / "ledctl"), "-r", str(run), "status", "--json"], args.spawns)))
+        print("  %-40s %8.1f" % ("/usr/bin/python3 -c pass (interpreter floor)", spawn_rtt([SYSTEM_PYTHON, "-c", "pass"], args.spawns)))
+        print()
+
+        loaded_rss = proc_status(ledd.pid, "VmRSS", "VmHWM")
+        print("Memory (kB):")
+        print("  idle   VmRSS %5d  VmHWM %5d   [%s target < %d]"
+              % (idle_rss["VmRSS"], idle_rss["VmHWM"], mark(idle_rss["VmRSS"] < TARGET_RSS_KB), TARGET_RSS_KB))
+        print("  loaded VmRSS %5d  VmHWM %5d   [%s]" % (loaded_rss["VmRSS"], loaded_rss["VmHWM"], mark(loaded_rss["VmHWM"] < TARGET_RSS_KB)))
+        print()
+        print("Wake-ups per second while idle (context switches):")
+        print("  no client          %6.2f   [%s target 0]" % (idle, mark(idle == 0)))
+        print("  one watcher open   %6.2f   [%s target 0]" % (idle_watched, mark(idle_watched == 0)))
+        stop(ledd)
+        wd_dir = tmp / "wd"
+        wd_dir.mkdir()
+        watchdog, _ = start_ledd(binary, wd_dir, env={"WATCHDOG_USEC": "2000000", "NOTIFY_SOCKET": "@ledd-bench-%d" % os.getpid()})
+        procs.append(watchdog)
+        print("  WATCHDOG_USEC=2s   %6.2f   (expected ~1/s: one WATCHDOG=1 per half period)"
+              % wakeups_per_second(watchdog.pid, min(args.idle_seconds, 3.0)))
+    finally:
+        for proc in procs:
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
