@@ -51,6 +51,7 @@ LEDD_CHECKS = [
     "blink-reply", "blink-stops-on-off",
     "watch-ok", "watch-initial-event", "press-event", "press-state", "release-event", "press-counter",
     "debounce-one-press", "debounce-release",
+    "sighup-alive", "sighup-keeps-state", "sighup-lines-held", "sighup-button-works",
     "sigterm-exit-0", "sigterm-released-17", "sigterm-released-22", "sigterm-released-27",
     "restart-ready", "restart-restores-red-on", "restart-restores-green-off", "restart-state-json",
     "restart-keeps-presses",
@@ -150,8 +151,16 @@ pull 22 pull-up; sleep 0.3
 req STATE; check debounce-release "$REPLY_LINE" eval '[ "$(field button pressed)" = false ] && [ "$(field button presses)" = 2 ]'
 exec 4<&-
 
-# ---- phase 3: SIGTERM releases the lines; a restart restores the LEDs ------------------
+# ---- phase 3: SIGHUP reload keeps the lines; SIGTERM releases them; restart restores ----
 req ON red; req OFF green
+kill -HUP $LEDD; sleep 1
+check sighup-alive "ledd exited on SIGHUP" kill -0 $LEDD
+req STATE
+check sighup-keeps-state "GPIO17=$(value 17), reply $REPLY_LINE" eval 'ok_reply && [ "$(value 17)" = 1 ] && [ "$(field red on)" = true ]'
+check sighup-lines-held "GPIO17/22 not held by ledd after reload" eval 'used 17 && used 22'
+pull 22 pull-down; sleep 0.3; req STATE
+check sighup-button-works "$REPLY_LINE" eval '[ "$(field button pressed)" = true ] && [ "$(field button presses)" = 3 ]'
+pull 22 pull-up; sleep 0.3
 stop_ledd
 check sigterm-exit-0 "exit status $STOP_RC" [ "$STOP_RC" = 0 ]
 for l in 17 22 27; do check sigterm-released-$l "GPIO$l still requested after exit: $(@GPIOTOOL@ info "$PI_DEV" $l)" eval "! used $l"; done
@@ -160,7 +169,7 @@ check restart-restores-red-on "GPIO17=$(value 17)" [ "$(value 17)" = 1 ]
 check restart-restores-green-off "GPIO27=$(value 27)" [ "$(value 27)" = 0 ]
 req STATE
 check restart-state-json "$REPLY_LINE" eval '[ "$(field red on)" = true ] && [ "$(field green on)" = false ]'
-check restart-keeps-presses "presses=$(field button presses), want 2" [ "$(field button presses)" = 2 ]
+check restart-keeps-presses "presses=$(field button presses), want 3" [ "$(field button presses)" = 3 ]
 stop_ledd
 
 # ---- phase 4: a line held by someone else ---------------------------------------------
