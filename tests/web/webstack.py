@@ -42,7 +42,8 @@ def lighttpd_env(port, runtime_dir, state_dir, auth_include=EMPTY_AUTH):
 class Lighttpd:
     """One lighttpd process serving the dashboard; ``url`` is its base URL."""
 
-    def __init__(self, runtime_dir, workdir):
+    def __init__(self, runtime_dir, workdir, include=EMPTY_AUTH):
+        self.include = include  # the LEDD_AUTH_INCLUDE snippet (bench/web.py adds its reference CGIs there)
         self.runtime_dir = Path(runtime_dir)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ class Lighttpd:
         # A port found free may be taken before lighttpd binds it: retry a few times.
         for _ in range(5):
             self.port = free_port()
-            env = lighttpd_env(self.port, self.runtime_dir, self.workdir)
+            env = lighttpd_env(self.port, self.runtime_dir, self.workdir, self.include)
             self.log = open(self.log_path, "ab")
             self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", str(CONFIG)], env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
             if self._wait_listening():

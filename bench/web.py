@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""bench/web.py -- how fast is the web API, against the floor Python and lighttpd allow?
+
+One command starts the whole local stack (a sim ledd and the real lighttpd with
+lighttpd.conf, on a free port of 127.0.0.1) and measures, side by side in one run:
+
+  * GET /api/state and POST /api/leds/0 latency, p50/p99, at 1, 8 and 64 concurrent
+    clients, with error counts;
+  * the same for two reference CGIs behind the same lighttpd (bench/cgi/): an empty
+    ``python3 -I -S`` script (the floor) and one that only imports json;
+  * a static file;
+  * button -> browser latency with 20 open event streams (p50/p99);
+  * the CPU idle event streams use.
+
+It prints figures and the ratios the issue sets targets for; it asserts nothing
+(figures depend on the machine: compare ratios within one run). Bounded: well
+under 2 minutes. Usage: .venv/bin/python bench/web.py [--quick]
+"""
+
+import argparse
+import http.client
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "web")]
+
+from conftest import LeddProcess, build_ledd  # noqa: E402  (tests/conftest.py: starts ledd like systemd)
+from webstack import EventStream, Lighttpd  # noqa: E402
+
+CONCURRENCY = (1, 8, 64)
+STREAMS = 20
+IDLE_S = 3.0
+PHASE_LIMIT_S = 8.0  # no single measurement runs longer than this
+
+BENCH_INCLUDE = """# bench/web.py: its reference CGIs, behind the same lighttpd as the API
+alias.url += ( "/bench/" => "{root}/bench/cgi/" )
+$HTTP["url"] =~ "^/bench/" {{
+	cgi.assign = ( ".py" => "" )
+}}
+"""
+
+TARGETS = [
+    # name, method, path, body
+    ("empty CGI (floor)", "GET", "/bench/empty.py", None),
+    ("json-only CGI", "GET", "/bench/json_only.py", None),
+    ("GET /api/state", "GET", "/api/state", None),
+    ("POST /api/leds/0", "POST", "/api/leds/0", b'{"toggle":true}'),
+    ("static /app.css", "GET", "/app.css", None),
+]
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def measure(port, method, path, body, clients, per_client):
+    """Latencies (s) and error count of ``clients`` keep-alive connections doing ``per_client`` requests."""
+    headers = {"Content-Type": "application/json"} if body else {}
+    stop_at = time.monotonic() + PHASE_LIMIT_S
+
+    def one_client(_):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies, errors = [], 0
+        for _ in range(per_client):
+            if time.monotonic() > stop_at:
+                break
+            start = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            latencies.append(time.perf_counter() - start)
+            errors += not ok
+        conn.close()
+        return latencies, errors
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one_client, range(clients)))
+    return [x for lat, _ in results for x in lat], sum(e for _, e in results)
+
+
+def bench_requests(server, quick):
+    total = {1: 60, 8: 160, 64: 256} if quick else {1: 150, 8: 320, 64: 512}
+    table = {}
+    print("\n== request latency (ms) — %s" % ", ".join("%d clients: %d requests" % kv for kv in total.items()))
+    print("%-20s" % "" + "".join("%24s" % ("%d client%s: p50/p99 err" % (c, "s" if c > 1 else "")) for c in CONCURRENCY))
+    for name, method, path, body in TARGETS:
+        row = []
+        for clients in CONCURRENCY:
+            latencies, errors = measure(server.port, method, path, body, clients, max(1, total[clients] // clients))
+            table[name, clients] = (statistics.median(latencies), percentile(latencies, 0.99), errors, len(latencies))
+            row.append("%8.1f/%6.1f %4d" % (table[name, clients][0] * 1e3, table[name, clients][1] * 1e3, errors))
+        print("%-20s" % name + "".join("%24s" % cell for cell in row))
+    return table
+
+
+def bench_events(server, ledd, presses):
+    """Latency from ledd PRESS/RELEASE to the event arriving on each of STREAMS event streams."""
+    streams = [EventStream(server.url) for _ in range(STREAMS)]
+    sent = {}
+    got = []
+    lock = threading.Lock()
+    for s in streams:
+        s.next_event()  # the current state
+
+    def reader(stream):
+        while True:
+            try:
+                state = stream.next_event(timeout=10)
+            except (EOFError, TimeoutError, OSError):
+                return
+            now = time.perf_counter()
+            with lock:
+                if state["seq"] in sent:
+                    got.append(now - sent[state["seq"]])
+
+    threads = [threading.Thread(target=reader, args=(s,), daemon=True) for s in streams]
+    for t in threads:
+        t.start()
+    client = ledd.client()
+    seq = client.state()["seq"]
+    for i in range(presses):
+        with lock:
+            sent[seq + 1] = time.perf_counter()
+        seq = (client.press(0) if i % 2 == 0 else client.release(0))["seq"]
+        time.sleep(0.02)
+    deadline = time.monotonic() + 5
+    while len(got) < presses * STREAMS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    missing = presses * STREAMS - len(got)
+    print("\n== button -> event stream, %d streams, %d changes" % (STREAMS, presses))
+    print("latency p50 %.1f ms, p99 %.1f ms, max %.1f ms, events missing %d" % (
+        statistics.median(got) * 1e3, percentile(got, 0.99) * 1e3, max(got) * 1e3, missing))
+    idle = idle_cpu(server)
+    for s in streams:
+        s.close()
+    return percentile(got, 0.99), missing, idle
+
+
+def cgi_processes(server, script):
+    """PIDs of lighttpd's children running ``script``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid and script.encode() in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total
+
+
+def idle_cpu(server):
+    pids = cgi_processes(server, "cgi-bin/events.py")
+    before = cpu_ticks(pids)
+    time.sleep(IDLE_S)
+    ticks = cpu_ticks(pids) - before
+    hz = os.sysconf("SC_CLK_TCK")
+    percent = 100.0 * ticks / hz / IDLE_S
+    print("idle: %d event-stream processes, %d CPU ticks in %.0f s = %.2f %% CPU" % (len(pids), ticks, IDLE_S, percent))
+    return percent
+
+
+def report(table, event_p99, missing, idle):
+    def p50(name):
+        return table[name, 1][0]
+
+    print("\n== targets (1 client, p50 ratios)")
+    checks = [
+        ("GET /api/state / empty CGI", p50("GET /api/state") / p50("empty CGI (floor)"), "<= 1.3"),
+        ("POST /api/leds/0 / json-only CGI", p50("POST /api/leds/0") / p50("json-only CGI"), "<= 1.3"),
+    ]
+    for label, ratio, target in checks:
+        print("%-34s %5.2fx  (target %s)" % (label, ratio, target))
+    errors64 = {name: table[name, 64][2] for name, *_ in TARGETS}
+    print("%-34s %s  (target 0)" % ("errors at 64 clients", ", ".join("%s: %d" % kv for kv in errors64.items())))
+    print("%-34s %5.1f ms  (target < 50), missing %d" % ("event p99, %d streams" % STREAMS, event_p99 * 1e3, missing))
+    print("%-34s %5.2f %%  (target 0)" % ("idle event streams CPU", idle))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ledd-bench-") as tmp:
+        tmp = Path(tmp)
+        include = tmp / "bench.conf"
+        include.write_text(BENCH_INCLUDE.format(root=ROOT))
+        ledd = LeddProcess(build_ledd(), tmp / "ledd").start()
+        server = None
+        try:
+            server = Lighttpd(ledd.runtime_dir, tmp / "lighttpd", include=include).start()
+            print("stack: ledd (sim) + lighttpd on %s; load average %.1f; %d CPUs" % (server.url, os.getloadavg()[0], os.cpu_count()))
+            # Warm up: bytecode caches, page cache.
+            measure(server.port, "GET", "/api/state", None, 1, 10)
+            measure(server.port, "POST", "/api/leds/0", b'{"toggle":true}', 1, 10)
+            table = bench_requests(server, args.quick)
+            event_p99, missing, idle = bench_events(server, ledd, 20 if args.quick else 50)
+            report(table, event_p99, missing, idle)
+        finally:
+            if server:
+                server.stop()
+            ledd.close()
+    print("\n(run took %.0f s; load average now %.1f: other work on the machine skews every figure)" % (time.monotonic() - started, os.getloadavg()[0]))
+
+
+if __name__ == "__main__":
+    main()
