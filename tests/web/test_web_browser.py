@@ -155,3 +155,15 @@ def test_screenshot(browser, web, tmp_path):
     out = os.environ.get("LEDD_SCREENSHOT") or str(tmp_path / "dashboard.png")
     page.screenshot(path=out, full_page=True, animations="disabled")
     assert os.path.getsize(out) > 10000
+
+
+def test_page_copes_without_board_json(browser, web):
+    page = browser.new_page()
+    page.route("**/board.json", lambda route: route.fulfill(status=404, body="{}"))
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
+    expect(page.locator("#board-missing")).to_be_visible()
+    expect(page.locator("#led-0 .where")).to_have_text("GPIO17")
+    page.locator("#led-0 .led-toggle").click()
+    expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
