@@ -52,6 +52,7 @@ LEDD_CHECKS = [
     "watch-ok", "watch-initial-event", "press-event", "press-state", "release-event", "press-counter",
     "debounce-one-press", "debounce-release",
     "sighup-alive", "sighup-keeps-state", "sighup-lines-held", "sighup-button-works",
+    "sighup-rewire", "sighup-rewired-led", "sighup-rewire-back",
     "sigterm-exit-0", "sigterm-released-17", "sigterm-released-22", "sigterm-released-27",
     "restart-ready", "restart-restores-red-on", "restart-restores-green-off", "restart-state-json",
     "restart-keeps-presses",
@@ -161,6 +162,17 @@ check sighup-lines-held "GPIO17/22 not held by ledd after reload" eval 'used 17 
 pull 22 pull-down; sleep 0.3; req STATE
 check sighup-button-works "$REPLY_LINE" eval '[ "$(field button pressed)" = true ] && [ "$(field button presses)" = 3 ]'
 pull 22 pull-up; sleep 0.3
+# A reload that moves the green LED to GPIO5 must release GPIO27 and take GPIO5.
+cp @CONFIG@ /tmp/ledd.conf.orig
+sed -i 's/^gpio = 27$/gpio = 5/' @CONFIG@
+kill -HUP $LEDD; sleep 1
+check sighup-rewire "GPIO5: $(@GPIOTOOL@ info "$PI_DEV" 5); GPIO27: $(@GPIOTOOL@ info "$PI_DEV" 27)" eval 'used 5 && ! used 27 && used 17'
+req ON green
+check sighup-rewired-led "GPIO5=$(value 5) after ON green: $REPLY_LINE" eval 'ok_reply && [ "$(value 5)" = 1 ]'
+req OFF green
+cp /tmp/ledd.conf.orig @CONFIG@
+kill -HUP $LEDD; sleep 1
+check sighup-rewire-back "GPIO27 not held after reverting the config" eval 'used 27 && ! used 5'
 stop_ledd
 check sigterm-exit-0 "exit status $STOP_RC" [ "$STOP_RC" = 0 ]
 for l in 17 22 27; do check sigterm-released-$l "GPIO$l still requested after exit: $(@GPIOTOOL@ info "$PI_DEV" $l)" eval "! used $l"; done
