@@ -24,13 +24,14 @@ resolved through ``/api/state``.
 Errors are the ones :mod:`ledd.client` raises: :class:`~ledd.client.DaemonDown`
 (the dashboard or its daemon is unreachable, HTTP 503),
 :class:`~ledd.client.DaemonTimeout` (HTTP 504 or no answer in time) and
-:class:`~ledd.client.CommandError` (the request was refused, with the API's
-``code``), plus :class:`RemoteError` for what only HTTP can get wrong
+:class:`~ledd.client.CommandError` (the request was refused; ``code`` is the
+daemon's, e.g. ``notfound``, and ``api_code`` the API's, e.g. ``not_found``), plus :class:`RemoteError` for what only HTTP can get wrong
 (authentication, an answer that is not the API's).
 """
 
 import json
 import queue
+import socket
 import threading
 
 import requests
@@ -58,6 +59,11 @@ def _base_url(url):
     return url.rstrip("/")
 
 
+#: The API's error codes (ledd.web) that name a daemon error: scripts see the
+#: same ``err.code`` whether they use Client or RemoteClient.
+DAEMON_CODE_OF_API_CODE = {"bad_value": "badarg", "not_found": "notfound", "not_supported": "notsupported"}
+
+
 def _error_from_response(resp):
     """The LeddError that an HTTP error response stands for."""
     try:
@@ -76,8 +82,9 @@ def _error_from_response(resp):
         return DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
     if body is None:
         return RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
-    err = CommandError(message, code or "internal")
+    err = CommandError(message, DAEMON_CODE_OF_API_CODE.get(code, code or "internal"))
     err.http_status = status
+    err.api_code = code
     return err
 
 
@@ -303,16 +310,37 @@ class RemoteWatcher:
             yield self.next_event()
 
     def close(self):
+        """Stop: wake the reader thread by shutting the socket down (it closes the response)."""
         self._closed.set()
-        resp = self._resp
-        if resp is not None:
-            resp.close()
+        sock = _socket_of(self._resp)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _socket_of(resp):
+    """The socket under a streaming response, or None.
+
+    Closing the response from another thread would wait for the reader
+    thread's blocked read (both take the same buffer lock) until the next
+    ping; shutting the socket down wakes that read at once.
+    """
+    raw = getattr(resp, "raw", None)
+    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        obj = raw
+        for attr in path:
+            obj = getattr(obj, attr, None)
+        if isinstance(obj, socket.socket):
+            return obj
+    return None
 
 
 def _lines(resp):

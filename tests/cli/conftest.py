@@ -69,7 +69,7 @@ class FakeDashboard:
     (status, None) for a non-JSON error page), ``chunked`` (send /api/events
     with chunked transfer encoding, as lighttpd does, else close-delimited),
     ``events_per_stream`` (end each event stream after that many events, as a
-    web server's time limit would), ``hang`` (never answer: a stuck server).
+    web server's time limit would), ``ping_interval`` (seconds between pings), ``hang`` (never answer: a stuck server).
     Attributes tests read: ``requests`` (method, path, decoded JSON body) and
     ``streams`` (how many event streams were opened).
     """
@@ -81,6 +81,7 @@ class FakeDashboard:
         self.fail = None
         self.chunked = False
         self.events_per_stream = None
+        self.ping_interval = 0.2
         self.hang = threading.Event()
         self.streams = 0
         self.changed = threading.Condition()
@@ -106,27 +107,27 @@ class FakeDashboard:
             return 200, self.state
         match = re.fullmatch(r"/api/(leds|buttons)(?:/(\d+))?", path)
         if not match:
-            return 404, {"error": "no such API path", "code": "notfound"}
+            return 404, {"error": "no such API path", "code": "not_found"}
         if method != "POST":
             return 405, {"error": "use POST", "code": "method"}
         if not isinstance(body, dict) or len(body) != 1:
-            return 400, {"error": "body must be exactly one field", "code": "badarg"}
+            return 400, {"error": "body must be exactly one field", "code": "bad_value"}
         kind, ident = match.group(1), match.group(2)
         with self.changed:
             if kind == "leds" and ident is None:
                 if not isinstance(body.get("on"), bool):
-                    return 400, {"error": "want {\"on\": bool}", "code": "badarg"}
+                    return 400, {"error": "want {\"on\": bool}", "code": "bad_value"}
                 for led in self.state["leds"]:
                     led.update(on=body["on"], blink=None, level=int(body["on"]))
             else:
                 items = self.state[kind]
                 if ident is None or int(ident) >= len(items):
-                    return 404, {"error": "no such %s" % kind[:-1], "code": "notfound"}
+                    return 404, {"error": "no such %s" % kind[:-1], "code": "not_found"}
                 item = items[int(ident)]
                 key, value = next(iter(body.items()))
                 if kind == "buttons":
                     if key != "pressed" or not isinstance(value, bool):
-                        return 400, {"error": "want {\"pressed\": bool}", "code": "badarg"}
+                        return 400, {"error": "want {\"pressed\": bool}", "code": "bad_value"}
                     if value and not item["pressed"]:
                         item["presses"] += 1
                         item["last_press_ms"] = 1763762400123
@@ -137,10 +138,10 @@ class FakeDashboard:
                     item.update(on=not item["on"], blink=None, level=int(not item["on"]))
                 elif key == "blink" and isinstance(value, dict) and set(value) == {"on_ms", "off_ms"}:
                     if not all(isinstance(v, int) and 20 <= v <= 60000 for v in value.values()):
-                        return 400, {"error": "blink periods are 20-60000 ms", "code": "badarg"}
+                        return 400, {"error": "blink periods are 20-60000 ms", "code": "bad_value"}
                     item.update(on=True, blink=dict(value))
                 else:
-                    return 400, {"error": "unknown LED command", "code": "badarg"}
+                    return 400, {"error": "unknown LED command", "code": "bad_value"}
             self.state["seq"] += 1
             self.changed.notify_all()
         return 200, self.state
@@ -235,7 +236,7 @@ class FakeDashboard:
                                 sent += 1
                                 if fake.events_per_stream and sent >= fake.events_per_stream:
                                     break
-                            if not fake.changed.wait(0.2):
+                            if not fake.changed.wait(fake.ping_interval):
                                 self._write(": ping\n\n")
                     if fake.chunked:
                         self.wfile.write(b"0\r\n\r\n")

@@ -73,16 +73,21 @@ def test_unknown_name_is_notfound_and_sends_nothing(fake_dashboard):
 
 def test_api_errors_keep_their_code_and_status(fake_dashboard):
     board = RemoteClient(fake_dashboard.url)
+    # The API's codes (not_found, bad_value, ...) come back as the daemon's, like ledd.client raises them.
     with pytest.raises(CommandError) as err:
         board.on(7)
-    assert (err.value.code, err.value.http_status) == ("notfound", 404)
+    assert (err.value.code, err.value.api_code, err.value.http_status) == ("notfound", "not_found", 404)
     with pytest.raises(CommandError) as err:
         board.blink(0, 5, 5)
-    assert (err.value.code, err.value.http_status) == ("badarg", 400)
-    fake_dashboard.fail = (409, "notsupported")
+    assert (err.value.code, err.value.api_code, err.value.http_status) == ("badarg", "bad_value", 400)
+    fake_dashboard.fail = (409, "not_supported")
     with pytest.raises(CommandError) as err:
         board.press(0)
     assert (err.value.code, err.value.http_status) == ("notsupported", 409)
+    fake_dashboard.fail = (415, "unsupported_media_type")
+    with pytest.raises(CommandError) as err:
+        board.on(0)
+    assert (err.value.code, err.value.http_status) == ("unsupported_media_type", 415)
     fake_dashboard.fail = (503, "busy")
     with pytest.raises(CommandError) as err:
         board.watch()
@@ -150,6 +155,16 @@ def test_watch_gets_current_state_then_each_change(fake_dashboard, chunked):
         board.on("red")
         second = json.loads(events.next_event(timeout=5))
         assert second["seq"] == 1 and second["leds"][0]["on"] is True
+
+
+def test_close_does_not_wait_for_the_next_ping(fake_dashboard):
+    fake_dashboard.ping_interval = 60
+    events = RemoteClient(fake_dashboard.url).watch()
+    events.next_event(timeout=5)
+    started = time.monotonic()
+    events.close()
+    events._thread.join(5)
+    assert not events._thread.is_alive() and time.monotonic() - started < 2
 
 
 def test_watch_reconnects_when_the_server_ends_the_stream(fake_dashboard):
