@@ -128,7 +128,8 @@ def json_string(text):
 
 def error_body(code, message):
     """The API's error document: ``{"error": message, "code": code}`` as bytes."""
-    return ('{"error":%s,"code":%s}\n' % (json_string(message), json_string(code))).encode("utf-8")
+    # "replace": a path with invalid UTF-8 reaches us as lone surrogates.
+    return ('{"error":%s,"code":%s}\n' % (json_string(message), json_string(code))).encode("utf-8", "replace")
 
 
 def write_all(fd, data):

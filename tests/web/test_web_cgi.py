@@ -81,6 +81,7 @@ def test_post_works_and_may_import_json(ledd):
     {"REQUEST_URI": "/api/leds/\u00e9", "REQUEST_METHOD": "POST"},
     {"REQUEST_URI": "/api/state?" + "x" * 5000},
     {"REDIRECT_STATUS": "bogus"},
+    {"REQUEST_URI": "/api/leds/\udcff\udcfe", "REQUEST_METHOD": "POST"},
     {"HTTP_ORIGIN": "\u00ff\u0001", "REQUEST_METHOD": "POST", "REQUEST_URI": "/api/leds/0"},
 ])
 def test_odd_environments_get_json_not_tracebacks(ledd, extra):
@@ -89,6 +90,7 @@ def test_odd_environments_get_json_not_tracebacks(ledd, extra):
     assert headers["Content-Type"] == "application/json", result
     assert body.startswith(b"{"), result
     assert b"Traceback" not in result.stdout + result.stderr
+    assert not headers["Status"].startswith("500"), result
 
 
 def test_events_script_sends_first_state_and_503_when_down(ledd):
