@@ -168,15 +168,24 @@ def main():
         state = persistent_rtt(echo, run, args.requests, "STATE")
         cpu_state = (cpu_seconds(ledd.pid) - cpu0) / (args.requests * 1.1) * 1e6
         cpu0 = cpu_seconds(ledd.pid)
-        on = persistent_rtt(echo, run, args.requests, "ON red")
+        on = persistent_rtt(echo, run, args.requests, "TOGGLE red")
         cpu_on = (cpu_seconds(ledd.pid) - cpu0) / (args.requests * 1.1) * 1e6
-        for name, r in (("bare C FIFO echo", bare), ("ledd STATE", state), ("ledd ON red (saves state)", on)):
+        for name, r in (("bare C FIFO echo", bare), ("ledd STATE", state), ("ledd TOGGLE red (a change)", on)):
             print("  %-28s %8.1f %8.1f %8.1f %8.1f" % (name, r["p50"], r["p90"], r["p99"], r["mean"]))
         ratio = state["p50"] / bare["p50"]
+        py_client = Client(str(run))
+        samples = []
+        for _ in range(min(args.requests, 2000)):
+            started = time.perf_counter()
+            py_client.request("STATE")
+            samples.append((time.perf_counter() - started) * 1e6)
+        samples.sort()
+        print("  %-28s %8.1f %8.1f %8.1f %8.1f" % ("Python Client (per call)", samples[len(samples) // 2],
+              samples[len(samples) * 9 // 10], samples[len(samples) * 99 // 100], statistics.mean(samples)))
         print("  ratio ledd STATE / bare echo (p50): %.2fx   [%s target <= %.1fx]"
               % (ratio, mark(ratio <= TARGET_RTT_RATIO), TARGET_RTT_RATIO))
-        print("  ratio ledd ON / bare echo (p50):    %.2fx" % (on["p50"] / bare["p50"]))
-        print("  ledd CPU per request: STATE %.1f us, ON %.1f us" % (cpu_state, cpu_on))
+        print("  ratio ledd TOGGLE / bare echo (p50): %.2fx" % (on["p50"] / bare["p50"]))
+        print("  ledd CPU per request: STATE %.1f us, TOGGLE %.1f us" % (cpu_state, cpu_on))
         print()
 
         print("Round trip, one process per request (median of %d), milliseconds:" % args.spawns)
