@@ -150,24 +150,6 @@ def bench_events(server, ledd, presses):
     return percentile(got, 0.99), missing, idle
 
 
-def cgi_processes(server, script):
-    """PIDs of lighttpd's children running ``script``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if int(fields[1]) == server.proc.pid and script.encode() in cmdline:
-            pids.append(int(entry))
-    return pids
-
-
 def cpu_ticks(pids):
     total = 0
     for pid in pids:
@@ -181,7 +163,7 @@ def cpu_ticks(pids):
 
 
 def idle_cpu(server):
-    pids = cgi_processes(server, "cgi-bin/events.py")
+    pids = server.cgi_pids("cgi-bin/events.py")
     before = cpu_ticks(pids)
     time.sleep(IDLE_S)
     ticks = cpu_ticks(pids) - before

@@ -136,3 +136,33 @@ def test_pump_raises_when_ledd_stops(ledd):
     assert errors, "pump() did not end when ledd stopped"
     os.close(read_fd), os.close(write_fd)
     watcher.close()
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_stream_process_ends_when_the_browser_leaves(web):
+    streams = [EventStream(web.url) for _ in range(3)]
+    for s in streams:
+        s.next_event()
+    assert len(web.cgi_pids("cgi-bin/events.py")) == 3
+    for s in streams:
+        s.close()
+    # lighttpd notices the browser left at its next write to it (an event here, else
+    # the keep-alive ping), closes the CGI's pipe, and the script exits.
+    web.ledd.client().toggle(0)
+    assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 5), web.cgi_pids("cgi-bin/events.py")
+    # ...and ledd dropped its watchers: a new stream still works and gets events.
+    again = EventStream(web.url)
+    try:
+        seq = again.next_event()["seq"]
+        web.ledd.client().toggle(0)
+        assert again.next_event(timeout=2)["seq"] == seq + 1
+    finally:
+        again.close()

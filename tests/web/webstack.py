@@ -96,6 +96,23 @@ class Lighttpd:
         if getattr(self, "log", None):
             self.log.close()
 
+    def cgi_pids(self, script):
+        """PIDs of this lighttpd's CGI children whose command line contains ``script``."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    cmdline = f.read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid and script.encode() in cmdline:
+                pids.append(int(entry))
+        return pids
+
     # -- requests helpers --------------------------------------------------
     def get(self, path, **kw):
         kw.setdefault("timeout", 10)
