@@ -164,6 +164,8 @@ cleanup() {
 on_error() {
 	local status=$? line=$1
 	trap - ERR
+	# In a subshell ($(...) inherits the trap with set -E) let the caller report.
+	if [ "$BASHPID" != "$$" ]; then exit "$status"; fi
 	printf '[deploy] error: failed at deploy.sh line %s (exit %s)\n' "$line" "$status" >&2
 	if [ "$MODE" = install ] && [ "$DRY_RUN" = 0 ]; then
 		restore_lighttpd
@@ -293,11 +295,22 @@ install_packages() {
 	fi
 	note_change "apt-get install ${missing[*]}"
 	[ "$DRY_RUN" = 1 ] && return 0
-	# DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q ||
-		warn "apt-get update failed; trying with the current package lists"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-		--no-install-recommends "${missing[@]}"
+	apt_get update || warn "apt-get update failed; trying with the current package lists"
+	apt_get install -y --no-install-recommends "${missing[@]}" ||
+		fatal "apt-get install failed (its output above, and in $LOG_FILE)"
+}
+
+# apt-get, non-interactive, its chatter to the log only (the tail on failure).
+# DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
+apt_get() {
+	local out=$TMP_DIR/apt.log
+	if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" >"$out" 2>&1; then
+		cat "$out" >>"$LOG_FILE"
+		return 0
+	fi
+	cat "$out" >>"$LOG_FILE"
+	tail -n 15 "$out" >&2
+	return 1
 }
 
 build_daemon() {
@@ -494,8 +507,9 @@ render_pins() {
 # --- Steps: web server -----------------------------------------------------------
 
 random_password() {
-	# 16 characters from [A-Za-z0-9]: ~95 bits.
-	LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 16
+	# 16 characters from [A-Za-z0-9]: ~95 bits. (A finite input: with pipefail,
+	# `tr </dev/urandom | head` would fail on tr's SIGPIPE.)
+	head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9' | cut -c 1-16
 }
 
 setup_auth() {
@@ -569,6 +583,11 @@ install_lighttpd_dropin() {
 Environment=LEDD_HOME=$LEDD_HOME_DIR LEDD_HTTP_BIND=0.0.0.0 LEDD_HTTP_PORT=$PORT
 Environment=LEDD_RUNTIME_DIR=$RUNTIME_DIR LEDD_WEB_STATE_DIR=$WEB_STATE_DIR
 Environment=LEDD_AUTH_INCLUDE=$AUTH_SNIPPET
+# lighttpd.conf sets no server.username: run it as $WEB_USER from the start
+# (its groups, including $DAEMON_USER for the FIFOs, come from /etc/group).
+User=$WEB_USER
+Group=$WEB_USER
+AmbientCapabilities=CAP_NET_BIND_SERVICE
 ExecStartPre=
 ExecStartPre=/usr/sbin/lighttpd -tt -f $LEDD_HOME_DIR/lighttpd.conf
 ExecStart=

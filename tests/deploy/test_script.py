@@ -231,3 +231,15 @@ def _user_exists(name):
         return True
     except KeyError:
         return False
+
+
+def test_stage_generates_a_password_when_none_is_given(tmp_path, ledd_binary):
+    dest = tmp_path / "root"
+    env = dict(os.environ)
+    env.pop("LEDD_PASSWORD", None)
+    proc = run_deploy("--stage", env=dict(env, DESTDIR=str(dest)), check=True)
+    match = re.search(r"user: ledd  password: ([A-Za-z0-9]+)\s", proc.stdout)
+    assert match and len(match.group(1)) == 16, proc.stdout
+    htpasswd = str(staged(dest, "HTPASSWD_FILE"))
+    assert subprocess.run(["htpasswd", "-vb", htpasswd, "ledd", match.group(1)], capture_output=True).returncode == 0
+    assert "error" not in proc.stderr

@@ -186,8 +186,14 @@ class VM:
             line = self._readline(deadline)
             parts = line.split(" ")
             if parts[0] == "DONE" and len(parts) >= 3 and parts[1] == rid:
-                out = base64.b64decode(parts[3]) if len(parts) > 3 else b""
-                return int(parts[2]), out.decode(errors="replace")
+                out = base64.b64decode(parts[3]).decode(errors="replace") if len(parts) > 3 else ""
+                self._log("$ %s\n[exit %s]\n%s\n" % (script.strip(), parts[2], out))
+                return int(parts[2]), out
+
+    def _log(self, text):
+        """Every command and its output, for reading after a failure (workdir/agent.log)."""
+        with open(self.workdir / "agent.log", "a") as log:
+            log.write("%.1f %s" % (time.monotonic(), text))
 
     def check(self, script, timeout=120):
         """Like run(), but raise with the output unless the script exits 0."""
