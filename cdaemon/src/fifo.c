@@ -262,7 +262,7 @@ void fifo_read_commands(struct fifo_server *s, fifo_line_fn fn, void *ctx)
 			char c = buf[i];
 			if (c == '\n') {
 				if (!s->discarding)
-					fn(ctx, s->inbuf, s->inlen);
+					fn(ctx, s->inbuf, s->inlen, true);
 				s->discarding = false;
 				s->inlen = 0;
 				continue;
@@ -273,10 +273,21 @@ void fifo_read_commands(struct fifo_server *s, fifo_line_fn fn, void *ctx)
 			if (s->inlen == sizeof(s->inbuf)) {
 				/* Too long: answer now (with the id if readable),
 				 * then skip the rest of the line. */
-				fn(ctx, s->inbuf, s->inlen);
+				fn(ctx, s->inbuf, s->inlen, true);
 				s->discarding = true;
 				s->inlen = 0;
 			}
+		}
+		/* Requests are single writes shorter than PIPE_BUF, so they are
+		 * never split; a read shorter than the buffer emptied the pipe.
+		 * A fragment left now was written without its LF: answer it as
+		 * an error instead of gluing it to the next client's request. */
+		if ((size_t)n < sizeof(buf)) {
+			if (s->inlen && !s->discarding)
+				fn(ctx, s->inbuf, s->inlen, false);
+			s->inlen = 0;
+			s->discarding = false;
+			return;
 		}
 	}
 }

@@ -27,7 +27,9 @@ struct fifo_server {
 	size_t nwatchers, max_watchers;
 };
 
-typedef void (*fifo_line_fn)(void *ctx, const char *line, size_t len);
+/* `complete` is false for a line that ended without LF: the writer sent a
+ * fragment (see fifo_read_commands). */
+typedef void (*fifo_line_fn)(void *ctx, const char *line, size_t len, bool complete);
 
 /* Create the runtime directory if needed and take the pid lock. Fails (with a
  * message naming the other daemon's pid) when another ledd holds it. */
@@ -38,7 +40,8 @@ int fifo_lock(struct fifo_server *s, const char *dir, char *err, size_t errlen);
 int fifo_open(struct fifo_server *s, size_t max_watchers, char *err, size_t errlen);
 
 /* Read what is pending on the command FIFO and call fn once per line (LF
- * stripped). An overlong line is passed as its first LEDD_MAX_REQUEST bytes. */
+ * stripped). An overlong line is passed as its first LEDD_MAX_REQUEST bytes.
+ * A fragment left when the pipe is empty is passed with complete = false. */
 void fifo_read_commands(struct fifo_server *s, fifo_line_fn fn, void *ctx);
 
 /* Write one reply line without ever blocking (drains stale replies if the

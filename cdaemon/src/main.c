@@ -464,7 +464,7 @@ static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
 	snprintf(r->msg, sizeof(r->msg), "verb not dispatched");
 }
 
-static void handle_line(void *ctx, const char *line, size_t len)
+static void handle_line(void *ctx, const char *line, size_t len, bool complete)
 {
 	struct ledd *d = ctx;
 	static struct request req;
@@ -474,6 +474,10 @@ static void handle_line(void *ctx, const char *line, size_t len)
 
 	r.code = protocol_parse(line, len, &req, r.msg, sizeof(r.msg));
 	r.payload[0] = '\0';
+	if (!complete && r.code != PROTO_BADREQUEST) {
+		r.code = PROTO_BADREQUEST;
+		snprintf(r.msg, sizeof(r.msg), "request without LF (one write per line)");
+	}
 	if (r.code == PROTO_OK)
 		dispatch(d, &req, &r);
 	if (r.code == PROTO_OK)
@@ -499,9 +503,7 @@ static void reload(struct ledd *d)
 	static struct ledd_config cfg;
 	static struct ledd_state st;
 	char err[512], text[LEDD_STATE_MAX_BYTES];
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%" PRIu64, mono_ns() / 1000u);
 	if (load_config(&d->opt, &cfg, err, sizeof(err)) < 0) {
 		log_err("reload failed, keeping the running config: %s", err);

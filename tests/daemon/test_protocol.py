@@ -256,3 +256,14 @@ def test_reply_and_state_fit_in_one_pipe_write_with_maximal_config(ledd_factory,
     assert len(lines[0]) + 1 < os.sysconf("SC_PAGESIZE")  # PIPE_BUF is 4096 on Linux
     state = json.loads(lines[0].split(b" ", 2)[2])
     assert len(state["leds"]) == 16 and len(state["buttons"]) == 8
+
+
+def test_request_without_lf_is_an_error_not_glued_to_the_next(ledd):
+    lines = rawfifo.exchange(ledd.runtime_dir, b"frag.1 ON 0")
+    assert lines[0].startswith(b"frag.1 ERR badrequest "), lines
+    rawfifo.write_cmd(ledd.runtime_dir, b"frag.2 ON")   # and nobody reads its reply
+    time.sleep(0.05)
+    c = ledd.client()
+    assert c.hello()["protocol"] == 1
+    assert c.on(1)["leds"][1]["on"] is True
+    assert c.state()["leds"][0]["on"] is False
