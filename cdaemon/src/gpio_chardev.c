@@ -299,24 +299,43 @@ static void chip_path(char *buf, size_t len, unsigned int num)
 	snprintf(buf, len, "%s/gpiochip%u", LEDD_GPIO_DEV_DIR, num);
 }
 
-/* "GPIO17, GPIO27 or" for the not-found message. */
+/* snprintf onto the end of buf, never past it (a long list is cut, not overrun). */
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= len - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *used, len - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used = *used + (size_t)n < len ? *used + (size_t)n : len - 1;
+}
+
+/* "GPIO17, GPIO27, GPIO22" for the not-found message. */
 static void wanted_names(const struct gpio_line_config *lines, size_t nlines, char *buf, size_t len)
 {
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < nlines && used < len; i++)
-		used += snprintf(buf + used, len - used, "%sGPIO%u", i ? ", " : "", lines[i].gpio);
+	for (size_t i = 0; i < nlines; i++)
+		append(buf, len, &used, "%sGPIO%u", i ? ", " : "", lines[i].gpio);
 }
 
-/* Search every chip (chip "auto"): all lines by name, else a Pi label. */
+/* Search every chip (chip "auto"): all lines by name, else a Pi label, else
+ * the chip with most of the names (so the error names the missing line). */
 static int find_chip_auto(struct chip *out, const struct gpio_line_config *lines, size_t nlines,
 			  char *err, size_t errlen)
 {
 	unsigned int nums[LEDD_GPIO_MAX_CHIPS];
-	char looked[1024] = "", wanted[256];
-	size_t nchips, used = 0, best_named = 0;
-	int label_pick = -1, best = -1;
+	char looked[1024] = "", denied[512] = "", wanted[256];
+	size_t nchips, used = 0, dused = 0, ndenied = 0, best_named = 0;
+	int label_pick = -1, named_pick = -1, best = -1;
 
 	nchips = list_chips(nums, LEDD_GPIO_MAX_CHIPS);
 	for (size_t i = 0; i < nchips; i++) {
@@ -326,27 +345,30 @@ static int find_chip_auto(struct chip *out, const struct gpio_line_config *lines
 		chip_path(path, sizeof(path), nums[i]);
 		if (chip_open(&c, path) < 0) {
 			int e = errno;
-			used += snprintf(looked + used, used < sizeof(looked) ? sizeof(looked) - used : 0,
-					 "%s%s: %s%s", used ? ", " : "", path, strerror(e),
-					 (e == EACCES || e == EPERM) ? " - is the user in the \"gpio\" group?" : "");
+			append(looked, sizeof(looked), &used, "%s%s: %s", used ? ", " : "", path, strerror(e));
+			if (e == EACCES || e == EPERM) {
+				append(denied, sizeof(denied), &dused, "%s%s", dused ? ", " : "", path);
+				ndenied++;
+			}
 			continue;
 		}
-		used += snprintf(looked + used, used < sizeof(looked) ? sizeof(looked) - used : 0,
-				 "%s%s [%s]", used ? ", " : "", path, c.info.label);
+		append(looked, sizeof(looked), &used, "%s%s [%s]", used ? ", " : "", path, c.info.label);
 		size_t named = count_named(&c, lines, nlines);
-		if (named == nlines && nlines > 0) {
+		if (named == nlines) {
 			chip_close(&c);
 			best = (int)i;
 			break;
 		}
-		if (named > best_named)
+		if (named > best_named) {
 			best_named = named;
+			named_pick = (int)i;
+		}
 		if (label_pick < 0 && is_pi_label(c.info.label))
 			label_pick = (int)i;
 		chip_close(&c);
 	}
 	if (best < 0)
-		best = label_pick;
+		best = label_pick >= 0 ? label_pick : named_pick;
 	if (best >= 0) {
 		char path[64];
 
@@ -357,9 +379,15 @@ static int find_chip_auto(struct chip *out, const struct gpio_line_config *lines
 		}
 		return 0;
 	}
+	if (ndenied > 0 && ndenied == nchips) {
+		set_err(err, errlen, "cannot open %s: Permission denied%s", denied, perm_hint(EACCES));
+		errno = EACCES;
+		return -1;
+	}
 	wanted_names(lines, nlines, wanted, sizeof(wanted));
-	set_err(err, errlen, "no GPIO chip found with lines %s or label pinctrl-bcm2835/bcm2711/rp1 (looked at: %s)",
-		wanted, nchips ? looked : "no " LEDD_GPIO_DEV_DIR "/gpiochip* at all - is this a Raspberry Pi?");
+	set_err(err, errlen, "no GPIO chip found with lines %s or label pinctrl-bcm2835/bcm2711/rp1 (looked at: %s%s)",
+		wanted, nchips ? looked : "no " LEDD_GPIO_DEV_DIR "/gpiochip* at all - is this a Raspberry Pi?",
+		ndenied ? perm_hint(EACCES) : "");
 	errno = ENODEV;
 	return -1;
 }

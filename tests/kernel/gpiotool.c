@@ -10,6 +10,8 @@
  *   gpiotool bounce FILE N US FINAL     write pull-down/pull-up alternately N
  *                                       times US µs apart, then FINAL (a burst
  *                                       of contact bounce)
+ *   gpiotool runas UID GID CMD [ARG...] drop root (no supplementary groups)
+ *                                       and exec CMD: busybox has no setuidgid
  *   gpiotool backend SYSFS              self-test of the chardev backend
  *                                       (cdaemon/src/gpio_chardev.c through
  *                                       gpio.h), SYSFS = the Pi chip's
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,6 +237,14 @@ static int cmd_bounce(const char *file, unsigned int n, unsigned int us, const c
 	if (write_file(file, final) < 0)
 		die("write %s: %s", file, strerror(errno));
 	return 0;
+}
+
+static int cmd_runas(unsigned int uid, unsigned int gid, char **argv)
+{
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		die("dropping to %u:%u: %s", uid, gid, strerror(errno));
+	execv(argv[0], argv);
+	die("exec %s: %s", argv[0], strerror(errno));
 }
 
 /* ---- backend self-test -------------------------------------------------- */
@@ -451,9 +462,11 @@ int main(int argc, char **argv)
 		return cmd_sample(argv[2], (unsigned int)atoi(argv[3]));
 	if (argc == 6 && strcmp(argv[1], "bounce") == 0)
 		return cmd_bounce(argv[2], (unsigned int)atoi(argv[3]), (unsigned int)atoi(argv[4]), argv[5]);
+	if (argc >= 5 && strcmp(argv[1], "runas") == 0)
+		return cmd_runas((unsigned int)atoi(argv[2]), (unsigned int)atoi(argv[3]), argv + 4);
 	if (argc == 3 && strcmp(argv[1], "backend") == 0)
 		return cmd_backend(argv[2]);
 	fprintf(stderr, "usage: gpiotool hold DEV OFFSET CONSUMER | info DEV OFFSET | sample FILE MS |\n"
-			"       bounce FILE N US FINAL | backend SYSFS\n");
+			"       bounce FILE N US FINAL | runas UID GID CMD [ARG...] | backend SYSFS\n");
 	return 2;
 }

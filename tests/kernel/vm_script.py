@@ -60,6 +60,7 @@ LEDD_CHECKS = [
     "after-busy-starts",
     "wrong-chip-refused", "no-chip-message",
     "label-fallback-ready", "label-fallback-on-red", "label-fallback-press", "label-fallback-describe",
+    "perm-auto-message", "perm-explicit-message",
 ]
 
 _LEDD_PHASE = r"""
@@ -212,6 +213,15 @@ echo pull-down > "$BARE_SYSFS/sim_gpio22/pull"; sleep 0.3
 req STATE; check label-fallback-press "$REPLY_LINE" eval '[ "$(field button pressed)" = true ]'
 check label-fallback-describe "log has no $BARE_DEV [pinctrl-rp1]" grep -qF "$BARE_DEV [pinctrl-rp1]" "$LOG"
 stop_ledd
+
+# ---- phase 6: a user without access to /dev/gpiochip* (not in the gpio group) ----------
+mkdir -p /tmp/perm && chown 1000:1000 /tmp/perm
+@GPIOTOOL@ runas 1000 1000 @LEDD@ -c @CONFIG@ -b chardev -r /tmp/perm/run -s /tmp/perm/state > /tmp/perm.log 2>&1; RC=$?
+check perm-auto-message "exit $RC, log: $(tr '\n' '|' < /tmp/perm.log)" eval \
+    '[ $RC != 0 ] && grep -qF "cannot open $DECOY_DEV, $BARE_DEV: Permission denied" /tmp/perm.log && grep -q "gpio\" group" /tmp/perm.log'
+@GPIOTOOL@ runas 1000 1000 @LEDD@ -c @CONFIG@ -b chardev -C "$BARE_DEV" -r /tmp/perm/run -s /tmp/perm/state > /tmp/perm.log 2>&1; RC=$?
+check perm-explicit-message "exit $RC, log: $(tr '\n' '|' < /tmp/perm.log)" eval \
+    '[ $RC != 0 ] && grep -qF "cannot open GPIO chip $BARE_DEV: Permission denied" /tmp/perm.log && grep -q "gpio\" group" /tmp/perm.log'
 echo "LEDD-LOG-BEGIN"; cat "$LOG"; echo "LEDD-LOG-END"
 """
 
