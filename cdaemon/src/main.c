@@ -646,8 +646,9 @@ static void startup(struct ledd *d)
 		die("%s", err);
 	d->wd_fd = setup_watchdog();
 	save_state(d);
-	log_notice("ledd %s ready: %s, %zu LEDs, %zu buttons, runtime dir %s, state %s", LEDD_VERSION,
-		   gpio_describe(d->gpio), d->st.nleds, d->st.nbuttons, d->cfg.runtime_dir,
+	log_notice("ledd %s ready: %s, %zu LED%s, %zu button%s, runtime dir %s, state %s",
+		   LEDD_VERSION, gpio_describe(d->gpio), d->st.nleds, d->st.nleds == 1 ? "" : "s",
+		   d->st.nbuttons, d->st.nbuttons == 1 ? "" : "s", d->cfg.runtime_dir,
 		   d->cfg.state_file);
 	notify_send("READY=1\nMAINPID=%ld", (long)getpid());
 	send_status(d);
