@@ -8,7 +8,7 @@ lighttpd.conf, on a free port of 127.0.0.1) and measures, side by side in one ru
     clients, with error counts;
   * the same for two reference CGIs behind the same lighttpd (bench/cgi/): an empty
     ``python3 -I -S`` script (the floor) and one that only imports json;
-  * a static file;
+  * a static file, and ledd's FIFO exchange alone (STATE vs TOGGLE: the state file save);
   * button -> browser latency with 20 open event streams (p50/p99);
   * the CPU idle event streams use.
 
@@ -105,6 +105,19 @@ def bench_requests(server, quick):
             row.append("%8.1f/%6.1f %4d" % (table[name, clients][0] * 1e3, table[name, clients][1] * 1e3, errors))
         print("%-20s" % name + "".join("%24s" % cell for cell in row))
     return table
+
+
+def bench_fifo(ledd, count):
+    """ledd's own share: one FIFO exchange, no HTTP, no process start (STATE vs a state change)."""
+    client = ledd.client()
+    print("\n== ledd FIFO exchange alone (in-process client, %d each)" % count)
+    for verb in (("STATE",), ("TOGGLE", "0")):
+        latencies = []
+        for _ in range(count):
+            start = time.perf_counter()
+            client.request(*verb)
+            latencies.append(time.perf_counter() - start)
+        print("%-20s p50 %.2f ms, p99 %.2f ms" % (" ".join(verb), statistics.median(latencies) * 1e3, percentile(latencies, 0.99) * 1e3))
 
 
 def bench_events(server, ledd, presses):
@@ -208,6 +221,7 @@ def main():
             measure(server.port, "GET", "/api/state", None, 1, 10)
             measure(server.port, "POST", "/api/leds/0", b'{"toggle":true}', 1, 10)
             table = bench_requests(server, args.quick)
+            bench_fifo(ledd, 100 if args.quick else 300)
             event_p99, missing, idle = bench_events(server, ledd, 20 if args.quick else 50)
             report(table, event_p99, missing, idle)
         finally:
