@@ -88,14 +88,16 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ssize_t n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
-		pidbuf[n > 0 ? n : 0] = '\0';
-		pidbuf[strcspn(pidbuf, "\n")] = '\0';
-		if (errno == EWOULDBLOCK || errno == EAGAIN || n >= 0)
+		int e = errno;
+		if (e == EWOULDBLOCK) {
+			ssize_t n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
+			pidbuf[n > 0 ? n : 0] = '\0';
+			pidbuf[strcspn(pidbuf, "\n")] = '\0';
 			snprintf(err, errlen, "another ledd (pid %s) is already running on %s",
 				 pidbuf[0] ? pidbuf : "?", s->dir);
-		else
-			snprintf(err, errlen, "%s: flock: %s", path, strerror(errno));
+		} else {
+			snprintf(err, errlen, "%s: flock: %s", path, strerror(e));
+		}
 		close(fd);
 		return -1;
 	}
