@@ -34,6 +34,8 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 PROG = "ledctl"
+#: Set to 1 to get a traceback instead of the one-line "unexpected error".
+DEBUG_ENV = "LEDCTL_DEBUG"
 
 
 # -- command line -------------------------------------------------------------
@@ -282,8 +284,11 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except (ValueError, OSError) as err:
-        return _fail("unexpected error: %s" % err, EXIT_REFUSED)
+    except Exception as err:  # a bug or a peer we do not understand: still one line
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _fail("unexpected error (%s: %s); set %s=1 for details" % (type(err).__name__, err, DEBUG_ENV),
+                     EXIT_REFUSED)
 
 
 if __name__ == "__main__":

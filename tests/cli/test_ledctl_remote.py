@@ -221,6 +221,15 @@ def test_ledctl_url_errors_are_one_line(fake_dashboard, run_ledctl):
     assert result.returncode == 3 and result.stderr.startswith("ledctl: ") and result.stderr.count("\n") == 1
 
 
+def test_ledctl_on_a_state_it_cannot_read_is_one_line(fake_dashboard, run_ledctl):
+    fake_dashboard.state = {"leds": [{"id": 0}], "seq": 1}  # no names: not what the API promises
+    result = run_ledctl("--url", fake_dashboard.url, "status")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "unexpected error" in result.stderr and "LEDCTL_DEBUG" in result.stderr
+    result = run_ledctl("--url", fake_dashboard.url, "status", env={"LEDCTL_DEBUG": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
 def test_ledctl_user_with_password(fake_dashboard, run_ledctl):
     fake_dashboard.auth = ("admin", "pw:with:colons")
     result = run_ledctl("--url", fake_dashboard.url, "--user", "admin:pw:with:colons", "status")
