@@ -417,6 +417,36 @@ static void test_many_lines(const char *sysfs)
 	gpio_close(g);
 }
 
+/* A reader that falls behind: the kernel keeps 16 events per line and drops
+ * the oldest, so the last edge read still tells the current state. */
+static void test_overflow(const char *sysfs)
+{
+	struct gpio_line_config cfg = { .label = "button fast", .gpio = 24, .bias = GPIO_BIAS_PULL_DOWN };
+	struct gpio_edge e[64];
+	char err[512] = "";
+	struct gpio *g = gpio_open(GPIO_BACKEND_CHARDEV, "auto", &cfg, 1, err, sizeof(err));
+	int n, v = -1;
+
+	check(g != NULL, "backend-overflow-open", "%s", err);
+	if (!g)
+		return;
+	for (int i = 0; i < 40; i++) {
+		sim_pull(sysfs, 24, i % 2 ? "pull-down" : "pull-up");
+		sleep_ms(1);
+	}
+	sim_pull(sysfs, 24, "pull-up");
+	sleep_ms(300);
+	n = gpio_read_edges(g, e, 64);
+	printf("info backend-overflow: 41 flips, %d edges queued\n", n);
+	check(n >= 1 && n <= 16 && e[n - 1].value == 1 && gpio_get(g, 0, &v) == 0 && v == 1,
+	      "backend-overflow-keeps-latest", "%d edges read (kernel keeps 16), last value %d, line %d", n,
+	      n > 0 ? e[n - 1].value : -1, v);
+	n = gpio_read_edges(g, e, 64);
+	check(n == 0, "backend-read-never-blocks", "second read gave %d", n);
+	gpio_close(g);
+	sim_pull(sysfs, 24, "pull-down");
+}
+
 static int cmd_backend(const char *sysfs)
 {
 	char err[512] = "", consumer[GPIO_MAX_NAME_SIZE + 1], dev[64];
@@ -447,6 +477,7 @@ static int cmd_backend(const char *sysfs)
 	check(used == 0, "backend-close-releases", "%d of GPIO17/22/27 still used after close", used);
 	test_chip_choice(dev);
 	test_many_lines(sysfs);
+	test_overflow(sysfs);
 	printf("backend-done failures=%d\n", failures);
 	return failures ? 1 : 0;
 }

@@ -43,7 +43,8 @@ BACKEND_CHECKS = [
     "backend-debounce-release", "backend-busy-message", "backend-close-releases", "backend-chip-by-path",
     "backend-chip-by-name", "backend-chip-by-label", "backend-chip-bad-label", "backend-decoy-has-no-GPIO17",
     "backend-missing-line", "backend-24-lines-open", "backend-24-lines-initial", "backend-24-lines-set",
-    "backend-24-lines-edges",
+    "backend-24-lines-edges", "backend-overflow-open", "backend-overflow-keeps-latest",
+    "backend-read-never-blocks",
 ]
 LEDD_CHECKS = [
     "chip-not-gpiochip0", "ledd-ready", "ledd-hello-chardev", "ledd-consumer",
