@@ -9,8 +9,11 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -223,3 +226,11 @@ def test_watch_output_closed_early_is_quiet(ledd, ledctl_command):
     ledd.client().off("red")
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and err == ""
+
+
+def test_requests_is_imported_only_for_url(ledd):
+    """ledctl on the Pi itself must not pay for (or need) requests."""
+    code = ("import sys; sys.argv = ['ledctl', '-r', %r, '-q', 'status']; from ledd import cli; rc = cli.main(); "
+            "print(rc, 'requests' in sys.modules)" % str(ledd.runtime_dir))
+    result = subprocess.run(["/usr/bin/python3", "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=30)
+    assert result.stdout.split() == ["0", "False"], result.stderr
