@@ -8,9 +8,11 @@
  * How:
  *  1. Find the chip. Its number depends on the model and the kernel (Pi 5:
  *     gpiochip4, then 0, then 11+), so with chip "auto" every /dev/gpiochip*
- *     is looked at: the chip that names all our lines "GPIO<n>" wins, else a
- *     chip labelled pinctrl-bcm2835/bcm2711/rp1 (where offset == BCM number).
- *     The config may name the chip by path, by name or by label instead.
+ *     is looked at (readdir, any numbers): the chip that names all our
+ *     lines "GPIO<n>" wins, else a chip labelled pinctrl-bcm2835/bcm2711/rp1,
+ *     else the chip with most of the names (so the error names the missing
+ *     line). On a chip that names no line "GPIO<n>" at all, offset == BCM
+ *     number. The config may name the chip by path, by name or by label.
  *  2. Map each line to an offset by its name, and refuse lines another
  *     consumer holds, naming the culprit (lineinfo tells us who).
  *  3. Request the lines. One GPIO_V2_GET_LINE request can carry 64 lines but
@@ -35,7 +37,6 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "defaults.h"
@@ -60,7 +61,7 @@ _Static_assert(sizeof(struct gpiochip_info) == 68, "gpiochip_info size");
 /* Labels of the Raspberry Pi header's chip: Pi 1-3, Pi 4, Pi 5. */
 #define LEDD_GPIO_PI_LABELS     { "pinctrl-bcm2835", "pinctrl-bcm2711", "pinctrl-rp1" }
 #endif
-#define LEDD_GPIO_MAX_CHIPS     64      /* chips listed in a "not found" message */
+#define LEDD_GPIO_MAX_CHIPS     64      /* /dev/gpiochip* looked at, at most */
 
 static const char *const pi_labels[] = LEDD_GPIO_PI_LABELS;
 #define N_PI_LABELS (sizeof(pi_labels) / sizeof(pi_labels[0]))
