@@ -1,6 +1,5 @@
 """The HTTP API through the real lighttpd and the real (sim) ledd: routes, bodies, errors, CSRF."""
 
-import json
 import signal
 import time
 
