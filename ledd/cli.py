@@ -34,6 +34,9 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 PROG = "ledctl"
+#: How long ``watch`` waits for a stopped ledd to come back, and how often it looks.
+WATCH_RECONNECT_S = 10.0
+RECONNECT_POLL_S = 0.2
 #: Set to 1 to get a traceback instead of the one-line "unexpected error".
 DEBUG_ENV = "LEDCTL_DEBUG"
 
@@ -64,6 +67,16 @@ def _positive_float(text):
         raise argparse.ArgumentTypeError("not a number: %r" % text) from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % text)
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % text) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be 0 or more seconds: %r" % text)
     return value
 
 
@@ -109,7 +122,10 @@ def build_parser():
     for verb, text in (("press", "press simulated button N (sim backend only)"),
                        ("release", "release simulated button N (sim backend only)")):
         command(verb, text).add_argument("button", metavar="N", type=_ref, help="button index or name")
-    command("watch", "print every state change until Ctrl-C")
+    p = command("watch", "print every state change until Ctrl-C")
+    p.add_argument("--reconnect", metavar="SECONDS", type=_seconds, default=WATCH_RECONNECT_S,
+                   help="when ledd stops, wait this long for it to come back (0: exit at once; default %g)"
+                   % WATCH_RECONNECT_S)
     return parser
 
 
@@ -230,14 +246,39 @@ def _do_command(client, args):
     raise UsageError("unknown command %r" % command)
 
 
+def _wait_for_daemon(client, seconds):
+    """Poll until ledd (or the dashboard) answers again; DaemonDown after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.state()
+            return
+        except (DaemonDown, DaemonTimeout):
+            if time.monotonic() >= deadline:
+                raise DaemonDown("ledd did not come back within %g s" % seconds) from None
+            time.sleep(RECONNECT_POLL_S)
+
+
 def run_watch(client, args):
-    """Print each event until interrupted; the first one is the current state."""
-    with client.watch() as watcher:
-        previous = None
-        for payload in watcher:
-            state = json.loads(payload)
-            _print(_dump(state) if args.json else format_event(state, previous))
-            previous = state
+    """Print each event until interrupted; the first one is the current state.
+
+    When ledd stops (``systemctl restart ledd``), wait up to ``--reconnect``
+    seconds for it and go on; an unchanged state is not printed twice.
+    """
+    previous = None
+    while True:
+        try:
+            with client.watch() as watcher:
+                for payload in watcher:
+                    state = json.loads(payload)
+                    if state != previous:
+                        _print(_dump(state) if args.json else format_event(state, previous))
+                    previous = state
+        except DaemonDown as err:
+            if not args.reconnect or previous is None:
+                raise
+            print("%s: %s; waiting up to %g s for it" % (PROG, err, args.reconnect), file=sys.stderr, flush=True)
+            _wait_for_daemon(client, args.reconnect)
 
 
 def run(args):

@@ -136,6 +136,7 @@ def test_never_started(run_ledctl, tmp_path):
     ["--timeout", "0", "status"],
     ["--timeout", "nan", "status"],
     ["on", "re d"],
+    ["watch", "--reconnect", "-1"],
 ])
 def test_bad_arguments_exit_2_with_usage(run_ledctl, args):
     result = run_ledctl(*args)
@@ -206,12 +207,37 @@ def test_watch_json_one_object_per_line(ledd, watch_proc):
 
 
 def test_watch_ends_with_a_message_when_ledd_stops(ledd, watch_proc):
-    proc = watch_proc()
+    proc = watch_proc("--reconnect", "0")
     read_line(proc)
     ledd.stop()
     assert proc.wait(10) == 3
     message = proc.stderr.read()
     assert message.startswith("ledctl: ") and message.count("\n") == 1 and "Traceback" not in message
+
+
+def test_watch_gives_up_after_the_reconnect_window(ledd, watch_proc):
+    proc = watch_proc("--reconnect", "0.5")
+    read_line(proc)
+    ledd.stop()
+    assert proc.wait(10) == 3
+    lines = proc.stderr.read().splitlines()
+    assert len(lines) == 2 and "waiting up to 0.5 s" in lines[0] and "did not come back" in lines[1]
+
+
+def test_watch_survives_a_daemon_restart(ledd, watch_proc):
+    proc = watch_proc()
+    assert "seq=0" in read_line(proc)
+    ledd.client().on("red")
+    assert "*red=on" in read_line(proc)
+    ledd.restart()
+    ledd.client().press("button")
+    line = read_line(proc)  # the restarted ledd's state, pressed button included, or the state then the press
+    if "pressed" not in line:
+        line = read_line(proc)
+    assert "*button=pressed(1)" in line and "red=on" in line
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 130
+    assert "waiting up to 10 s" in proc.stderr.read()
 
 
 def test_watch_output_closed_early_is_quiet(ledd, ledctl_command):
