@@ -261,6 +261,9 @@ class Client:
         return Watcher(self)
 
 
+#: Mode of a watcher's private FIFO: read by this client, written by ledd.
+WATCH_FIFO_MODE = 0o622
+
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -287,6 +290,12 @@ class Watcher:
         except PermissionError:
             raise DaemonDown("no permission to create a watcher in %s" % watch_dir) from None
         try:
+            # ledd runs as its own user (ledd), this client often as another
+            # (www-data), whose FIFO gets www-data's group: ledd can only open it
+            # for writing through the "other" bits. The runtime directory (0770,
+            # group ledd) keeps everyone else out. chmod, not mkfifo's mode,
+            # which the umask would cut.
+            os.chmod(self.path, WATCH_FIFO_MODE)
             self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             client.request("WATCH", self.name)
         except BaseException:

@@ -3,14 +3,22 @@ a watcher that stops reading or goes away is dropped without slowing ledd."""
 
 import json
 import os
+import shutil
+import signal
 import stat
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from ledd.client import CommandError, DaemonDown
 import rawfifo
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_watch_gets_current_state_then_every_change(ledd):
@@ -144,3 +152,41 @@ def test_watchers_see_eof_when_ledd_stops(ledd):
 def test_watch_dir_is_sticky_and_group_writable(ledd):
     mode = (ledd.runtime_dir / "watch").stat().st_mode
     assert stat.S_IMODE(mode) == 0o1770
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_path):
+    """As on a Pi: ledd runs as user ledd, the web CGIs as www-data in group ledd."""
+    ledd_uid, client_uid, group = 23401, 23402, 23401
+    base = Path(tempfile.mkdtemp(prefix="ledd-users-"))
+    try:
+        os.chmod(base, 0o755)
+        os.chown(base, ledd_uid, group)
+        cfg = rawfifo.write_config(base / "c.conf")
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
+        proc = subprocess.Popen(["setpriv", "--reuid", str(ledd_uid), "--regid", str(group), "--clear-groups",
+                                 str(ledd_binary), "-b", "sim", "-c", str(cfg), "-r", str(base / "run"),
+                                 "-s", str(base / "state")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not (base / "run" / "ledd.reply").exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            script = ("import sys; sys.path.insert(0, %r)\n"
+                      "from ledd.client import Client\n"
+                      "c = Client(%r)\n"
+                      "with c.watch() as w:\n"
+                      "    w.next_event(2)\n"
+                      "    c.on(0)\n"
+                      "    print(w.next_event(2).decode())\n") % (str(ROOT), str(base / "run"))
+            r = subprocess.run(["setpriv", "--reuid", str(client_uid), "--regid", str(client_uid),
+                                "--groups", str(group), sys.executable, "-c", script],
+                               capture_output=True, text=True, timeout=30, cwd="/")
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["leds"][0]["on"] is True
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
