@@ -41,7 +41,7 @@ def test_watchdog_pings_at_half_the_interval(ledd_factory):
     d = ledd_factory(env={"WATCHDOG_USEC": "200000"}).start()
     time.sleep(1.0)
     pings = sum("WATCHDOG=1" in n for n in list(d.notifications))
-    assert 6 <= pings <= 14, pings   # every 100 ms
+    assert 5 <= pings <= 14, pings   # every 100 ms (a loaded machine may merge a few)
 
 
 def test_no_watchdog_for_another_pid(ledd_factory):
@@ -110,7 +110,7 @@ def test_blinking_daemon_does_wake_up(ledd):
     ledd.client().blink(0, 50, 50)
     time.sleep(0.1)
     n = idle_switches(ledd.proc.pid, 1.0)
-    assert 10 <= n <= 40, n   # ~20 phase changes per second
+    assert 8 <= n <= 40, n   # ~20 phase changes per second
 
 
 def test_logs_have_syslog_prefixes(ledd):
