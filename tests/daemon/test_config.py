@@ -179,3 +179,51 @@ def test_sighup_with_a_bad_config_keeps_the_running_one(ledd_factory, tmp_path):
     assert "reload failed, keeping the running config: %s:5: gpio: 99" % path in d.read_log()
     assert c.state() == before
     assert c.off("red")["leds"][0]["on"] is False
+
+
+def test_reload_storm_under_traffic_loses_nothing(ledd_factory, tmp_path):
+    """SIGHUPs arriving while clients talk: every request answered, state carried over."""
+    import threading
+    from ledd.client import LeddError
+
+    path = rawfifo.write_config(tmp_path / "r.conf")
+    d = ledd_factory(config=path).start()
+    errors, done = [], [0]
+
+    def traffic():
+        c = d.client(timeout=5)
+        for i in range(150):
+            try:
+                s = c.toggle("red")
+                assert s["leds"][0]["name"] == "red"
+                done[0] += 1
+            except (LeddError, AssertionError) as e:
+                errors.append(repr(e))
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    for i in range(20):
+        # Alternate between two valid wirings (the button moves): lines are re-requested.
+        rawfifo.write_config(path, buttons=[("button", 22 if i % 2 else 23)])
+        d.signal(signal.SIGHUP)
+        time.sleep(0.01)
+    t.join(60)
+    assert not errors, errors[:3]
+    assert done[0] == 150
+    d.notifications.clear()
+    d.signal(signal.SIGHUP)
+    d.wait_for("READY=1")
+    # 150 toggles: red ends where it started (off).
+    assert d.client().state()["leds"][0]["on"] is False
+    assert d.proc.poll() is None
+
+
+def test_no_buttons_is_a_valid_config(ledd_factory, tmp_path):
+    d = ledd_factory(config=rawfifo.write_config(tmp_path / "nb.conf", buttons=())).start()
+    c = d.client()
+    assert c.state()["buttons"] == []
+    from ledd.client import CommandError
+    with pytest.raises(CommandError) as err:
+        c.press(0)
+    assert err.value.code == "notfound" and "none configured" in str(err.value)
+    assert any("STATUS=sim, 2 LEDs, 0 buttons, 0 watchers" in n for n in d.notifications)
