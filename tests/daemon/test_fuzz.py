@@ -1,6 +1,6 @@
-"""Fuzz ledd's request parser and config parser with libFuzzer, for a bounded time.
+"""Fuzz ledd's request, config and state-file parsers with libFuzzer, for a bounded time.
 
-The harnesses (cdaemon/fuzz/) link protocol.c or config.c alone and check
+The harnesses (cdaemon/fuzz/) link only the parser they fuzz and check
 the parsers' promises on every input, not only the absence of crashes (see
 their header comments). Each one first replays the committed seed corpus,
 then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 30) from it; any crash, leak,
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 FUZZ = ROOT / "cdaemon" / "fuzz"
 SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "30"))
-HARNESSES = ["request", "config"]
+HARNESSES = ["request", "config", "state"]
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed (tests/run installs it)")
 
