@@ -598,10 +598,29 @@ static int setup_watchdog(void)
 	return fd;
 }
 
+/* The state file's directory: systemd's StateDirectory= makes it on a Pi;
+ * elsewhere make the last level, so a fresh -s path just works. */
+static void make_state_dir(const char *path)
+{
+	char dir[CONFIG_PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		log_warn("cannot create %s: %s", dir, strerror(errno));
+}
+
 static void load_state(struct ledd *d)
 {
 	char err[512];
-	int rc = state_load(&d->st, d->cfg.state_file, err, sizeof(err));
+	int rc;
+
+	make_state_dir(d->cfg.state_file);
+	rc = state_load(&d->st, d->cfg.state_file, err, sizeof(err));
 
 	if (rc == 1)
 		log_warn("no state file yet (%s): all LEDs off, counters at zero", err);

@@ -135,3 +135,10 @@ def test_unwritable_state_file_logs_an_error_but_keeps_serving(ledd_factory, tmp
     os.rmdir(d.state_file)
     d.client().off(0)
     assert d.state_file.read_text().startswith("ledd-state 1\n")
+
+
+def test_state_directory_is_created(ledd_factory, tmp_path):
+    d = ledd_factory()
+    d.state_file = tmp_path / "newdir" / "state"
+    d.start().client().on(0)
+    assert d.state_file.read_text().startswith("ledd-state 1\n")
