@@ -467,7 +467,7 @@ static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
 static void handle_line(void *ctx, const char *line, size_t len, bool complete)
 {
 	struct ledd *d = ctx;
-	static struct request req;
+	static struct request req;     /* a few KiB each: kept off the stack */
 	static struct reply r;
 	char out[LEDD_LINE_MAX + 64];
 	int n;
@@ -500,7 +500,7 @@ static void handle_line(void *ctx, const char *line, size_t len, bool complete)
 /* SIGHUP: read the config again. A bad config keeps the old one running. */
 static void reload(struct ledd *d)
 {
-	static struct ledd_config cfg;
+	static struct ledd_config cfg; /* large: kept off the stack */
 	static struct ledd_state st;
 	char err[512], text[LEDD_STATE_MAX_BYTES];
 
