@@ -226,7 +226,8 @@ static const char *backend_name(const struct ledd *d)
 
 static void send_status(struct ledd *d)
 {
-	notify_send("STATUS=%s, %zu LED%s, %zu button%s, %zu watcher%s", backend_name(d),
+	/* gpio_describe(): "sim", or the chip, e.g. "/dev/gpiochip0 [pinctrl-bcm2711]". */
+	notify_send("STATUS=%s, %zu LED%s, %zu button%s, %zu watcher%s", gpio_describe(d->gpio),
 		    d->st.nleds, d->st.nleds == 1 ? "" : "s", d->st.nbuttons,
 		    d->st.nbuttons == 1 ? "" : "s", d->fifo.nwatchers,
 		    d->fifo.nwatchers == 1 ? "" : "s");
