@@ -2,7 +2,8 @@
 
 1. Build ledd with ``-fsanitize=address,undefined`` out of tree.
 2. Run the daemon test suite (tests/daemon, minus the fuzz, sanitizer and
-   cross-build tests and anything marked slow) in a pytest subprocess with
+   cross-build tests and anything marked slow) and the ledctl tests (watch,
+   daemon restarts) in a pytest subprocess with
    ``LEDD_BINARY`` pointing at that build. A small plugin, loaded into that
    run, stops every still-running ledd with SIGTERM at teardown (the shared
    fixture would SIGKILL it), so LeakSanitizer gets to check every daemon.
@@ -109,7 +110,7 @@ def test_daemon_suite_under_sanitizers(asan_ledd, tmp_path):
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "ledd_sanitizer_plugin", "-m", "not slow",
            "--basetemp=%s" % base, "-o", "cache_dir=%s" % (tmp_path / "cache"), "-p", "no:cacheprovider"]
     cmd += ["--ignore=%s" % (ROOT / "tests" / "daemon" / name) for name in EXCLUDED]
-    cmd.append(str(ROOT / "tests" / "daemon"))
+    cmd += [str(ROOT / "tests" / "daemon"), str(ROOT / "tests" / "cli" / "test_ledctl.py")]
     result = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=1500)
     reports = sanitizer_reports(base)
     summary = result.stdout[-6000:]
