@@ -173,3 +173,34 @@ def test_stale_bytes_in_fifos_are_drained_at_start(ledd_factory):
     finally:
         os.close(cmd)
         os.close(reply)
+
+
+def test_clients_giving_up_early_never_disturb_others(ledd):
+    """Impatient clients leave late replies behind all the time; a patient one still gets its own."""
+    stop = threading.Event()
+    gave_up = [0]
+
+    def impatient():
+        c = ledd.client(timeout=0.0001)
+        while not stop.is_set():
+            try:
+                c.state()
+            except DaemonTimeout:
+                gave_up[0] += 1
+            except LeddError:
+                pass
+
+    threads = [threading.Thread(target=impatient) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        c = ledd.client(timeout=10)
+        for i in range(40):
+            s = c.blink(0, 1000 + i, 2000 + i)
+            assert s["leds"][0]["blink"] == {"on_ms": 1000 + i, "off_ms": 2000 + i}
+            assert c.hello()["protocol"] == 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert gave_up[0] > 0, "the impatient clients never timed out: the test proves nothing"
