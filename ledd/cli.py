@@ -114,7 +114,8 @@ def build_parser():
     command("status", "show every LED and button")
     for verb, text in (("on", "switch LED N on"), ("off", "switch LED N off"), ("toggle", "toggle LED N")):
         command(verb, text).add_argument("led", metavar="N", type=_ref, help="LED index or name")
-    p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each 20-60000)")
+    p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)" % (defaults.BLINK_MIN_MS,
+                                                                               defaults.BLINK_MAX_MS))
     p.add_argument("led", metavar="N", type=_ref, help="LED index or name")
     p.add_argument("on_ms", metavar="ON_MS", type=_period)
     p.add_argument("off_ms", metavar="OFF_MS", type=_period)

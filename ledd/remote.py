@@ -131,7 +131,7 @@ class RemoteClient:
     def _id_of(self, kind, ref):
         """The numeric id of LED/button ``ref`` (an index or a name)."""
         text = str(ref)
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return int(text)
         for item in self.state()[kind]:
             if item.get("name") == text:
@@ -162,7 +162,7 @@ class RemoteClient:
         return self._led(led, {"toggle": True})
 
     def blink(self, led, on_ms, off_ms):
-        """Blink LED ``led`` with the given periods (20-60000 ms); returns the new state."""
+        """Blink LED ``led`` with the given periods (BLINK_MIN_MS-BLINK_MAX_MS each); returns the new state."""
         return self._led(led, {"blink": {"on_ms": int(on_ms), "off_ms": int(off_ms)}})
 
     def all(self, on):
@@ -213,10 +213,10 @@ class RemoteWatcher:
     A reader thread parses the stream, so a timeout never cuts an event in half.
     """
 
-    #: Stream read timeout (s): the dashboard sends a comment ping far more often.
-    idle_timeout = 60.0
+    #: Stream read timeout (s): the dashboard pings every WEB_SSE_PING_S, far more often.
+    idle_timeout = 4 * defaults.WEB_SSE_PING_S
     #: Pause before connecting again (s); the server may change it with ``retry:``.
-    reconnect_delay = 1.0
+    reconnect_delay = defaults.WEB_SSE_RETRY_MS / 1000.0
     #: Failed reconnections in a row before giving up with DaemonDown.
     max_reconnects = 3
 
