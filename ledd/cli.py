@@ -106,12 +106,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def command(name, help_text):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name, help_text, aliases=()):
+        p = sub.add_parser(name, help=help_text, description=help_text, aliases=list(aliases))
         _common_options(p, suppress=True)
         return p
 
-    command("status", "show every LED and button")
+    command("status", "show every LED and button (alias: state)", aliases=["state"])
     for verb, text in (("on", "switch LED N on"), ("off", "switch LED N off"), ("toggle", "toggle LED N")):
         command(verb, text).add_argument("led", metavar="N", type=_ref, help="LED index or name")
     p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)" % (defaults.BLINK_MIN_MS,
@@ -234,7 +234,7 @@ def _dump(state):
 # -- commands -----------------------------------------------------------------
 def _do_command(client, args):
     command = args.command
-    if command == "status":
+    if command in ("status", "state"):
         return client.state()
     if command in ("on", "off", "toggle"):
         return getattr(client, command)(args.led)

@@ -53,6 +53,7 @@ def test_status_table(ctl, ledd):
 def test_status_json_is_the_daemons_state(ctl, ledd):
     assert ok_json(ctl("status", "--json")) == ledd.client().state()
     assert ok_json(ctl("--json", "status")) == ledd.client().state()  # option before the command too
+    assert ok_json(ctl("state", "--json")) == ledd.client().state()  # the protocol's word works too
 
 
 def test_runtime_dir_from_environment(ledd, run_ledctl):
