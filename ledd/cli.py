@@ -111,7 +111,7 @@ def build_parser():
         _common_options(p, suppress=True)
         return p
 
-    command("status", "show every LED and button (alias: state)", aliases=["state"])
+    command("status", "show every LED and button", aliases=["state"])
     for verb, text in (("on", "switch LED N on"), ("off", "switch LED N off"), ("toggle", "toggle LED N")):
         command(verb, text).add_argument("led", metavar="N", type=_ref, help="LED index or name")
     p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)" % (defaults.BLINK_MIN_MS,
