@@ -92,15 +92,42 @@ def measure(port, method, path, body, clients, per_client):
     return [x for lat, _ in results for x in lat], sum(e for _, e in results)
 
 
+def interleaved(port, requests_each):
+    """One client, the targets taken in turn: each sees the same machine load, so ratios are fair."""
+    conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for name, *_ in TARGETS}
+    latencies = {name: [] for name, *_ in TARGETS}
+    errors = {name: 0 for name, *_ in TARGETS}
+    for _ in range(requests_each):
+        for name, method, path, body in TARGETS:
+            headers = {"Content-Type": "application/json"} if body else {}
+            start = time.perf_counter()
+            try:
+                conns[name].request(method, path, body=body, headers=headers)
+                response = conns[name].getresponse()
+                response.read()
+                errors[name] += response.status != 200
+            except (OSError, http.client.HTTPException):
+                errors[name] += 1
+                conns[name].close()
+            latencies[name].append(time.perf_counter() - start)
+    for conn in conns.values():
+        conn.close()
+    return latencies, errors
+
+
 def bench_requests(server, quick):
     total = {1: 60, 8: 160, 64: 256} if quick else {1: 150, 8: 320, 64: 512}
     table = {}
-    print("\n== request latency (ms) — %s" % ", ".join("%d clients: %d requests" % kv for kv in total.items()))
+    single = interleaved(server.port, total[1])
+    print("\n== request latency (ms) — %s; 1 client takes the targets in turn" % ", ".join("%d clients: %d requests" % kv for kv in total.items()))
     print("%-20s" % "" + "".join("%24s" % ("%d client%s: p50/p99 err" % (c, "s" if c > 1 else "")) for c in CONCURRENCY))
     for name, method, path, body in TARGETS:
         row = []
         for clients in CONCURRENCY:
-            latencies, errors = measure(server.port, method, path, body, clients, max(1, total[clients] // clients))
+            if clients == 1:
+                latencies, errors = single[0][name], single[1][name]
+            else:
+                latencies, errors = measure(server.port, method, path, body, clients, max(1, total[clients] // clients))
             table[name, clients] = (statistics.median(latencies), percentile(latencies, 0.99), errors, len(latencies))
             row.append("%8.1f/%6.1f %4d" % (table[name, clients][0] * 1e3, table[name, clients][1] * 1e3, errors))
         print("%-20s" % name + "".join("%24s" % cell for cell in row))
