@@ -806,10 +806,6 @@ do_uninstall() {
 		run rmdir "$(dirname "$LIGHTTPD_DROPIN")"
 	fi
 	run systemctl daemon-reload
-	if systemctl is-active --quiet lighttpd.service; then
-		note_change "restart lighttpd.service with Debian's own configuration"
-		run systemctl restart lighttpd.service
-	fi
 	if [ -f "$UDEV_RULE" ]; then
 		remove_path "$UDEV_RULE"
 		run udevadm control --reload
@@ -834,6 +830,11 @@ do_uninstall() {
 	if [ "$created_gpio" = 1 ] && getent group "$GPIO_GROUP" >/dev/null; then
 		note_change "delete group $GPIO_GROUP (deploy.sh created it)"
 		run groupdel "$GPIO_GROUP"
+	fi
+	# Last, so that lighttpd's workers no longer carry the deleted group.
+	if systemctl is-active --quiet lighttpd.service; then
+		note_change "restart lighttpd.service with Debian's own configuration"
+		run systemctl restart lighttpd.service
 	fi
 	if [ "$PURGE" = 1 ]; then
 		remove_path "$CONF_DIR"

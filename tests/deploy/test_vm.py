@@ -21,6 +21,7 @@ with the base image cached, +5-8 min to build it (docs/deploy.md).
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ import kbuild  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT_IGNORE = (".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "obj", "build", "run", "*.o",
+                   "board.json")
 SHARE = "/mnt/src"
 XFER = "/mnt/xfer"
 DEPLOY_TIMEOUT_S = 900
@@ -82,6 +86,8 @@ class Pi:
         except Exception as e:  # the guest may be gone
             parts.append("(no journal: %s)" % e)
         parts.append("--- console ---\n" + self.vm.console(tail=60))
+        parts.append("(every guest command with its output: %s/agent.log, kept in "
+                     "$LEDD_CACHE_DIR/vpi-last-run/ after the run)" % self.vm.workdir)
         return "\n".join(parts)
 
 
@@ -91,13 +97,17 @@ def pi(tmp_path_factory):
     kernel = kbuild.build_gpio_sim(cache)
     image = ensure_image(cache, kver=kernel["kver"])
     workdir = tmp_path_factory.mktemp("vpi")
-    vm = VM(image, workdir)
+    # A snapshot of the checkout: edits made while the VM runs cannot reach it.
+    src = workdir / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
+    vm = VM(image, workdir, share=src)
     (workdir / "xfer").mkdir()
     (workdir / "xfer" / "gpio-sim.ko").write_bytes(Path(kernel["gpio_sim_ko"]).read_bytes())
     vm.start()
     pi = Pi(vm)
     yield pi
     vm.powerdown()
+    vm.keep_logs(cache / "vpi-last-run")
 
 
 def step(pi, what, fn):

@@ -135,7 +135,8 @@ class VM:
             "-display", "none", "-no-reboot",
             "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
             "-append", "root=/dev/vda rw console=ttyS0 systemd.show_status=1",
-            "-drive", "file=%s,if=virtio,format=qcow2" % overlay,
+            # cache=unsafe: the overlay is thrown away, so guest flushes need not reach the disk.
+            "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % overlay,
             "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80" % self.http_port,
             "-device", "virtio-net-pci,netdev=n0",
             "-virtfs", "local,path=%s,mount_tag=src,security_model=none,readonly=on" % self.share,
@@ -237,6 +238,15 @@ class VM:
             if self.agent:
                 self.agent.close()
             self.qemu_log.close()
+
+    def keep_logs(self, dest):
+        """Copy the console, agent and qemu logs to ``dest`` (outlives pytest's tmp dir rotation)."""
+        dest = Path(dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for name in ("console.log", "agent.log", "qemu.log"):
+            if (self.workdir / name).exists():
+                shutil.copy(self.workdir / name, dest / name)
 
     def console(self, tail=200):
         try:
