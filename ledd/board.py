@@ -11,7 +11,9 @@ the CGI scripts never load it)::
 The board is, in order: ``--revision HEX``; ``--model NAME`` (any revision
 gpiozero lists for that model name, e.g. ``3B+``); the running Pi's own
 revision (device tree, then /proc/cpuinfo); else a Raspberry Pi 4 Model B
-(``ledd.defaults.BOARD_DEFAULT_REVISION``), and the output says so.
+(``ledd.defaults.BOARD_DEFAULT_REVISION``), and the output says so (``source``).
+A Pi too new for the installed gpiozero gets the 4 B's header, which every 40-pin
+Pi shares (``source: fallback``). Works with gpiozero 1.6 (Debian) and 2.x.
 
 Output (UTF-8 JSON)::
 
@@ -50,14 +52,27 @@ def read_revision(dt_path=defaults.BOARD_DT_REVISION, cpuinfo_path=defaults.BOAR
     return None
 
 
+def board_info_class():
+    """gpiozero's PiBoardInfo: in gpiozero.pins.pi since 2.0, gpiozero.pins.data in 1.x (Debian bookworm)."""
+    try:
+        from gpiozero.pins.pi import PiBoardInfo
+    except ImportError:
+        from gpiozero.pins.data import PiBoardInfo
+    return PiBoardInfo
+
+
+def pin_name(pin):
+    """A header pin's function ("GPIO17", "GND", "3V3"): ``name`` in gpiozero 2, ``function`` in 1.x."""
+    return pin.name if hasattr(pin, "name") else pin.function
+
+
 def revision_of_model(model):
     """A new-style revision code for a model name such as ``4B``, ``3B+`` or ``Zero2W``.
 
     The header layout depends on the board type alone, so the code is built from
     that field (bits 4-11, with the "new-style" flag and 1 GB) and gpiozero decodes it.
     """
-    from gpiozero.pins.pi import PiBoardInfo
-
+    PiBoardInfo = board_info_class()
     wanted = model.upper().replace(" ", "")
     for board_type in range(0x100):
         revision = 0x800000 | (2 << 20) | (board_type << 4)
@@ -80,20 +95,21 @@ def choose_revision(revision=None, model=None):
 
 def describe(revision, source="argument"):
     """The header description of board ``revision`` (a dict ready for JSON)."""
-    from gpiozero.pins.pi import PiBoardInfo
-
     try:
-        info = PiBoardInfo.from_revision(int(revision, 16))
+        info = board_info_class().from_revision(int(revision, 16))
     except Exception:  # ValueError for bad hex, gpiozero's PinUnknownPi for an unknown code
         raise ValueError("%r is not a board revision code (hex, e.g. c03111)" % revision) from None
+    if info.model == "???":  # a type code this gpiozero release does not know yet
+        raise ValueError("board revision %s is unknown to gpiozero %s" % (revision, gpiozero_version()))
     if HEADER not in info.headers:
         raise ValueError("the %s has no 40-pin %s header" % (info.model, HEADER))
     header = info.headers[HEADER]
     pins = []
     for number in sorted(header.pins):
         pin = header.pins[number]
-        gpio = int(pin.name[4:]) if pin.name.startswith("GPIO") else None
-        pins.append({"pin": number, "name": pin.name, "gpio": gpio, "row": pin.row, "col": pin.col})
+        name = pin_name(pin)
+        gpio = int(name[4:]) if name.startswith("GPIO") else None
+        pins.append({"pin": number, "name": name, "gpio": gpio, "row": pin.row, "col": pin.col})
     return {
         "model": info.model,
         "revision": info.revision,
@@ -103,6 +119,15 @@ def describe(revision, source="argument"):
         "columns": header.columns,
         "pins": pins,
     }
+
+
+def gpiozero_version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gpiozero")
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 def write_atomically(path, text):
@@ -122,7 +147,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         revision, source = choose_revision(args.revision, args.model)
-        data = describe(revision, source)
+        try:
+            data = describe(revision, source)
+        except ValueError:
+            if source != "board":
+                raise
+            # A Pi newer than this gpiozero: every 40-pin Pi has the same J8 layout.
+            data = describe(defaults.BOARD_DEFAULT_REVISION, "fallback")
+            data.update(model="unknown (revision %s)" % revision, revision=revision)
     except ImportError:
         print("ledd.board: gpiozero is not installed (apt install python3-gpiozero)", file=sys.stderr)
         return 1

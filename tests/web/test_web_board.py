@@ -63,3 +63,24 @@ def test_cli_errors_are_one_clear_line(tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_debian_gpiozero_1_6_works_too(tmp_path):
+    """/usr/bin/python3 (what deploy.sh runs) may have Debian's older gpiozero, with other field names."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import gpiozero"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no gpiozero for /usr/bin/python3 (deploy.sh installs python3-gpiozero on a Pi)")
+    out = tmp_path / "board.json"
+    result = subprocess.run(["/usr/bin/python3", "-m", "ledd.board", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data == board.describe(defaults.BOARD_DEFAULT_REVISION, "default")
+
+
+def test_unknown_board_of_this_pi_falls_back_to_the_common_header(tmp_path, monkeypatch):
+    monkeypatch.setattr(board, "read_revision", lambda *a: "123456")
+    out = tmp_path / "board.json"
+    assert board.main(["--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["source"] == "fallback" and data["revision"] == "123456"
+    assert len(data["pins"]) == 40 and data["pins"][10]["gpio"] == 17
