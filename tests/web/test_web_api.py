@@ -218,8 +218,9 @@ def test_same_origin_is_allowed(web):
 
 # -- ledd down or hung -------------------------------------------------------------------
 
-def test_ledd_down_is_503_at_once(web):
-    web.ledd.stop()
+@pytest.mark.parametrize("how", ["stop", "kill9"])
+def test_ledd_down_is_503_at_once(web, how):
+    getattr(web.ledd, how)()  # SIGTERM, or SIGKILL: the FIFOs stay behind with no reader
     for method, path, body in [("GET", "/api/state", None), ("POST", "/api/leds/0", {"on": True}), ("GET", "/api/events", None)]:
         start = time.monotonic()
         r = requests.request(method, web.url + path, json=body, timeout=10)
