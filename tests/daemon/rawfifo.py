@@ -95,3 +95,9 @@ def write_config(path, leds=(("red", 17), ("green", 27)), buttons=(("button", 22
         text += "\n[button %s]\ngpio = %d\npull = up\nactive_low = true\n" % (name, gpio)
     Path(path).write_text(text)
     return Path(path)
+
+
+def ledd_argv(binary, *args):
+    """The command line to run ``binary`` by hand, honouring ``$LEDD_EXEC_PREFIX`` (qemu-user)."""
+    prefix = os.environ.get("LEDD_EXEC_PREFIX")
+    return (prefix.split() if prefix else []) + [str(binary)] + [str(a) for a in args]

@@ -18,7 +18,7 @@ GOOD_HEAD = "[ledd]\nbackend = sim\n\n[led red]\ngpio = 17\n"
 
 
 def check(binary, *args, env=None):
-    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=20,
+    return subprocess.run(rawfifo.ledd_argv(binary, *args), capture_output=True, text=True, timeout=20,
                           env=env)
 
 
@@ -128,7 +128,7 @@ def test_precedence_flag_over_env_over_file(ledd_binary, tmp_path):
                                       % (cfg_dir, tmp_path / "state")))
 
     def run_until_fifo(args, env, expect_dir):
-        proc = subprocess.Popen([str(ledd_binary), "-c", str(path), *args], env=env,
+        proc = subprocess.Popen(rawfifo.ledd_argv(ledd_binary, "-c", path, *args), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10

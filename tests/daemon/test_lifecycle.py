@@ -75,8 +75,8 @@ def test_runtime_dir_and_fifo_modes(ledd_factory):
 def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
     run = tmp_path / "fresh" / "run"   # the fixture would create it: start ledd by hand
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
-    proc = subprocess.Popen([str(ledd_binary), "-b", "sim", "-c", str(rawfifo.write_config(tmp_path / "c.conf")),
-                             "-r", str(run), "-s", str(tmp_path / "state")], env=env,
+    proc = subprocess.Popen(rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", rawfifo.write_config(tmp_path / "c.conf"),
+                                              "-r", run, "-s", tmp_path / "state"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10

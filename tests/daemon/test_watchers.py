@@ -164,9 +164,9 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
         os.chown(base, ledd_uid, group)
         cfg = rawfifo.write_config(base / "c.conf")
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
-        proc = subprocess.Popen(["setpriv", "--reuid", str(ledd_uid), "--regid", str(group), "--clear-groups",
-                                 str(ledd_binary), "-b", "sim", "-c", str(cfg), "-r", str(base / "run"),
-                                 "-s", str(base / "state")], env=env,
+        proc = subprocess.Popen(["setpriv", "--reuid", str(ledd_uid), "--regid", str(group), "--clear-groups"]
+                                + rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", cfg, "-r", base / "run",
+                                                    "-s", base / "state"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
