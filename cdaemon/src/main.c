@@ -57,6 +57,7 @@ struct ledd {
 	int sig_fd, wd_fd;
 	bool running;
 	bool save_failed;       /* log a failing save once, not per command */
+	bool led_failed[LEDD_MAX_LEDS]; /* same for a line that refuses (blinking: 50/s) */
 };
 
 static uint64_t mono_ns(void)
@@ -211,9 +212,16 @@ static void read_buttons(struct ledd *d)
 static int drive_led(struct ledd *d, size_t i)
 {
 	if (gpio_set(d->gpio, i, d->st.leds[i].level) < 0) {
-		log_err("led %s (GPIO%u): %s", d->st.leds[i].name, d->st.leds[i].gpio, strerror(errno));
+		int e = errno;
+		if (!d->led_failed[i])
+			log_err("led %s (GPIO%u): %s", d->st.leds[i].name, d->st.leds[i].gpio, strerror(e));
+		d->led_failed[i] = true;
+		errno = e;
 		return -1;
 	}
+	if (d->led_failed[i])
+		log_notice("led %s (GPIO%u) works again", d->st.leds[i].name, d->st.leds[i].gpio);
+	d->led_failed[i] = false;
 	return 0;
 }
 
