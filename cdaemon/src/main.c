@@ -557,6 +557,7 @@ static void reload(struct ledd *d)
 		log_notice("reloaded: wiring unchanged");
 	}
 	d->fifo.max_watchers = d->cfg.max_watchers;
+	memset(d->led_failed, 0, sizeof(d->led_failed));
 	changed(d);
 done:
 	notify_send("READY=1");
