@@ -314,9 +314,9 @@ int fifo_reply(struct fifo_server *s, const char *line, size_t len)
 	return -1;
 }
 
-static void drop(struct fifo_server *s, size_t i, const char *why)
+static void drop(struct fifo_server *s, size_t i, int prio, const char *why)
 {
-	log_info("watcher %s dropped: %s", s->watchers[i].name, why);
+	log_msg(prio, "watcher %s dropped: %s", s->watchers[i].name, why);
 	close(s->watchers[i].fd);
 	s->watchers[i] = s->watchers[--s->nwatchers];
 }
@@ -378,7 +378,10 @@ size_t fifo_broadcast(struct fifo_server *s, const char *line, size_t len)
 		}
 		/* EAGAIN: it stopped reading; EPIPE: it is gone. Either way: drop
 		 * (a watcher reconnects by watching again and gets the full state). */
-		drop(s, i, n < 0 ? (errno == EAGAIN ? "not reading" : strerror(errno)) : "short write");
+		if (n < 0 && errno == EAGAIN)
+			drop(s, i, LOG_WARNING, "its pipe is full (not reading)");
+		else
+			drop(s, i, LOG_INFO, n < 0 ? strerror(errno) : "short write");
 		dropped++;
 	}
 	return dropped;
@@ -388,7 +391,7 @@ void fifo_watch_drop_fd(struct fifo_server *s, int fd)
 {
 	for (size_t i = 0; i < s->nwatchers; i++)
 		if (s->watchers[i].fd == fd) {
-			drop(s, i, "reader closed");
+			drop(s, i, LOG_DEBUG, "reader closed");   /* the normal way out */
 			return;
 		}
 }
@@ -396,7 +399,7 @@ void fifo_watch_drop_fd(struct fifo_server *s, int fd)
 void fifo_close(struct fifo_server *s)
 {
 	while (s->nwatchers)
-		drop(s, s->nwatchers - 1, "ledd stopping");
+		drop(s, s->nwatchers - 1, LOG_DEBUG, "ledd stopping");
 	free(s->watchers);
 	s->watchers = NULL;
 	if (s->inotify_fd >= 0)
