@@ -57,7 +57,8 @@ def _common_options(parser, suppress):
                         help="HTTP Basic auth for --url (asks for the password if missing; "
                              "default: ~/.netrc)")
     parser.add_argument("-t", "--timeout", metavar="SECONDS", type=_positive_float, default=default(None),
-                        help="give up after this long (default: %g s)" % defaults.TIMEOUT_S)
+                        help="give up after this long (default: %g s, %g s with --url)"
+                             % (defaults.TIMEOUT_S, 2 * defaults.TIMEOUT_S))
 
 
 def _positive_float(text):
@@ -148,16 +149,18 @@ def _auth(user):
 
 def make_client(args):
     """A local :class:`Client` or, with ``--url``, a :class:`RemoteClient`."""
-    timeout = args.timeout or defaults.TIMEOUT_S
+    # Without --timeout each client keeps its own default: the HTTP one is longer
+    # than the daemon's, so the dashboard's own 504 arrives before ours.
+    timeout = {"timeout": args.timeout} if args.timeout else {}
     if args.url:
         try:
             from ledd.remote import RemoteClient
         except ImportError:
             raise UsageError("--url needs the Python 'requests' package (apt install python3-requests)") from None
-        return RemoteClient(args.url, auth=_auth(args.user), timeout=timeout)
+        return RemoteClient(args.url, auth=_auth(args.user), **timeout)
     if args.user:
         raise UsageError("--user only makes sense with --url")
-    return Client(args.runtime_dir, timeout=timeout)
+    return Client(args.runtime_dir, **timeout)
 
 
 class UsageError(Exception):

@@ -100,9 +100,13 @@ class RemoteClient:
     ``led`` and ``button`` are an index or a configured name.
     """
 
-    def __init__(self, url, auth=None, timeout=defaults.TIMEOUT_S * 2):
+    #: Default request timeout (s): longer than the dashboard's own wait for ledd,
+    #: so its 504 (a clear "ledd did not answer") arrives before our timeout.
+    default_timeout = 2 * defaults.TIMEOUT_S
+
+    def __init__(self, url, auth=None, timeout=None):
         self.url = _base_url(url)
-        self.timeout = timeout
+        self.timeout = timeout or self.default_timeout
         self.session = requests.Session()
         if auth is not None:
             self.session.auth = auth
