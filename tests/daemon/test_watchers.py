@@ -7,7 +7,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -163,9 +162,14 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
         os.chmod(base, 0o755)
         os.chown(base, ledd_uid, group)
         cfg = rawfifo.write_config(base / "c.conf")
+        # The checkout may sit in a private home (/root): give both users their own copies.
+        binary = base / "ledd"
+        shutil.copy(ledd_binary, binary)
+        shutil.copytree(ROOT / "ledd", base / "pkg" / "ledd", ignore=shutil.ignore_patterns("__pycache__"))
+        os.chmod(cfg, 0o644)
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
         proc = subprocess.Popen(["setpriv", "--reuid", str(ledd_uid), "--regid", str(group), "--clear-groups"]
-                                + rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", cfg, "-r", base / "run",
+                                + rawfifo.ledd_argv(binary, "-b", "sim", "-c", cfg, "-r", base / "run",
                                                     "-s", base / "state"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -179,9 +183,9 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
                       "with c.watch() as w:\n"
                       "    w.next_event(2)\n"
                       "    c.on(0)\n"
-                      "    print(w.next_event(2).decode())\n") % (str(ROOT), str(base / "run"))
+                      "    print(w.next_event(2).decode())\n") % (str(base / "pkg"), str(base / "run"))
             r = subprocess.run(["setpriv", "--reuid", str(client_uid), "--regid", str(client_uid),
-                                "--groups", str(group), sys.executable, "-c", script],
+                                "--groups", str(group), "/usr/bin/python3", "-I", "-c", script],
                                capture_output=True, text=True, timeout=30, cwd="/")
             assert r.returncode == 0, r.stderr
             assert json.loads(r.stdout)["leds"][0]["on"] is True
