@@ -344,6 +344,8 @@ enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const ch
 			snprintf(err, errlen, "%s/%s is a symlink", LEDD_WATCH_DIR, name);
 		else
 			snprintf(err, errlen, "cannot open %s/%s: %s", LEDD_WATCH_DIR, name, strerror(e));
+		if (e == EMFILE || e == ENFILE)
+			return PROTO_BUSY;      /* out of descriptors: like too many watchers */
 		return (e == ENOENT || e == ENXIO) ? PROTO_NOTFOUND : PROTO_BADARG;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
