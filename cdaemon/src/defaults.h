@@ -40,6 +40,7 @@
 #define LEDD_DEBOUNCE_MAX_MS    1000
 #define LEDD_MAX_WATCHERS       64
 #define LEDD_MAX_WATCHERS_LIMIT 1024    /* highest max_watchers a config may ask for */
+#define LEDD_FD_RESERVE         32      /* descriptors kept free of watchers (state saves, lines) */
 
 /* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
 #define LEDD_MAX_GPIO           53

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -223,6 +224,33 @@ static int drive_led(struct ledd *d, size_t i)
 		log_notice("led %s (GPIO%u) works again", d->st.leds[i].name, d->st.leds[i].gpio);
 	d->led_failed[i] = false;
 	return 0;
+}
+
+/* How many watchers fit: each holds a descriptor, and a state save or a
+ * reload must still find one free. Raise the soft limit as far as needed (and
+ * allowed), else lower the watcher count rather than fail saves later. */
+static size_t watcher_budget(size_t wanted)
+{
+	rlim_t need = (rlim_t)wanted + LEDD_FD_RESERVE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return wanted;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rlim_t target = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) ? need : rl.rlim_max;
+		if (target > rl.rlim_cur) {
+			rl.rlim_cur = target;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		size_t fit = rl.rlim_cur > LEDD_FD_RESERVE ? (size_t)(rl.rlim_cur - LEDD_FD_RESERVE) : 0;
+		log_warn("max_watchers = %zu does not fit in the descriptor limit (%llu): using %zu",
+			 wanted, (unsigned long long)rl.rlim_cur, fit);
+		return fit;
+	}
+	return wanted;
 }
 
 /* --- state changes -------------------------------------------------------- */
@@ -556,7 +584,7 @@ static void reload(struct ledd *d)
 		read_buttons(d);
 		log_notice("reloaded: wiring unchanged");
 	}
-	d->fifo.max_watchers = d->cfg.max_watchers;
+	d->fifo.max_watchers = watcher_budget(d->cfg.max_watchers);
 	memset(d->led_failed, 0, sizeof(d->led_failed));
 	changed(d);
 done:
@@ -671,7 +699,7 @@ static void startup(struct ledd *d)
 		die("%s", err);
 	read_buttons(d);
 	d->sig_fd = setup_signals();
-	if (fifo_open(&d->fifo, d->cfg.max_watchers, err, sizeof(err)) < 0)
+	if (fifo_open(&d->fifo, watcher_budget(d->cfg.max_watchers), err, sizeof(err)) < 0)
 		die("%s", err);
 	d->wd_fd = setup_watchdog();
 	save_state(d);

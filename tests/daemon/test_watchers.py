@@ -194,3 +194,28 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
             proc.wait(10)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_descriptor_limit_caps_watchers_and_saves_still_work(ledd_factory):
+    d = ledd_factory()
+    plain = d.command
+    d.command = lambda: ["prlimit", "--nofile=48"] + plain()   # soft and hard
+    d.start()
+    c = d.client()
+    watchers = []
+    try:
+        with pytest.raises(CommandError) as err:
+            for _ in range(40):
+                watchers.append(c.watch())
+        assert err.value.code == "busy"
+        assert len(watchers) == 48 - 32   # LEDD_FD_RESERVE descriptors stay free
+        assert "does not fit in the descriptor limit" in d.read_log()
+        seq = c.toggle(0)["seq"]
+        assert "cannot save state" not in d.read_log()
+        for w in watchers:
+            w.next_event(2)
+            assert json.loads(w.next_event(2))["seq"] == seq
+    finally:
+        for w in watchers:
+            w.close()
+    assert c.hello()["protocol"] == 1
