@@ -800,12 +800,14 @@ do_uninstall() {
 			run systemctl disable --now --quiet ledd.service
 		fi
 	fi
+	local before=$CHANGES web_changed=0
+	if [ -e "$LIGHTTPD_DROPIN" ]; then web_changed=1; fi
 	remove_path "$UNIT_FILE"
 	remove_path "$LIGHTTPD_DROPIN"
 	if [ -d "$(dirname "$LIGHTTPD_DROPIN")" ] && [ -z "$(ls -A "$(dirname "$LIGHTTPD_DROPIN")")" ]; then
 		run rmdir "$(dirname "$LIGHTTPD_DROPIN")"
 	fi
-	run systemctl daemon-reload
+	if [ "$CHANGES" != "$before" ]; then run systemctl daemon-reload; fi
 	if [ -f "$UDEV_RULE" ]; then
 		remove_path "$UDEV_RULE"
 		run udevadm control --reload
@@ -824,6 +826,7 @@ do_uninstall() {
 		run userdel "$DAEMON_USER"
 	fi
 	if getent group "$DAEMON_USER" >/dev/null; then
+		web_changed=1
 		note_change "delete group $DAEMON_USER"
 		run groupdel "$DAEMON_USER"
 	fi
@@ -832,7 +835,7 @@ do_uninstall() {
 		run groupdel "$GPIO_GROUP"
 	fi
 	# Last, so that lighttpd's workers no longer carry the deleted group.
-	if systemctl is-active --quiet lighttpd.service; then
+	if [ "$web_changed" = 1 ] && systemctl is-active --quiet lighttpd.service; then
 		note_change "restart lighttpd.service with Debian's own configuration"
 		run systemctl restart lighttpd.service
 	fi

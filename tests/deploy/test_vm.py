@@ -234,7 +234,8 @@ def test_virtual_pi(pi):
         pi.sh("dpkg-query -W -f='${Conffiles}\\n' lighttpd | awk '$1 == \"/etc/lighttpd/lighttpd.conf\" "
               "{print $2 \"  \" $1}' | md5sum -c -")
         assert pi.sh("systemctl is-active lighttpd").strip() == "active"
-        r = wait_for(lambda: requests.get(pi.url("/api/state"), timeout=10), 30, "lighttpd answers")
+        # (a list: a 404 Response is falsy)
+        r = wait_for(lambda: [requests.get(pi.url("/api/state"), timeout=10)], 30, "lighttpd answers")[0]
         assert r.status_code == 404 and "WWW-Authenticate" not in r.headers
     step(pi, "uninstall", uninstall)
 
