@@ -882,20 +882,35 @@ local_stop() {
 	done
 	LOCAL_PIDS=()
 	# ledd saved its state on SIGTERM; the FIFOs and pid file have no further use.
-	rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.reply" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
-	rm -rf "$LOCAL_RUN/watch" "$LOCAL_RUN/web"
+	# (Only ours: when another ledd owns the directory, its files stay.)
+	if [ "${LOCAL_OWNS_RUN:-0}" = 1 ]; then
+		rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.reply" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
+		rm -rf "$LOCAL_RUN/watch" "$LOCAL_RUN/web"
+	fi
 	cleanup
 	info "stopped"
 }
 
+# Ready: our ledd holds the pid file (it writes its pid there under flock) and the FIFOs exist.
 local_wait_ready() {
-	local pid=$1 i
-	for i in $(seq 100); do
+	local pid=$1 _
+	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || return 1
-		[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -p "$LOCAL_RUN/ledd.reply" ] && [ "$i" -gt 1 ] && return 0
+		if [ "$(cat "$LOCAL_RUN/ledd.pid" 2>/dev/null)" = "$pid" ] &&
+			[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -p "$LOCAL_RUN/ledd.reply" ]; then
+			return 0
+		fi
 		sleep 0.1
 	done
 	return 1
+}
+
+# Another ledd (a second --local, a test) holding the runtime dir's pid lock?
+local_check_rundir_free() {
+	local pidfile=$LOCAL_RUN/ledd.pid
+	[ -f "$pidfile" ] || return 0
+	flock -n "$pidfile" true 2>/dev/null && return 0
+	fatal "another ledd (pid $(cat "$pidfile")) already runs on $LOCAL_RUN; stop it or set LEDD_RUNTIME_DIR to another directory"
 }
 
 do_local() {
@@ -907,6 +922,7 @@ do_local() {
 	if port_in_use "$PORT"; then
 		fatal "port $PORT on 127.0.0.1 is already in use (another ./deploy.sh --local?); try --port $((PORT + 1))"
 	fi
+	local_check_rundir_free
 	info "building ledd"
 	make -s -C "$ROOT/cdaemon" >&2 || fatal "building ledd failed (compiler output above)"
 	if [ -f "$ROOT/ledd/board.py" ]; then
@@ -929,6 +945,7 @@ do_local() {
 		cat "$ledd_log" >&2
 		fatal "ledd did not start (its log above, also in $ledd_log)"
 	fi
+	LOCAL_OWNS_RUN=1
 	lighttpd -D -f "$ROOT/lighttpd.conf" &
 	http=$!
 	LOCAL_PIDS+=("$http")

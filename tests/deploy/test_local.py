@@ -172,3 +172,16 @@ def test_second_local_run_on_the_same_port_is_refused(local_run, tmp_path):
     assert second.proc.wait(START_TIMEOUT_S) == 1
     assert "already in use" in second.output()
     assert first.get("/api/state")[0] == 200  # the first one is unharmed
+
+
+def test_second_local_run_on_the_same_runtime_dir_is_refused(local_run, tmp_path):
+    first = local_run()
+    first.wait_ready()
+    second = local_run(runtime_dir=tmp_path / "run")  # another port, same directory
+    assert second.proc.wait(START_TIMEOUT_S) == 1
+    owner = int((tmp_path / "run" / "ledd.pid").read_text())
+    assert owner in children_of(first.proc.pid)
+    assert "another ledd (pid %d) already runs on %s" % (owner, tmp_path / "run") in second.output()
+    # The first one keeps its FIFOs and still answers.
+    assert (tmp_path / "run" / "ledd.cmd").is_fifo()
+    assert first.get("/api/state")[0] == 200

@@ -243,3 +243,13 @@ def test_stage_generates_a_password_when_none_is_given(tmp_path, ledd_binary):
     htpasswd = str(staged(dest, "HTPASSWD_FILE"))
     assert subprocess.run(["htpasswd", "-vb", htpasswd, "ledd", match.group(1)], capture_output=True).returncode == 0
     assert "error" not in proc.stderr
+
+
+def test_uninstall_dry_run_on_a_clean_machine_changes_nothing():
+    if any(os.path.exists(deploy_var(v)) for v in ("LEDD_HOME_DIR", "UNIT_FILE", "LIGHTTPD_DROPIN")) \
+            or _user_exists("ledd"):
+        pytest.skip("ledd is installed on this machine")
+    proc = run_deploy("--uninstall", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run: 0 change(s) would be made" in proc.stdout
+    assert "would run" not in proc.stdout  # no needless daemon-reload or lighttpd restart
