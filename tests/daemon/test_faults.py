@@ -204,3 +204,19 @@ def test_clients_giving_up_early_never_disturb_others(ledd):
         for t in threads:
             t.join(10)
     assert gave_up[0] > 0, "the impatient clients never timed out: the test proves nothing"
+
+
+def test_reader_of_the_reply_fifo_sees_hangup_when_ledd_dies(ledd):
+    """A client mid-exchange with a dying ledd fails at once (503), not after its timeout."""
+    import select
+
+    rfd = os.open(ledd.runtime_dir / "ledd.reply", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(rfd, select.POLLIN)
+        assert poller.poll(100) == [], "nothing to read while ledd lives (it holds a writer)"
+        ledd.kill9()
+        events = poller.poll(2000)
+        assert events and events[0][1] & select.POLLHUP
+    finally:
+        os.close(rfd)
