@@ -45,6 +45,18 @@
 /* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
 #define LEDD_MAX_GPIO           53
 
+/* The chardev backend (gpio_chardev.c). */
+#define LEDD_GPIO_CONSUMER      "ledd"  /* shows in gpioinfo / lineinfo */
+#define LEDD_GPIO_DEV_DIR       "/dev"
+/* Labels of the Raspberry Pi header's chip: Pi 1-3, Pi 4, Pi 5. */
+#define LEDD_GPIO_PI_LABELS     { "pinctrl-bcm2835", "pinctrl-bcm2711", "pinctrl-rp1" }
+#define LEDD_GPIO_MAX_CHIPS     64      /* /dev/gpiochip* looked at, at most */
+
+/* State file durability: every change is renamed into place before its reply
+ * (survives kill -9); the fsync that makes it survive a power cut is done at
+ * most this long after the first unsynced change, once for a whole burst. */
+#define LEDD_STATE_SYNC_MS      1000
+
 /* Buffers. A reply or event line always fits in one atomic pipe write. */
 #define LEDD_LINE_MAX           4096    /* == PIPE_BUF on Linux */
 #define LEDD_CONFIG_MAX_BYTES   65536   /* bigger config files are refused */

@@ -51,18 +51,6 @@ _Static_assert(sizeof(struct gpio_v2_line_values) == 16, "gpio_v2_line_values si
 _Static_assert(sizeof(struct gpio_v2_line_info) == 256, "gpio_v2_line_info size");
 _Static_assert(sizeof(struct gpiochip_info) == 68, "gpiochip_info size");
 
-#ifndef LEDD_GPIO_CONSUMER
-#define LEDD_GPIO_CONSUMER      "ledd"  /* shows in gpioinfo / lineinfo */
-#endif
-#ifndef LEDD_GPIO_DEV_DIR
-#define LEDD_GPIO_DEV_DIR       "/dev"
-#endif
-#ifndef LEDD_GPIO_PI_LABELS
-/* Labels of the Raspberry Pi header's chip: Pi 1-3, Pi 4, Pi 5. */
-#define LEDD_GPIO_PI_LABELS     { "pinctrl-bcm2835", "pinctrl-bcm2711", "pinctrl-rp1" }
-#endif
-#define LEDD_GPIO_MAX_CHIPS     64      /* /dev/gpiochip* looked at, at most */
-
 static const char *const pi_labels[] = LEDD_GPIO_PI_LABELS;
 #define N_PI_LABELS (sizeof(pi_labels) / sizeof(pi_labels[0]))
 

@@ -8,8 +8,10 @@
  * blinks and there is no watchdog the timeout is infinite: an idle ledd
  * never wakes up.
  *
- * Every acknowledged change is saved (state.c, atomic) before its reply is
- * written, so it survives kill -9.
+ * Every acknowledged change is renamed into the state file (state.c, atomic)
+ * before its reply is written, so it survives kill -9; the fsync that makes it
+ * survive a power cut follows within LEDD_STATE_SYNC_MS, once per burst, off
+ * the clients' path (a one-shot deadline in the same poll timeout).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,6 +60,7 @@ struct ledd {
 	int sig_fd, wd_fd;
 	bool running;
 	bool save_failed;       /* log a failing save once, not per command */
+	uint64_t sync_due_ns;   /* when the unsynced state file gets its fsync; 0 = synced */
 	bool led_failed[LEDD_MAX_LEDS]; /* same for a line that refuses (blinking: 50/s) */
 };
 
@@ -271,11 +274,13 @@ static void send_status(struct ledd *d)
 		    d->fifo.nwatchers == 1 ? "" : "s");
 }
 
-static void save_state(struct ledd *d)
+static void save_state(struct ledd *d, bool durable)
 {
 	char err[512];
 
-	if (state_save(&d->st, d->cfg.state_file, err, sizeof(err)) < 0) {
+	if (durable)
+		d->sync_due_ns = 0;
+	if (state_save(&d->st, d->cfg.state_file, durable, err, sizeof(err)) < 0) {
 		if (!d->save_failed)
 			log_err("cannot save state (changes will not survive a restart): %s", err);
 		d->save_failed = true;
@@ -314,11 +319,19 @@ static void broadcast(struct ledd *d)
 		send_status(d);
 }
 
+/* Rename the new state into place now; schedule its fsync for the burst. */
+static void persist(struct ledd *d)
+{
+	save_state(d, false);
+	if (!d->sync_due_ns)
+		d->sync_due_ns = mono_ns() + (uint64_t)LEDD_STATE_SYNC_MS * 1000000u;
+}
+
 /* A state change: count it, persist it, tell the watchers. */
 static void changed(struct ledd *d)
 {
 	d->st.seq++;
-	save_state(d);
+	persist(d);
 	broadcast(d);
 }
 
@@ -355,7 +368,7 @@ static void handle_edges(struct ledd *d)
 	if (n < 0)
 		log_err("reading button edges: %s", strerror(errno));
 	if (any)
-		save_state(d);
+		persist(d);
 }
 
 /* --- requests -------------------------------------------------------------- */
@@ -704,7 +717,7 @@ static void startup(struct ledd *d)
 	if (fifo_open(&d->fifo, watcher_budget(d->cfg.max_watchers), err, sizeof(err)) < 0)
 		die("%s", err);
 	d->wd_fd = setup_watchdog();
-	save_state(d);
+	save_state(d, true);
 	log_notice("ledd %s ready: %s, %zu LED%s, %zu button%s, runtime dir %s, state %s",
 		   LEDD_VERSION, gpio_describe(d->gpio), d->st.nleds, d->st.nleds == 1 ? "" : "s",
 		   d->st.nbuttons, d->st.nbuttons == 1 ? "" : "s", d->cfg.runtime_dir,
@@ -721,6 +734,8 @@ static int poll_timeout(const struct ledd *d)
 {
 	uint64_t next = state_next_deadline(&d->st), now;
 
+	if (d->sync_due_ns && (!next || d->sync_due_ns < next))
+		next = d->sync_due_ns;
 	if (!next)
 		return -1;
 	now = mono_ns();
@@ -802,6 +817,8 @@ static void run(struct ledd *d)
 		if (pfd[P_SIG].revents & POLLIN)
 			handle_signals(d);
 		advance_blink(d);
+		if (d->sync_due_ns && mono_ns() >= d->sync_due_ns)
+			save_state(d, true);
 	}
 	free(pfd);
 }
@@ -817,7 +834,7 @@ int main(int argc, char **argv)
 	startup(&d);
 	run(&d);
 	notify_send("STOPPING=1");
-	save_state(&d);
+	save_state(&d, true);
 	fifo_close(&d.fifo);
 	gpio_close(d.gpio);
 	log_notice("stopped");

@@ -76,7 +76,11 @@ int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, s
  * its defaults; err says why). */
 int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen);
 
-/* Write st atomically: temp file, fsync, rename. */
-int state_save(const struct ledd_state *st, const char *path, char *err, size_t errlen);
+/* Write st atomically: temp file, rename. With `durable`, the temp file is
+ * fsync'ed before the rename and the directory after it (power-cut safe);
+ * without, the new file is in the page cache only (safe against any crash of
+ * ledd, kill -9 included, but not against a power cut). */
+int state_save(const struct ledd_state *st, const char *path, bool durable, char *err,
+	       size_t errlen);
 
 #endif

@@ -16,6 +16,8 @@ def c_defines():
     for name, value in re.findall(r"^#define[ \t]+(LEDD_\w+)[ \t]+(\S+)", text, re.M):
         if value.startswith('"'):
             out[name] = value.strip('"')
+        elif not re.fullmatch(r"[0-9x]+", value):
+            continue  # an initializer list or expression, not a scalar
         else:  # C octal (0770) is not Python syntax
             out[name] = int(value, 8) if re.fullmatch(r"0[0-7]+", value) else int(value, 0)
     return out

@@ -2,10 +2,12 @@
 the pid lock, directory modes, and an idle daemon that never wakes up."""
 
 import os
+import re
 import signal
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,13 +98,29 @@ def idle_switches(pid, seconds=1.5):
     return after[0] - before[0]
 
 
+def state_sync_seconds():
+    """LEDD_STATE_SYNC_MS: after a change, ledd wakes once more to fsync the state file."""
+    text = (Path(__file__).resolve().parents[2] / "cdaemon" / "src" / "defaults.h").read_text()
+    return int(re.search(r"#define\s+LEDD_STATE_SYNC_MS\s+(\d+)", text).group(1)) / 1000
+
+
 def test_idle_daemon_never_wakes_up(ledd):
     c = ledd.client()
     c.on(0)
     with c.watch() as w:
         w.next_event(1)
-        time.sleep(0.2)
+        time.sleep(state_sync_seconds() + 0.3)  # the one deferred fsync of that change
         assert idle_switches(ledd.proc.pid) == 0
+
+
+def test_changes_are_on_file_at_once_and_synced_then_quiet(ledd):
+    """Each change is renamed into place before its reply; the deferred fsync does not repeat."""
+    c = ledd.client()
+    for _ in range(20):
+        seq = c.toggle(0)["seq"]
+    assert ("seq %d" % seq) in ledd.state_file.read_text()
+    time.sleep(state_sync_seconds() + 0.3)
+    assert idle_switches(ledd.proc.pid) == 0
 
 
 def test_blinking_daemon_does_wake_up(ledd):
