@@ -113,12 +113,45 @@ def _open_reply_fifo(runtime_dir):
         raise DaemonDown("no permission to open ledd's FIFOs in %s (are you in the ledd group?)" % runtime_dir) from None
 
 
+def _on_alarm(signum, frame):
+    raise DaemonTimeout("timed out waiting for other clients of ledd")
+
+
 def _lock(fd, deadline):
     """flock(LOCK_EX) on the reply FIFO, giving up at the deadline.
 
-    Uncontended, one non-blocking call. Contended, back off in short sleeps:
-    an exchange takes well under a millisecond, so waits are short.
+    Uncontended, one non-blocking call. Contended, in the main thread (a CGI,
+    ledctl), block in the kernel and let SIGALRM end the wait: the lock passes
+    on the moment it is released, and waiters burn no CPU. Elsewhere (signals
+    only reach the main thread) back off in short sleeps. ``_signal`` is the
+    built-in module: ``signal`` would import ``enum``, which costs a CGI more
+    than the whole exchange.
     """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    import _signal
+
+    try:
+        previous = _signal.signal(_signal.SIGALRM, _on_alarm)
+    except ValueError:  # not the main thread
+        return _lock_polling(fd, deadline)
+    left = deadline.left()
+    try:
+        if left <= 0:
+            raise DaemonTimeout("timed out waiting for other clients of ledd")
+        _signal.setitimer(_signal.ITIMER_REAL, left)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+    finally:
+        _signal.signal(_signal.SIGALRM, previous)
+
+
+def _lock_polling(fd, deadline):
     pause = 0.0002
     while True:
         try:

@@ -18,9 +18,8 @@ path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
 import os
 import sys
 
-from ledd import client as _client
 from ledd import defaults
-from ledd.client import Client, DaemonTimeout, LeddError
+from ledd.client import Client, LeddError
 
 API_PREFIX = "/api/"
 
@@ -72,43 +71,6 @@ class HTTPError(Exception):
         """Map a :class:`ledd.client.LeddError` (503, 504, or ledd's ERR reply) to HTTP."""
         code = API_CODE_OF_DAEMON_CODE.get(err.code, err.code)
         return cls(err.http_status, code, str(err))
-
-
-# -- waiting for the reply lock ---------------------------------------------------
-
-def _on_alarm(signum, frame):
-    raise DaemonTimeout("timed out waiting for other clients of ledd")
-
-
-def lock_blocking(fd, deadline):
-    """flock(LOCK_EX) that sleeps in the kernel until the lock is free or the deadline.
-
-    The reference client polls with short sleeps because it must be safe in any
-    thread. A CGI process is single-threaded, so it can block in flock() and let
-    SIGALRM end the wait: under 64 concurrent requests the lock then passes on the
-    moment it is released, with no idle gaps and no waiters burning CPU (64
-    processes x 6 requests on a busy 2-core machine: worst wait 0.4-1.1 s instead
-    of 1.2-1.6 s). ``_signal`` is the built-in module: ``signal`` would import
-    ``enum``, which costs more than the whole exchange.
-    """
-    import _signal
-    import fcntl
-
-    left = deadline.left()
-    if left <= 0:
-        raise DaemonTimeout("timed out waiting for other clients of ledd")
-    previous = _signal.signal(_signal.SIGALRM, _on_alarm)
-    _signal.setitimer(_signal.ITIMER_REAL, left)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    finally:
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
-        _signal.signal(_signal.SIGALRM, previous)
-
-
-def use_blocking_lock():
-    """Make every Client exchange in this (single-threaded CGI) process use :func:`lock_blocking`."""
-    _client._lock = lock_blocking
 
 
 # -- output ------------------------------------------------------------------
@@ -375,7 +337,6 @@ def main(environ=None):
     """CGI entry point of ``cgi-bin/api.py``: never a traceback, always a JSON answer."""
     environ = os.environ if environ is None else environ
     head_only = environ.get("REQUEST_METHOD") == "HEAD"
-    use_blocking_lock()
     try:
         try:
             body, head_only = handle(environ)

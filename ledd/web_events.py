@@ -25,7 +25,7 @@ import select
 from ledd import defaults
 from ledd.client import Client, LeddError
 from ledd.web import (HTTPError, check_method, environ_runtime_dir, error_body, not_found, request_path, respond_error,
-                      use_blocking_lock, write_all)
+                      write_all)
 
 EVENTS_PATH = "/api/events"
 
@@ -80,7 +80,6 @@ def pump(watcher, out_fd=1, ping_s=defaults.WEB_SSE_PING_S):
 def main(environ=None):
     """CGI entry point of ``cgi-bin/events.py``."""
     environ = os.environ if environ is None else environ
-    use_blocking_lock()
     try:
         try:
             watcher = subscribe(environ)
