@@ -148,10 +148,15 @@ class LeddProcess:
             self.notify = None
 
     def close(self):
+        """Stop ledd the way systemd does (SIGTERM, then SIGKILL), so a sanitizer build checks leaks."""
         try:
             if self.proc is not None and self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
         finally:
             self.close_notify()
             if getattr(self, "log", None):
