@@ -316,6 +316,11 @@ apt_get() {
 build_daemon() {
 	local out=$BUILD_DIR
 	if [ "$DRY_RUN" = 1 ] || [ "$MODE" = stage ]; then out=$TMP_DIR/build; fi
+	if [ "$DRY_RUN" = 1 ] && ! { command -v make && command -v cc; } >/dev/null; then
+		LEDD_BUILT=
+		note_change "build ledd and install $LEDD_SBIN (no compiler yet: apt installs it first)"
+		return 0
+	fi
 	info "building ledd (make -C cdaemon O=$out)"
 	mkdir -p "$out"
 	make -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
@@ -385,7 +390,7 @@ install_tree() {
 		done < <(find "$DESTDIR$LEDD_HOME_DIR/$dir" -type f ! -path '*/__pycache__/*' ! -name 'board.json')
 	done
 	put_file "$ROOT/lighttpd.conf" "$LEDD_HOME_DIR/lighttpd.conf" 0644 root root RESTART_WEB
-	put_file "$LEDD_BUILT" "$LEDD_SBIN" 0755 root root RESTART_LEDD
+	if [ -n "$LEDD_BUILT" ]; then put_file "$LEDD_BUILT" "$LEDD_SBIN" 0755 root root RESTART_LEDD; fi
 	install_ledctl_link
 	compile_python
 	generate_board_json
@@ -465,7 +470,7 @@ install_config() {
 	local conf
 	conf=$(tmp_file)
 	render_config >"$conf"
-	if ! "$LEDD_BUILT" --check-config -c "$conf" >"$TMP_DIR/check.log" 2>&1; then
+	if [ -n "$LEDD_BUILT" ] && ! "$LEDD_BUILT" --check-config -c "$conf" >"$TMP_DIR/check.log" 2>&1; then
 		cat "$TMP_DIR/check.log" >&2
 		fatal "the generated configuration is invalid (check LEDD_LED_PINS/LEDD_BUTTON_PINS/LEDD_CHIP)"
 	fi
@@ -554,6 +559,10 @@ update_htpasswd() {
 	fi
 	NEW_PASSWORD=${PASSWORD:-$(random_password)}
 	KNOWN_PASSWORD=$NEW_PASSWORD
+	if [ "$DRY_RUN" = 1 ] && ! command -v htpasswd >/dev/null; then
+		note_change "set the password of '$WEB_LOGIN' (bcrypt) in $HTPASSWD_FILE"
+		return 0
+	fi
 	local hashed
 	hashed=$(tmp_file)
 	htpasswd -ciB "$hashed" "$WEB_LOGIN" <<<"$NEW_PASSWORD" 2>/dev/null ||
