@@ -38,6 +38,7 @@ RUNTIME_DIR=/run/ledd
 BUILD_DIR=/var/cache/ledd/build
 GPIO_GROUP_MARKER=$LEDD_HOME_DIR/.created-gpio-group
 LOG_FILE=/var/log/ledd-deploy.log
+OS_RELEASE=${LEDD_OS_RELEASE:-/etc/os-release} # the override is for tests
 PYTHON=/usr/bin/python3
 DAEMON_USER=ledd
 GPIO_GROUP=gpio
@@ -247,13 +248,13 @@ check_root() {
 
 detect_system() {
 	local id="" codename="" pretty=""
-	if [ -r /etc/os-release ]; then
-		# shellcheck disable=SC1091
-		id=$(. /etc/os-release && echo "${ID:-}")
-		# shellcheck disable=SC1091
-		codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-		# shellcheck disable=SC1091
-		pretty=$(. /etc/os-release && echo "${PRETTY_NAME:-unknown}")
+	if [ -r "$OS_RELEASE" ]; then
+		# shellcheck disable=SC1090
+		id=$(. "$OS_RELEASE" && echo "${ID:-}")
+		# shellcheck disable=SC1090
+		codename=$(. "$OS_RELEASE" && echo "${VERSION_CODENAME:-}")
+		# shellcheck disable=SC1090
+		pretty=$(. "$OS_RELEASE" && echo "${PRETTY_NAME:-unknown}")
 	fi
 	case $id in
 	debian | raspbian) ;;

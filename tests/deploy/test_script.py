@@ -253,3 +253,30 @@ def test_uninstall_dry_run_on_a_clean_machine_changes_nothing():
     assert proc.returncode == 0, proc.stderr
     assert "dry run: 0 change(s) would be made" in proc.stdout
     assert "would run" not in proc.stdout  # no needless daemon-reload or lighttpd restart
+
+
+@pytest.mark.parametrize("os_release, message", [
+    ('ID=ubuntu\nVERSION_CODENAME=noble\nPRETTY_NAME="Ubuntu 24.04 LTS"\n',
+     "unsupported system 'Ubuntu 24.04 LTS': ledd installs on Raspberry Pi OS or Debian"),
+    ('ID=raspbian\nVERSION_CODENAME=bullseye\nPRETTY_NAME="Raspbian GNU/Linux 11 (bullseye)"\n',
+     "unsupported release 'Raspbian GNU/Linux 11 (bullseye)': ledd needs bookworm (12) or trixie (13)"),
+])
+def test_unsupported_system_is_refused_clearly(tmp_path, os_release, message):
+    path = tmp_path / "os-release"
+    path.write_text(os_release)
+    proc = run_deploy("--dry-run", env=dict(os.environ, LEDD_OS_RELEASE=str(path)))
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "would" not in proc.stdout  # refused before any step
+
+
+@pytest.mark.parametrize("os_release", [
+    'ID=raspbian\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Raspbian GNU/Linux 12 (bookworm)"\n',
+    'ID=debian\nVERSION_CODENAME=trixie\nPRETTY_NAME="Debian GNU/Linux 13 (trixie)"\n',
+])
+def test_supported_systems_are_accepted(tmp_path, os_release, ledd_binary):
+    path = tmp_path / "os-release"
+    path.write_text(os_release)
+    proc = run_deploy("--dry-run", "--no-auth", env=dict(os.environ, LEDD_OS_RELEASE=str(path)))
+    assert proc.returncode == 0, proc.stderr
+    assert "system: %s" % os_release.split('PRETTY_NAME="')[1].split('"')[0] in proc.stdout
