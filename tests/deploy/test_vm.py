@@ -5,11 +5,12 @@ KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
 
 1. load gpio-sim (tests/kernel/kbuild.py, built for the same kernel) and make
    a Pi-like chip (label pinctrl-bcm2711, lines GPIO0..GPIO31) after a decoy;
-2. run deploy.sh from the read-only 9p share of the checkout, as root via sudo;
+2. run deploy.sh from a read-only 9p share of the checkout, as user pi via sudo;
 3. ledd and lighttpd active, the system "running";
 4. from the host, through the forwarded port, with the printed credentials:
    the state API (backend chardev), an LED switched on shows on the simulated
    line, a button pulled low shows as a press in the API and in Chromium;
+   ledctl works for pi (added to group ledd), not for other users;
 5. `systemctl kill -s KILL ledd`: systemd restarts it, the LED comes back on;
 6. deploy.sh again: nothing changed, nothing restarted;
 7. deploy.sh --uninstall: service, user, files gone, lighttpd's own site back.
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_IGNORE = (".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "obj", "build", "run", "*.o",
                    "board.json")
 SHARE = "/mnt/src"
+ADMIN = "pi"         # the login user who runs `sudo ./deploy.sh`
 XFER = "/mnt/xfer"
 DEPLOY_TIMEOUT_S = 900
 LED_GPIO = 17        # [led red] in cdaemon/ledd.conf, id 0
@@ -146,8 +148,15 @@ def setup_gpio(pi):
     assert match.group(2) != "/dev/gpiochip0", "the decoy chip should come first"
 
 
+def add_admin(pi):
+    """A login user with sudo, like the Pi's own user: deploy.sh is run by it, through sudo."""
+    pi.sh("useradd -m -s /bin/bash %s\n"
+          "echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s\n" % (ADMIN, ADMIN, ADMIN))
+
+
 def deploy(pi, *args):
-    rc, out = pi.vm.run("cd %s && sudo ./deploy.sh %s" % (SHARE, " ".join(args)), timeout=DEPLOY_TIMEOUT_S)
+    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo ./deploy.sh %s" % (SHARE, ADMIN, " ".join(args)),
+                        timeout=DEPLOY_TIMEOUT_S)
     assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
         " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
     return out
@@ -155,6 +164,7 @@ def deploy(pi, *args):
 
 def test_virtual_pi(pi):
     step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
+    step(pi, "admin user", lambda: add_admin(pi))
 
     # -- first install ------------------------------------------------------------
     out = step(pi, "first deploy", lambda: deploy(pi))
@@ -190,6 +200,19 @@ def test_virtual_pi(pi):
         pi.api("POST", "/api/leds/0", {"on": True})
         assert pi.line_value(LED_GPIO) == 1
     step(pi, "LED on the simulated line", led_on)
+
+    def ledctl_as_admin():
+        # deploy.sh put the sudo user in group ledd: a new login (ssh) can use ledctl on the FIFOs.
+        assert "ledd" in pi.sh("id -nG %s" % ADMIN).split()
+        pi.sh("runuser -u %s -- ledctl on green" % ADMIN)
+        assert pi.line_value(27) == 1
+        state = json.loads(pi.sh("runuser -u %s -- ledctl -j status" % ADMIN))
+        assert state["leds"][1]["on"] is True and state["backend"] == "chardev"
+        pi.sh("runuser -u %s -- ledctl off green" % ADMIN)
+        assert pi.line_value(27) == 0
+        rc, out = pi.vm.run("runuser -u nobody -- ledctl status")  # not in the group
+        assert rc != 0, out
+    step(pi, "ledctl over the FIFOs as the admin user", ledctl_as_admin)
 
     step(pi, "button press in the API and in Chromium", lambda: button_press_in_browser(pi))
 
