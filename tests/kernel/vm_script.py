@@ -51,7 +51,7 @@ LEDD_CHECKS = [
     "on-red", "off-red", "toggle-green-on", "toggle-green-off", "all-on", "all-off",
     "blink-reply", "blink-stops-on-off",
     "watch-ok", "watch-initial-event", "press-event", "press-state", "release-event", "press-counter",
-    "debounce-one-press", "debounce-release",
+    "debounce-one-press", "debounce-release", "press-verb-refused", "release-verb-refused",
     "sighup-alive", "sighup-keeps-state", "sighup-lines-held", "sighup-button-works",
     "sighup-rewire", "sighup-rewired-led", "sighup-rewire-back",
     "sigterm-exit-0", "sigterm-released-17", "sigterm-released-22", "sigterm-released-27",
@@ -152,6 +152,9 @@ req STATE; P2=$(field button presses)
 check debounce-one-press "presses=$P2 after a bounce burst, want 2" [ "$P2" = 2 ]
 pull 22 pull-up; sleep 0.3
 req STATE; check debounce-release "$REPLY_LINE" eval '[ "$(field button pressed)" = false ] && [ "$(field button presses)" = 2 ]'
+# Simulated presses are for the sim backend only: real hardware refuses them and keeps its count.
+req PRESS button; check press-verb-refused "$REPLY_LINE" eval 'case "$REPLY_LINE" in *" ERR notsupported "*) true;; *) false;; esac'
+req RELEASE 0; check release-verb-refused "$REPLY_LINE" eval 'case "$REPLY_LINE" in *" ERR notsupported "*) true;; *) false;; esac'
 exec 4<&-
 
 # ---- phase 3: SIGHUP reload keeps the lines; SIGTERM releases them; restart restores ----
