@@ -159,6 +159,9 @@ def main():
         idle = wakeups_per_second(ledd.pid, args.idle_seconds)
         with Client(str(run)).watch() as watcher:
             watcher.next_event(2)
+            # ledd writes the first event before it finishes the WATCH request
+            # (STATUS= to systemd, back to poll): let it get there first.
+            time.sleep(0.2)
             idle_watched = wakeups_per_second(ledd.pid, min(args.idle_seconds, 3.0))
 
         print("Round trip, persistent client (C, FIFOs open, lock held), %d requests, microseconds:" % args.requests)
