@@ -9,15 +9,18 @@ line with another id is a stale reply of a client that gave up: it is dropped.
     >>> c.on(0)["leds"][0]["on"]
     True
 
-Only cheap built-in modules are imported at load time (os, select, fcntl):
-the CGI scripts pay for every import on every request. ``json`` is imported
+Only modules built into the interpreter are imported at load time (posix,
+fcntl, select, time): the CGI scripts pay for every import on every request,
+and ``os`` alone costs about a millisecond (it pulls in posixpath, stat and
+collections.abc), so this module calls the ``posix`` functions ``os`` wraps. ``json`` is imported
 only by the methods that decode a payload; :meth:`Client.request` returns the
 raw payload bytes so a CGI can relay them without decoding.
 """
 
 import fcntl
-import os
+import posix
 import select
+import sys
 import time
 
 from ledd import defaults
@@ -72,9 +75,27 @@ class CommandError(LeddError):
         self.http_status = HTTP_STATUS_OF_CODE.get(code, 500)
 
 
+def getenv(name):
+    """``os.environ.get(name)`` without importing ``os``.
+
+    ``posix.environ`` is the environment as the process started; once ``os``
+    is loaded (ledctl, tests), its ``os.environ`` also sees later changes.
+    """
+    os_module = sys.modules.get("os")
+    if os_module is not None:
+        return os_module.environ.get(name)
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def join(directory, name):
+    """``os.path.join`` for a directory and a plain file name."""
+    return directory + name if directory.endswith("/") else directory + "/" + name
+
+
 def runtime_dir_from_env(runtime_dir=None):
     """The runtime directory: the argument, else ``$LEDD_RUNTIME_DIR``, else ``/run/ledd``."""
-    return runtime_dir or os.environ.get(defaults.RUNTIME_DIR_ENV) or defaults.RUNTIME_DIR
+    return runtime_dir or getenv(defaults.RUNTIME_DIR_ENV) or defaults.RUNTIME_DIR
 
 
 _counter = 0
@@ -84,7 +105,7 @@ def _fresh_id():
     """An id no other request, past or concurrent, can carry: pid, clock and a counter."""
     global _counter
     _counter += 1
-    return "%x.%x.%d" % (os.getpid(), time.time_ns(), _counter)
+    return "%x.%x.%d" % (posix.getpid(), time.time_ns(), _counter)
 
 
 def _check_arg(arg):
@@ -106,7 +127,7 @@ class _Deadline:
 
 def _open_reply_fifo(runtime_dir):
     try:
-        return os.open(os.path.join(runtime_dir, defaults.REPLY_FIFO), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return posix.open(join(runtime_dir, defaults.REPLY_FIFO), posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise DaemonDown("ledd is not running (no %s in %s)" % (defaults.REPLY_FIFO, runtime_dir)) from None
     except PermissionError:
@@ -165,9 +186,9 @@ def _lock_polling(fd, deadline):
 
 
 def _open_cmd_fifo(runtime_dir):
-    path = os.path.join(runtime_dir, defaults.CMD_FIFO)
+    path = join(runtime_dir, defaults.CMD_FIFO)
     try:
-        return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return posix.open(path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     except OSError as err:
         if err.errno in (6, 2):  # ENXIO: no reader; ENOENT: never started
             raise DaemonDown("ledd is not running (nobody reads %s)" % path) from None
@@ -187,7 +208,7 @@ def _read_reply(fd, request_id, deadline):
         if left <= 0 or not poller.poll(left * 1000):
             raise DaemonTimeout("ledd did not answer within %.1f s" % deadline.seconds)
         try:
-            chunk = os.read(fd, 65536)
+            chunk = posix.read(fd, 65536)
         except BlockingIOError:
             continue
         if not chunk:
@@ -229,7 +250,7 @@ class Client:
             _lock(reply_fd, deadline)
             cmd_fd = _open_cmd_fifo(self.runtime_dir)
             try:
-                os.write(cmd_fd, data)
+                posix.write(cmd_fd, data)
             except BlockingIOError:
                 raise DaemonTimeout("ledd's command FIFO is full") from None
             except BrokenPipeError:
@@ -237,8 +258,8 @@ class Client:
             reply = _read_reply(reply_fd, request_id, deadline)
         finally:
             if cmd_fd >= 0:
-                os.close(cmd_fd)
-            os.close(reply_fd)  # releases the lock
+                posix.close(cmd_fd)
+            posix.close(reply_fd)  # releases the lock
         if reply.startswith(b"OK "):
             return reply[3:]
         if reply.startswith(b"ERR "):
@@ -311,13 +332,13 @@ class Watcher:
 
     def __init__(self, client):
         self.client = client
-        self.name = "w%x-%x-%d" % (os.getpid(), time.time_ns(), id(self) & 0xFFFF)
-        watch_dir = os.path.join(client.runtime_dir, defaults.WATCH_DIR)
-        self.path = os.path.join(watch_dir, self.name)
+        self.name = "w%x-%x-%d" % (posix.getpid(), time.time_ns(), id(self) & 0xFFFF)
+        watch_dir = join(client.runtime_dir, defaults.WATCH_DIR)
+        self.path = join(watch_dir, self.name)
         self.fd = -1
         self._pending = b""
         try:
-            os.mkfifo(self.path, 0o600)
+            posix.mkfifo(self.path, 0o600)
         except FileNotFoundError:
             raise DaemonDown("ledd is not running (no %s)" % watch_dir) from None
         except PermissionError:
@@ -328,8 +349,8 @@ class Watcher:
             # for writing through the "other" bits. The runtime directory (0770,
             # group ledd) keeps everyone else out. chmod, not mkfifo's mode,
             # which the umask would cut.
-            os.chmod(self.path, WATCH_FIFO_MODE)
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            posix.chmod(self.path, WATCH_FIFO_MODE)
+            self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
             client.request("WATCH", self.name)
         except BaseException:
             self.close()
@@ -337,7 +358,7 @@ class Watcher:
         finally:
             # ledd holds the FIFO open now (or never will): the name is not needed any more.
             try:
-                os.unlink(self.path)
+                posix.unlink(self.path)
             except FileNotFoundError:
                 pass
         self._poller = select.poll()
@@ -354,7 +375,7 @@ class Watcher:
             if not self._poller.poll(wait):
                 return None
             try:
-                chunk = os.read(self.fd, 65536)
+                chunk = posix.read(self.fd, 65536)
             except BlockingIOError:
                 continue
             if not chunk:
@@ -373,7 +394,7 @@ class Watcher:
 
     def close(self):
         if self.fd >= 0:
-            os.close(self.fd)
+            posix.close(self.fd)
             self.fd = -1
 
     def __enter__(self):
