@@ -20,6 +20,7 @@ under 2 minutes. Usage: .venv/bin/python bench/web.py [--quick]
 import argparse
 import http.client
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -230,6 +231,18 @@ def report(table, event_p99, missing, idle):
     print("%-34s %5.2f %%  (target 0)" % ("idle event streams CPU", idle))
 
 
+def as_in_the_unit(pid):
+    """Give ledd the priority systemd/ledd.service gives it (Nice=), where allowed; return it."""
+    unit = (ROOT / "systemd" / "ledd.service").read_text()
+    match = re.search(r"^Nice=(-?\d+)$", unit, re.M)
+    if match:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, int(match.group(1)))
+        except PermissionError:
+            pass  # not root: measure at the default priority, and say so
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
@@ -240,10 +253,12 @@ def main():
         include = tmp / "bench.conf"
         include.write_text(BENCH_INCLUDE.format(root=ROOT))
         ledd = LeddProcess(build_ledd(), tmp / "ledd").start()
+        ledd_nice = as_in_the_unit(ledd.proc.pid)
         server = None
         try:
             server = Lighttpd(ledd.runtime_dir, tmp / "lighttpd", include=include).start()
-            print("stack: ledd (sim) + lighttpd on %s; load average %.1f; %d CPUs" % (server.url, os.getloadavg()[0], os.cpu_count()))
+            print("stack: ledd (sim, nice %d) + lighttpd on %s; load average %.1f; %d CPUs"
+                  % (ledd_nice, server.url, os.getloadavg()[0], os.cpu_count()))
             # Warm up: bytecode caches, page cache.
             measure(server.port, "GET", "/api/state", None, 1, 10)
             measure(server.port, "POST", "/api/leds/0", b'{"toggle":true}', 1, 10)
