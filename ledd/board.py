@@ -95,9 +95,12 @@ def choose_revision(revision=None, model=None):
 
 def describe(revision, source="argument"):
     """The header description of board ``revision`` (a dict ready for JSON)."""
+    board_info = board_info_class()  # an ImportError here means "no gpiozero", not a bad code
+    from gpiozero import PinError
+
     try:
-        info = board_info_class().from_revision(int(revision, 16))
-    except Exception:  # ValueError for bad hex, gpiozero's PinUnknownPi for an unknown code
+        info = board_info.from_revision(int(revision, 16))
+    except (ValueError, PinError):  # bad hex, or gpiozero's PinUnknownPi for an unknown code
         raise ValueError("%r is not a board revision code (hex, e.g. c03111)" % revision) from None
     if info.model == "???":  # a type code this gpiozero release does not know yet
         raise ValueError("board revision %s is unknown to gpiozero %s" % (revision, gpiozero_version()))

@@ -84,3 +84,14 @@ def test_unknown_board_of_this_pi_falls_back_to_the_common_header(tmp_path, monk
     data = json.loads(out.read_text())
     assert data["source"] == "fallback" and data["revision"] == "123456"
     assert len(data["pins"]) == 40 and data["pins"][10]["gpio"] == 17
+
+
+def test_a_missing_gpiozero_is_reported_as_such(tmp_path):
+    """Without gpiozero the command says so (it once blamed the default revision code)."""
+    out = tmp_path / "board.json"
+    hide_gpiozero = "import sys; sys.modules['gpiozero'] = None; from ledd import board; sys.exit(board.main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", hide_gpiozero, "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "gpiozero is not installed" in result.stderr and "revision" not in result.stderr
+    assert not out.exists()
