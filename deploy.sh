@@ -431,7 +431,7 @@ generate_board_json() {
 		warn "board.json not generated: $(tail -n 1 "$TMP_DIR/board.log")"
 		return 0
 	fi
-	put_file "$out" "$LEDD_HOME_DIR/www/board.json" 0644 root root
+	put_file "$out" "$WEB_STATE_DIR/board.json" 0644 root root
 }
 
 install_unit() {
@@ -935,11 +935,11 @@ do_local() {
 	local_check_rundir_free
 	info "building ledd"
 	make -s -C "$ROOT/cdaemon" >&2 || fatal "building ledd failed (compiler output above)"
-	if [ -f "$ROOT/ledd/board.py" ]; then
-		(cd "$ROOT" && "$PYTHON" -m ledd.board --out "$ROOT/www/board.json") ||
-			warn "www/board.json not generated; the page shows no header diagram"
-	fi
 	mkdir -p "$LOCAL_RUN/web"
+	if [ -f "$ROOT/ledd/board.py" ]; then
+		(cd "$ROOT" && "$PYTHON" -m ledd.board --out "$LOCAL_RUN/web/board.json") ||
+			warn "board.json not generated; the page shows no header diagram"
+	fi
 	: >"$LOCAL_RUN/auth-none.conf" # no auth locally: lighttpd binds 127.0.0.1 only
 	export LEDD_HOME=$ROOT LEDD_HTTP_BIND=127.0.0.1 LEDD_HTTP_PORT=$PORT LEDD_RUNTIME_DIR=$LOCAL_RUN
 	export LEDD_WEB_STATE_DIR=$LOCAL_RUN/web LEDD_AUTH_INCLUDE=$LOCAL_RUN/auth-none.conf

@@ -4,6 +4,7 @@
 a free port; ``web`` is one in front of the ``ledd`` fixture (a real sim ledd).
 """
 
+import shutil
 import subprocess
 import sys
 
@@ -12,9 +13,9 @@ import pytest
 from webstack import ROOT, Lighttpd
 
 @pytest.fixture(scope="session")
-def board_json():
-    """www/board.json for the default board, generated the way deploy.sh does it."""
-    out = ROOT / "www" / "board.json"
+def board_json(tmp_path_factory):
+    """board.json for the default board, generated the way deploy.sh does it (never into the tree)."""
+    out = tmp_path_factory.mktemp("board") / "board.json"
     subprocess.run([sys.executable, "-m", "ledd.board", "--out", str(out)], cwd=ROOT, check=True)
     return out
 
@@ -38,5 +39,6 @@ def lighttpd_factory(tmp_path):
 def web(ledd, lighttpd_factory, board_json):
     """lighttpd in front of a running sim ledd; ``web.ledd`` is the daemon."""
     server = lighttpd_factory(ledd.runtime_dir)
+    shutil.copy(board_json, server.workdir / "board.json")  # served as /board.json (lighttpd.conf)
     server.ledd = ledd
     return server
