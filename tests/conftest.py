@@ -8,9 +8,16 @@ exactly as systemd would see it.
 
 Set ``LEDD_BINARY`` to test another build (the sanitizer build, a
 cross-compiled binary run through qemu-user, …).
+
+Under ``tests/run`` (``LEDD_STRICT=1``) two more rules hold for the whole suite:
+a test skipped for want of a tool or module (a reason saying "not installed",
+"could not import", "no <tool>" …) fails instead, because a fresh machine must
+have everything tests/run installs; and the run fails if it changed the
+checkout (generated files belong in temporary directories).
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -197,3 +204,47 @@ def ledd(ledd_factory):
 
 def have(tool):
     return shutil.which(tool) is not None
+
+
+# -- suite-wide rules under tests/run ------------------------------------------
+STRICT = os.environ.get("LEDD_STRICT") == "1"
+#: Skip reasons that mean "this machine lacks a package", not "this test does not apply here".
+MISSING_TOOL = re.compile(r"not installed|could not import|no module named|not found on|\bno (gpiozero|clang|chromium|qemu|lighttpd|mosquitto|paho)", re.I)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+        if MISSING_TOOL.search(reason):
+            report.outcome = "failed"
+            report.longrepr = "skipped for a missing tool, which tests/run must install: %s" % reason
+
+
+def checkout_status():
+    """``git status`` of the checkout (None outside a git work tree)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(out.stdout.splitlines()) if out.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config._ledd_checkout = checkout_status() if STRICT else None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_ledd_checkout", None)
+    if before is None:
+        return
+    after = checkout_status() or set()
+    changed = sorted(after - before)
+    if changed:
+        session.config.get_terminal_writer().line(
+            "error: the test run changed the checkout (tests must write to temporary directories):\n  "
+            + "\n  ".join(changed), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
