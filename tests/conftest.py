@@ -223,6 +223,14 @@ def pytest_runtest_makereport(item, call):
             report.longrepr = "skipped for a missing tool, which tests/run must install: %s" % reason
 
 
+def pytest_configure(config):
+    # A shell that starts the suite in the background (`./tests/run &`, some CI
+    # runners) hands it SIGINT ignored, and exec keeps "ignored": every ledctl
+    # or deploy.sh a test stops with Ctrl-C would then ignore it too.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def checkout_status():
     """``git status`` of the checkout (None outside a git work tree)."""
     try:
