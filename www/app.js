@@ -221,10 +221,12 @@
   let toastTimer = 0;
   let connKind = 'connecting';
 
+  const CONN_TEXT = { connecting: 'conn.connecting', live: 'conn.live', reconnecting: 'conn.reconnecting', down: 'conn.down' };
+
   function setConn(kind) {
     connKind = kind;
     $('conn').dataset.conn = kind;
-    $('conn-text').textContent = t('conn.' + kind);
+    $('conn-text').textContent = t(CONN_TEXT[kind]);
     document.body.classList.toggle('stale', kind !== 'live');
   }
 
