@@ -378,14 +378,23 @@ def test_wiring_shows_pins(browser, web):
     expect(page.locator("#pinout li.used").first).to_contain_text("red LED")
 
 
-def test_phone_layout_touch_targets(browser, web):
+@per_language
+def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
+    """Touch targets of 44 px or more, nothing wider than a phone, in every language."""
     page = open_dashboard(browser, web)
     page.set_viewport_size({"width": 390, "height": 844})
-    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off"):
+    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
         for box in [el.bounding_box() for el in page.locator(selector).all()]:
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # The longest connection text still fits.
+    web.ledd.stop()
+    playwright_sync.expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / ("phone-down-%s.png" % lang)))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("#conn").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
 
 
 @pytest.mark.parametrize("locale", [os.environ.get("LEDD_SCREENSHOT_LOCALE", "en-US")])
