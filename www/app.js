@@ -159,7 +159,7 @@
       let data = null;
       try { data = await response.json(); } catch (err) { /* no state to show: the stream brings it */ }
       if (data) render(data, false);
-      if ($('conn').dataset.conn !== 'live') connect();  // the server is back: no need to wait for the retry
+      if (connKind === 'down' || connKind === 'reconnecting') connect();  // the server is back: no need to wait for the retry
       return;
     }
     const problem = await readProblem(response);

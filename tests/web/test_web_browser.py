@@ -423,3 +423,31 @@ def test_page_copes_without_board_json(browser, web):
     expect(page.locator("#led-0 .where")).to_have_text("GPIO17")
     page.locator("#led-0 .led-toggle").click()
     expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
+    assert_accessible(page)
+
+
+def test_reconnecting_sends_last_event_id(browser, web):
+    """The stream is read through fetch (to see a 503's code): it sends Last-Event-ID as EventSource would."""
+    state = web.ledd.client().state()
+    sent = []
+
+    def events(route):
+        sent.append(route.request.headers.get("last-event-id"))
+        if len(sent) == 1:  # one event, then the stream ends (as when lighttpd restarts)
+            route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                          body="retry: 500\nid: 41\nevent: state\ndata: %s\n\n" % json.dumps(state))
+        else:
+            route.continue_()
+
+    page = browser.new_page()
+    page.route("**/api/events", events)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert sent[:2] == [None, "41"]
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
+    page.locator("#led-0 .led-toggle").click()
+    expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
