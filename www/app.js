@@ -131,7 +131,7 @@
 
   function retryAfterMs(header) {
     if (!header) return 0;
-    let ms = /^\d+$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+    const ms = /^\d+$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
     if (!(ms > 0)) return 0;
     return Math.min(ms, RETRY_AFTER_MAX_MS);
   }
@@ -168,10 +168,10 @@
       // The command was written before ledd stopped answering: it may run yet.
       // Assume nothing; show what ledd has (the stream also brings any later change).
       rereadState();
-    } else if (response.status === 503) {
+    } else if (problem.code === 'daemon_down') {
       // Commands are not retried by themselves: a toggle applied long after the
       // click would surprise. The stream reconnects and shows when ledd is back.
-      setConn(problem.code === 'daemon_down' ? 'down' : 'reconnecting');
+      setConn('down');
     }
   }
 
@@ -186,7 +186,7 @@
           return;
         }
         problem = await readProblem(response);
-        if (response.status === 503) setConn(problem.code === 'daemon_down' ? 'down' : 'reconnecting');
+        if (problem.code === 'daemon_down') setConn('down');
         if (response.status !== 503 && response.status !== 504) return;
       } catch (err) { /* unreachable: try again */ }
       await sleep(Math.max(waitMs, problem ? problem.retryAfterMs : 0));
@@ -242,8 +242,9 @@
     try {
       const response = await fetch('/api/events', { headers, cache: 'no-store', signal: mine.signal });
       if (!response.ok) {
+        // 503 daemon_down: ledd is not running; busy (or any other): the server is full.
         const problem = await readProblem(response);
-        retryLater(problem.code === 'daemon_down' ? 'down' : 'reconnecting', problem.retryAfterMs);
+        if (stream === mine) retryLater(problem.code === 'daemon_down' ? 'down' : 'reconnecting', problem.retryAfterMs);
         return;
       }
       await readEvents(response.body, (event) => {
