@@ -378,11 +378,18 @@ def test_wiring_shows_pins(browser, web):
     expect(page.locator("#pinout li.used").first).to_contain_text("red LED")
 
 
+CARD_OVERFLOW_JS = """() => [...document.querySelectorAll('.card')]
+  .filter((card) => card.scrollWidth > card.clientWidth + 1).map((card) => card.id)"""
+
+
 @per_language
 def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
-    """Touch targets of 44 px or more, nothing wider than a phone, in every language."""
+    """Touch targets of 44 px or more, nothing wider than a phone or its card, in every language."""
+    web.ledd.client().press(0)  # the longest state words
     page = open_dashboard(browser, web)
+    assert page.evaluate(CARD_OVERFLOW_JS) == []
     page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate(CARD_OVERFLOW_JS) == []
     for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
         for box in [el.bounding_box() for el in page.locator(selector).all()]:
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
