@@ -328,6 +328,7 @@ def test_button_actions_are_shown(browser, web, lang):
     if lang == "en":
         assert action == "On press: toggle red"
     assert_no_english(page, web, lang)
+    assert_accessible(page)
 
 
 # -- the rest, in English ------------------------------------------------------
