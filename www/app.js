@@ -1,24 +1,147 @@
 // app.js -- the ledd dashboard: renders /api/state, follows /api/events, sends commands.
 //
-// One EventSource carries every state change (ledd pushes them; nothing here polls).
+// One event stream carries every state change (ledd pushes them; nothing here polls).
 // Each state replaces the page's view wholesale, keyed by LED/button id, so two
 // open pages converge on the same picture. The POST answers carry the new state too;
 // a state older (lower seq) than the one shown is ignored.
+//
+// Every text the page shows comes from www/i18n/<lang>.json (English is the reference);
+// only the chosen language's file is fetched. The same script translates error.html,
+// which has no dashboard in it.
 'use strict';
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
   const RECONNECT_MIN_MS = 500;
   const RECONNECT_MAX_MS = 5000;
+  const RETRY_AFTER_MAX_MS = 60000;  // a server's Retry-After is honoured up to this
+  const STATE_REREAD_TRIES = 5;      // GET /api/state after a 504, with backoff
+  const TOAST_MS = 6000;
 
-  let shown = null;         // last rendered state
-  let board = null;         // board.json, or null when missing
-  let source = null;        // the EventSource
-  let retryMs = RECONNECT_MIN_MS;
-  let retryTimer = 0;
-  let toastTimer = 0;
+  // -- languages --------------------------------------------------------------
+  // To add a language: copy i18n/en.json to i18n/<code>.json, translate every value,
+  // and list it here under its own name. tests/web/test_i18n.py checks the keys.
+  const LANGUAGES = { en: 'English', fr: 'Français', es: 'Español' };
+  const DEFAULT_LANGUAGE = 'en';
+  const LANGUAGE_STORE = 'ledd-language';  // localStorage: the switch's choice
+
+  let lang = DEFAULT_LANGUAGE;
+  let strings = {};
+  let plurals = new Intl.PluralRules(DEFAULT_LANGUAGE);
+  let timeFormat = null;
+  let dateTimeFormat = null;
+
+  function t(key, params) {
+    const text = hasOwn(strings, key) ? strings[key] : key;  // a missing key shows as itself (tests forbid it)
+    if (!params) return text;
+    return text.replace(/\{(\w+)\}/g, (match, name) => (hasOwn(params, name) ? String(params[name]) : match));
+  }
+
+  // A counted noun: key.one, key.other, ... as Intl.PluralRules names the forms.
+  function tn(key, count, params) {
+    const form = key + '.' + plurals.select(count);
+    return t(hasOwn(strings, form) ? form : key + '.other', params);
+  }
+
+  function storedLanguage() {
+    try {
+      return localStorage.getItem(LANGUAGE_STORE);
+    } catch (err) {
+      return null;  // storage disabled: follow the browser
+    }
+  }
+
+  function chooseLanguage() {
+    const stored = storedLanguage();
+    if (stored && hasOwn(LANGUAGES, stored)) return stored;
+    for (const tag of navigator.languages || [navigator.language || '']) {
+      const base = String(tag).toLowerCase().split('-')[0];
+      if (hasOwn(LANGUAGES, base)) return base;
+    }
+    return DEFAULT_LANGUAGE;
+  }
+
+  // The browser's own regional variant when it has one (en-GB, es-MX): dates read as at home.
+  function localeFor(code) {
+    const tags = navigator.languages || [];
+    return tags.find((tag) => String(tag).toLowerCase().split('-')[0] === code) || code;
+  }
+
+  async function loadLanguage(code) {
+    const response = await fetch('/i18n/' + code + '.json');
+    if (!response.ok) throw new Error('HTTP ' + response.status);
+    const table = await response.json();
+    lang = code;
+    strings = table;
+    const locale = localeFor(code);
+    plurals = new Intl.PluralRules(locale);
+    timeFormat = new Intl.DateTimeFormat(locale, { timeStyle: 'medium' });
+    dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'medium' });
+    document.documentElement.lang = code;
+    translateStatic(document);
+  }
+
+  // The page's fixed texts: data-i18n sets the text, data-i18n-label the aria-label.
+  function translateStatic(root) {
+    root.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    root.querySelectorAll('[data-i18n-label]').forEach((el) => el.setAttribute('aria-label', t(el.dataset.i18nLabel)));
+    root.querySelectorAll('template').forEach((template) => translateStatic(template.content));
+  }
+
+  function setUpLanguageSwitch() {
+    const select = $('lang');
+    if (!select) return;
+    select.replaceChildren(...Object.keys(LANGUAGES).map((code) => {
+      const option = document.createElement('option');
+      option.value = code;
+      option.lang = code;  // each name is read in its own language
+      option.textContent = LANGUAGES[code];
+      return option;
+    }));
+    select.value = lang;
+    select.addEventListener('change', async () => {
+      const code = select.value;
+      try {
+        localStorage.setItem(LANGUAGE_STORE, code);
+      } catch (err) { /* not remembered, still switched */ }
+      try {
+        await loadLanguage(code);
+      } catch (err) {
+        select.value = lang;
+        return;
+      }
+      rerender();
+    });
+  }
 
   // -- talking to the API -----------------------------------------------------
+  // An error answer as {status, code, message, retryAfterMs}. The API's messages are
+  // English for programs: the page shows its own text per code, theirs as detail.
+  async function readProblem(response) {
+    let body = null;
+    try { body = await response.json(); } catch (err) { /* not JSON (a proxy's page) */ }
+    return {
+      status: response.status,
+      code: body && typeof body.code === 'string' ? body.code : '',
+      message: body && typeof body.error === 'string' ? body.error : '',
+      retryAfterMs: retryAfterMs(response.headers.get('Retry-After')),
+    };
+  }
+
+  function retryAfterMs(header) {
+    if (!header) return 0;
+    const ms = /^\d+$/.test(header.trim()) ? Number(header) * 1000 : Date.parse(header) - Date.now();
+    if (!(ms > 0)) return 0;
+    return Math.min(ms, RETRY_AFTER_MAX_MS);
+  }
+
+  function problemText(problem) {
+    const key = 'error.' + problem.code;
+    if (problem.code && hasOwn(strings, key)) return t(key);
+    return t(problem.status >= 500 ? 'error.server' : 'error.request', { status: problem.status });
+  }
+
   async function post(url, body) {
     let response;
     try {
@@ -29,72 +152,157 @@
         cache: 'no-store',
       });
     } catch (err) {
-      toast('The dashboard is unreachable.');
+      toast(t('error.unreachable'));
       return;
     }
-    let data = null;
-    try { data = await response.json(); } catch (err) { /* not JSON: handled below */ }
-    if (!response.ok) {
-      toast((data && data.error) || ('Request failed: HTTP ' + response.status));
-      if (response.status === 503) setConn('down');
+    if (response.ok) {
+      let data = null;
+      try { data = await response.json(); } catch (err) { /* no state to show: the stream brings it */ }
+      if (data) render(data, false);
+      if (connKind === 'down' || connKind === 'reconnecting') connect();  // the server is back: no need to wait for the retry
       return;
     }
-    if (data) render(data, false);
+    const problem = await readProblem(response);
+    toast(problemText(problem), problem.message);
+    if (response.status === 504) {
+      // The command was written before ledd stopped answering: it may run yet.
+      // Assume nothing; show what ledd has (the stream also brings any later change).
+      rereadState();
+    } else if (problem.code === 'daemon_down') {
+      // Commands are not retried by themselves: a toggle applied long after the
+      // click would surprise. The stream reconnects and shows when ledd is back.
+      setConn('down');
+    }
   }
 
-  function toast(message) {
-    const el = $('toast');
-    el.textContent = message;
-    el.hidden = false;
+  async function rereadState() {
+    let waitMs = RECONNECT_MIN_MS;
+    for (let attempt = 0; attempt < STATE_REREAD_TRIES; attempt++) {
+      let problem = null;
+      try {
+        const response = await fetch('/api/state', { cache: 'no-store' });
+        if (response.ok) {
+          render(await response.json(), false);
+          return;
+        }
+        problem = await readProblem(response);
+        if (problem.code === 'daemon_down') setConn('down');
+        if (response.status !== 503 && response.status !== 504) return;
+      } catch (err) { /* unreachable: try again */ }
+      await sleep(Math.max(waitMs, problem ? problem.retryAfterMs : 0));
+      waitMs = Math.min(waitMs * 2, RECONNECT_MAX_MS);
+    }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function toast(message, detail) {
+    $('toast-text').textContent = message;
+    const more = $('toast-detail');
+    more.textContent = detail || '';
+    more.hidden = !detail;
+    $('toast').hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+    toastTimer = setTimeout(() => { $('toast').hidden = true; }, TOAST_MS);
   }
 
-  // -- the connection ---------------------------------------------------------
-  const CONN_TEXT = {
-    connecting: 'Connecting…',
-    live: 'Live',
-    reconnecting: 'Reconnecting…',
-    down: 'ledd is not running — retrying',
-  };
+  // -- the event stream -------------------------------------------------------
+  // Server-Sent Events read through fetch rather than EventSource, which hides the
+  // status of a refused stream: a 503 tells here whether ledd is down or the server
+  // is full ("busy"), and its Retry-After is honoured. Like EventSource, the page
+  // sends Last-Event-ID (the last seq seen) when it reconnects.
+  let shown = null;         // last rendered state
+  let board = null;         // board.json, or null when missing
+  let stream = null;        // AbortController of the open stream
+  let lastEventId = '';
+  let baseRetryMs = RECONNECT_MIN_MS;  // the server's retry: field, within our bounds
+  let retryMs = RECONNECT_MIN_MS;
+  let retryTimer = 0;
+  let toastTimer = 0;
+  let connKind = 'connecting';
+
+  const CONN_TEXT = { connecting: 'conn.connecting', live: 'conn.live', reconnecting: 'conn.reconnecting', down: 'conn.down' };
 
   function setConn(kind) {
+    connKind = kind;
     $('conn').dataset.conn = kind;
-    $('conn-text').textContent = CONN_TEXT[kind];
+    $('conn-text').textContent = t(CONN_TEXT[kind]);
     document.body.classList.toggle('stale', kind !== 'live');
   }
 
-  function connect() {
+  async function connect() {
     clearTimeout(retryTimer);
-    if (source) source.close();
-    let fresh = true;
-    source = new EventSource('/api/events');
-    source.addEventListener('state', (ev) => {
-      retryMs = RECONNECT_MIN_MS;
-      setConn('live');
-      render(JSON.parse(ev.data), fresh);  // a new stream's first state may have a lower seq (ledd restarted)
-      fresh = false;
-    });
-    source.addEventListener('down', () => setConn('down'));
-    source.addEventListener('error', () => {
-      fresh = true;
-      if (source.readyState === EventSource.CLOSED) {
-        // The server refused the stream (503 while ledd is down): find out why, retry ourselves.
-        diagnose();
-        retryTimer = setTimeout(connect, retryMs);
-        retryMs = Math.min(retryMs * 2, RECONNECT_MAX_MS);
-      } else if ($('conn').dataset.conn !== 'down') {
-        setConn('reconnecting');  // EventSource retries by itself
+    if (stream) stream.abort();
+    const mine = new AbortController();
+    stream = mine;
+    const headers = { Accept: 'text/event-stream' };
+    if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+    let fresh = true;   // a new stream's first state may have a lower seq (ledd restarted)
+    let down = false;
+    try {
+      const response = await fetch('/api/events', { headers, cache: 'no-store', signal: mine.signal });
+      if (!response.ok) {
+        // 503 daemon_down: ledd is not running; busy (or any other): the server is full.
+        const problem = await readProblem(response);
+        if (stream === mine) retryLater(problem.code === 'daemon_down' ? 'down' : 'reconnecting', problem.retryAfterMs);
+        return;
       }
-    });
+      await readEvents(response.body, (event) => {
+        if (event.type === 'state') {
+          retryMs = baseRetryMs;
+          down = false;
+          setConn('live');
+          render(JSON.parse(event.data), fresh);
+          fresh = false;
+        } else if (event.type === 'down') {
+          down = true;
+          setConn('down');
+        }
+      });
+    } catch (err) {
+      if (mine.signal.aborted) return;  // replaced by a newer stream
+    }
+    if (stream !== mine) return;
+    retryLater(down ? 'down' : 'reconnecting', 0);
   }
 
-  async function diagnose() {
-    try {
-      const response = await fetch('/api/state', { cache: 'no-store' });
-      setConn(response.status === 503 ? 'down' : 'reconnecting');
-    } catch (err) {
-      setConn('reconnecting');
+  function retryLater(kind, atLeastMs) {
+    setConn(kind);
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, Math.max(retryMs, atLeastMs));
+    retryMs = Math.min(retryMs * 2, RECONNECT_MAX_MS);
+  }
+
+  // The SSE format (id:, event:, data:, retry:, comments), one event per blank line.
+  async function readEvents(body, onEvent) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    let type = '';
+    let data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      const lines = buffer.split('\n');
+      buffer = lines.pop();
+      for (const raw of lines) {
+        const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+        if (line === '') {
+          if (data.length) onEvent({ type: type || 'message', data: data.join('\n') });
+          type = '';
+          data = [];
+          continue;
+        }
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let text = colon < 0 ? '' : line.slice(colon + 1);
+        if (text.startsWith(' ')) text = text.slice(1);
+        if (field === 'event') type = text;
+        else if (field === 'data') data.push(text);
+        else if (field === 'id' && !text.includes('\0')) lastEventId = text;
+        else if (field === 'retry' && /^\d+$/.test(text)) baseRetryMs = Math.min(Math.max(Number(text), RECONNECT_MIN_MS), RECONNECT_MAX_MS);
+      }
     }
   }
 
@@ -105,9 +313,19 @@
     shown = state;
     state.leds.forEach(updateLed);
     state.buttons.forEach(updateButton);
-    $('backend').textContent = 'backend: ' + state.backend;
-    $('seq').textContent = 'seq ' + state.seq;
+    $('backend').textContent = t('foot.backend', { backend: state.backend });
+    $('seq').textContent = t('foot.seq', { seq: state.seq });
     renderPinout();
+  }
+
+  // After a language switch: every text made here is made again.
+  function rerender() {
+    setConn(connKind);
+    renderBoardModel();
+    if (shown) {
+      build(shown);
+      render(shown, true);
+    }
   }
 
   // The cards are rebuilt only when the configuration (ids, names, pins) changes.
@@ -117,10 +335,8 @@
   }
 
   function build(state) {
-    const leds = $('leds');
-    const buttons = $('buttons');
-    leds.replaceChildren(...state.leds.map(makeLed));
-    buttons.replaceChildren(...state.buttons.map((b) => makeButton(b, state.backend === 'sim')));
+    $('leds').replaceChildren(...state.leds.map(makeLed));
+    $('buttons').replaceChildren(...state.buttons.map((b) => makeButton(b, state.backend === 'sim')));
     $('no-buttons').hidden = state.buttons.length > 0;
   }
 
@@ -138,8 +354,13 @@
     return key ? NAMED_COLOURS[key] : PALETTE[led.id % PALETTE.length];
   }
 
+  function ledLabel(led) {
+    return t('led.named', { name: led.name });
+  }
+
+  // "button" stays "button", not "button button".
   function buttonLabel(button) {
-    return /button/i.test(button.name) ? button.name : button.name + ' button';
+    return button.name.toLowerCase().includes(t('button.word').toLowerCase()) ? button.name : t('button.named', { name: button.name });
   }
 
   function makeLed(led) {
@@ -153,12 +374,13 @@
     toggle.addEventListener('click', () => post('/api/leds/' + led.id, { toggle: true }));
     const period = card.querySelector('.period');
     period.id = 'period-' + led.id;
-    period.setAttribute('aria-label', led.name + ' blink period in milliseconds');
-    card.querySelector('.blink').setAttribute('aria-label', 'Blink ' + led.name);
-    card.querySelector('.blink').addEventListener('click', () => {
+    period.setAttribute('aria-label', t('led.period_label', { led: ledLabel(led) }));
+    const blink = card.querySelector('.blink');
+    blink.setAttribute('aria-label', t('led.blink_label', { led: ledLabel(led) }));
+    blink.addEventListener('click', () => {
       const ms = Math.round(Number(period.value));
       if (!(ms >= Number(period.min) && ms <= Number(period.max))) {
-        toast('The period must be ' + period.min + '–' + period.max + ' ms.');
+        toast(t('led.period_range', { min: period.min, max: period.max }));
         period.focus();
         return;
       }
@@ -176,20 +398,16 @@
     card.dataset.blink = String(blinking);
     const toggle = card.querySelector('.led-toggle');
     toggle.setAttribute('aria-pressed', String(led.on));
-    toggle.setAttribute('aria-label', led.name + ' LED: ' + stateText(led) + '. Press to switch ' + (led.on ? 'off' : 'on'));
+    const label = led.on ? 'led.toggle_label_lit' : 'led.toggle_label_dark';
+    toggle.setAttribute('aria-label', t(label, { led: ledLabel(led), state: stateText(led) }));
     card.querySelector('.state').textContent = stateText(led);
     const lamp = card.querySelector('.lamp');
-    if (blinking) {
-      const total = led.blink.on_ms + led.blink.off_ms;
-      lamp.style.animationDuration = total + 'ms';
-    } else {
-      lamp.style.animationDuration = '';
-    }
+    lamp.style.animationDuration = blinking ? (led.blink.on_ms + led.blink.off_ms) + 'ms' : '';
   }
 
   function stateText(led) {
-    if (led.blink) return 'BLINK ' + led.blink.on_ms + '/' + led.blink.off_ms + ' ms';
-    return led.on ? 'ON' : 'OFF';
+    if (led.blink) return t('led.blink', led.blink);
+    return t(led.on ? 'led.on' : 'led.off');
   }
 
   function makeButton(button, simulated) {
@@ -201,7 +419,7 @@
     if (simulated) {
       const press = card.querySelector('.press');
       press.hidden = false;
-      press.setAttribute('aria-label', 'Hold to press the simulated ' + button.name);
+      press.setAttribute('aria-label', t('button.hold_label', { button: buttonLabel(button) }));
       holdable(press, (down) => post('/api/buttons/' + button.id, { pressed: down }));
     }
     return card;
@@ -239,10 +457,51 @@
     const card = $('button-' + button.id);
     if (!card) return;
     card.dataset.pressed = String(button.pressed);
-    card.querySelector('.state').textContent = button.pressed ? 'PRESSED' : 'released';
+    card.querySelector('.state').textContent = t(button.pressed ? 'button.pressed' : 'button.released');
     card.querySelector('.presses').textContent = String(button.presses);
+    card.querySelector('.presses-label').textContent = tn('button.presses', button.presses);
     card.querySelector('.last').textContent = button.last_press_ms
-      ? 'last press ' + new Date(button.last_press_ms).toLocaleTimeString() : 'never pressed';
+      ? t('button.last_press', { time: when(button.last_press_ms) }) : t('button.never');
+    showAction(card.querySelector('.on-press'), 'button.on_press', button.on_press);
+    showAction(card.querySelector('.on-release'), 'button.on_release', button.on_release);
+  }
+
+  // The time alone for today, with the date otherwise, in the page's language.
+  function when(ms) {
+    const date = new Date(ms);
+    const today = new Date().toDateString() === date.toDateString();
+    return (today ? timeFormat : dateTimeFormat).format(date);
+  }
+
+  // A button's action configured in ledd.conf (on_press/on_release; absent on older daemons).
+  function showAction(el, key, action) {
+    const text = typeof action === 'string' && action.trim() ? actionText(action.trim()) : '';
+    el.hidden = !text;
+    el.textContent = text ? t(key, { action: text }) : '';
+  }
+
+  // ledd's action syntax (on|off|toggle LED, blink LED ON_MS OFF_MS, all on|off) in words;
+  // anything else is shown as written.
+  function actionText(action) {
+    const words = action.split(/\s+/);
+    const verb = words[0].toLowerCase();
+    const name = words.length > 1 ? ledName(words[1]) : '';
+    if (verb === 'all' && words.length === 2 && /^(on|off)$/i.test(words[1])) {
+      return t(words[1].toLowerCase() === 'on' ? 'action.all_on' : 'action.all_off');
+    }
+    if (words.length === 2 && (verb === 'on' || verb === 'off' || verb === 'toggle')) {
+      return t({ on: 'action.on', off: 'action.off', toggle: 'action.toggle' }[verb], { name });
+    }
+    if (verb === 'blink' && words.length === 4 && /^\d+$/.test(words[2]) && /^\d+$/.test(words[3])) {
+      return t('action.blink', { name, on_ms: words[2], off_ms: words[3] });
+    }
+    return action;
+  }
+
+  // An LED given by index in ledd.conf is shown by its name.
+  function ledName(ref) {
+    const led = shown && /^\d+$/.test(ref) ? shown.leds.find((l) => String(l.id) === ref) : null;
+    return led ? led.name : ref;
   }
 
   // -- wiring -----------------------------------------------------------------
@@ -254,14 +513,14 @@
   function where(gpio) {
     if (gpio === undefined || gpio === null) return '';
     const pin = pinOf(gpio);
-    return 'GPIO' + gpio + (pin ? ' · physical pin ' + pin.pin : '');
+    return pin ? t('where.pin', { gpio, pin: pin.pin }) : 'GPIO' + gpio;
   }
 
   function renderPinout() {
     const list = $('pinout');
     if (!board || !shown) return;
     const users = new Map();
-    shown.leds.forEach((l) => users.set(l.gpio, { kind: 'led', label: l.name + ' LED', colour: colourOf(l) }));
+    shown.leds.forEach((l) => users.set(l.gpio, { kind: 'led', label: ledLabel(l), colour: colourOf(l) }));
     shown.buttons.forEach((b) => users.set(b.gpio, { kind: 'button', label: buttonLabel(b) }));
     const key = JSON.stringify([...users]);
     if (list.dataset.key === key) return;
@@ -285,12 +544,16 @@
     }));
   }
 
+  function renderBoardModel() {
+    if (board) $('board-model').textContent = 'Raspberry Pi ' + board.model + ' (' + board.header + ')';
+  }
+
   async function loadBoard() {
     try {
       const response = await fetch('/board.json');
       if (!response.ok) throw new Error('HTTP ' + response.status);
       board = await response.json();
-      $('board-model').textContent = 'Raspberry Pi ' + board.model + ' (' + board.header + ')';
+      renderBoardModel();
     } catch (err) {
       board = null;
       $('board-missing').hidden = false;
@@ -302,7 +565,16 @@
   }
 
   // -- start ------------------------------------------------------------------
-  function start() {
+  async function start() {
+    try {
+      await loadLanguage(chooseLanguage());
+    } catch (err) {
+      // No translation file: the page's own English stays, and so do English messages.
+      try { await loadLanguage(DEFAULT_LANGUAGE); } catch (err2) { /* the markup's English */ }
+    }
+    document.documentElement.classList.remove('i18n-pending');
+    if (!$('leds')) return;  // error.html: translated, nothing else to do
+    setUpLanguageSwitch();
     $('all-on').addEventListener('click', () => post('/api/leds', { on: true }));
     $('all-off').addEventListener('click', () => post('/api/leds', { on: false }));
     setConn('connecting');

@@ -1,14 +1,24 @@
 """The dashboard in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright),
 served by the real lighttpd in front of the real sim ledd.
 
+The main flows (click an LED, press the button, ledd down) run once per language, with
+the browser set to that language: each checks texts from www/i18n/<lang>.json, that no
+English shows in a French or Spanish page, and axe-core's accessibility rules.
+
 Set LEDD_SCREENSHOT=path/to/file.png to keep the dashboard screenshot (docs/screenshot.png
-is made that way); otherwise it goes to the test's tmp dir.
+is made that way; LEDD_SCREENSHOT_LOCALE=fr-FR for another language); otherwise it goes
+to the test's tmp dir.
 """
 
+import json
 import os
+import re
 import shutil
+import time
 
 import pytest
+
+from webstack import ROOT
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -16,47 +26,312 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 5000
+I18N = ROOT / "www" / "i18n"
+LOCALES = {"en": "en-US", "fr": "fr-FR", "es": "es-ES"}
+
+
+def strings(lang):
+    with open(I18N / ("%s.json" % lang), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def fill(text, **params):
+    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), text)
 
 
 @pytest.fixture
-def browser(tmp_path):
+def locale():
+    """The browser's language (navigator.languages, Accept-Language); tests parametrize it."""
+    return "en-US"
+
+
+@pytest.fixture
+def browser(tmp_path, locale):
     if not shutil.which(CHROMIUM):
         pytest.fail("Chromium is missing: tests/run installs it")
     with playwright_sync.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1100, "height": 900})
+            viewport={"width": 1100, "height": 900}, locale=locale)
         yield context
         context.close()
 
 
-def open_dashboard(browser, web, errors=None):
+def open_dashboard(browser, web, errors=None, path="/"):
     page = browser.new_page()
     if errors is not None:
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(web.url + "/")
+    page.goto(web.url + path)
     expect = playwright_sync.expect
     expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
     return page
 
 
-def test_click_an_led_and_see_its_state(browser, web):
+# -- what a person (or a screen reader) gets ----------------------------------
+
+VISIBLE_TEXT_JS = """() => {
+  const pageLang = document.documentElement.lang;
+  const foreign = (el) => { const holder = el.closest('[lang]'); return holder && holder.lang !== pageLang; };
+  const out = [document.title];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (el && !foreign(el) && el.checkVisibility()) out.push(node.data);
+  }
+  for (const el of document.querySelectorAll('[aria-label]')) if (!foreign(el)) out.push(el.getAttribute('aria-label'));
+  return out.join('\\n');
+}"""
+
+
+def words(text):
+    return {w.lower() for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\{\w+\}", " ", text))}
+
+
+def english_only_words(lang):
+    """Words of en.json that no text of ``lang`` has: any of them on that page is a leak."""
+    english = set().union(*map(words, strings("en").values()))
+    return english - set().union(*map(words, strings(lang).values()))
+
+
+def assert_no_english(page, web, lang, state=None):
+    """The page's visible text and aria-labels, less text marked lang="en" and the configured names."""
+    if lang == "en":
+        return
+    state = state or web.ledd.client().state()
+    names = set().union(*(words(x["name"]) for x in state["leds"] + state["buttons"])) | words(state["backend"])
+    text = page.evaluate(VISIBLE_TEXT_JS)
+    leaked = (words(text) - names) & english_only_words(lang)
+    assert not leaked, "English in the %s page: %s\n%s" % (lang, sorted(leaked), text)
+
+
+def assert_accessible(page):
+    """axe-core's rules (WCAG 2 A/AA and best practices) find nothing."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        pytest.fail("axe-playwright-python is missing: tests/run installs it")
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_snapshot() + "\n" + json.dumps(
+        [[v["id"], [n["html"] for n in v["nodes"]]] for v in results.response["violations"]], indent=1)
+
+
+def per_language(test):
+    return pytest.mark.parametrize("lang,locale", [(lang, loc) for lang, loc in LOCALES.items()], ids=list(LOCALES))(test)
+
+
+# -- the main flows, once per language ---------------------------------------
+
+@per_language
+def test_click_an_led(browser, web, lang):
+    s = strings(lang)
     errors = []
     page = open_dashboard(browser, web, errors)
     expect = playwright_sync.expect
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    expect(page.locator("#conn-text")).to_have_text(s["conn.live"])
+    expect(page.locator("#leds-title")).to_have_text(s["leds.title"])
+    expect(page.locator("#all-on")).to_have_text(s["leds.all_on"])
+    expect(page.locator("#lang")).to_have_value(lang)
     red = page.locator("#led-0 .led-toggle")
-    expect(red).to_have_attribute("aria-pressed", "false")
-    expect(page.locator("#led-0 .name")).to_have_text("red")
+    led = fill(s["led.named"], name="red")
+    expect(red).to_have_attribute("aria-label", fill(s["led.toggle_label_dark"], led=led, state=s["led.off"]))
     red.click()
     expect(red).to_have_attribute("aria-pressed", "true", timeout=TIMEOUT_MS)
-    expect(page.locator("#led-0 .state")).to_have_text("ON")
+    expect(page.locator("#led-0 .state")).to_have_text(s["led.on"])
+    expect(red).to_have_attribute("aria-label", fill(s["led.toggle_label_lit"], led=led, state=s["led.on"]))
     assert web.ledd.client().state()["leds"][0]["on"] is True
-    red.click()
-    expect(page.locator("#led-0 .state")).to_have_text("OFF", timeout=TIMEOUT_MS)
-    assert web.ledd.client().state()["leds"][0]["on"] is False
+    expect(page.locator("#led-0 .where")).to_have_text(fill(s["where.pin"], gpio=17, pin=11))
+    expect(page.locator("#pinout li.used").first).to_contain_text(led)
+    page.locator("#period-0").fill("400")
+    page.locator("#led-0 .blink").click()
+    expect(page.locator("#led-0 .state")).to_have_text(fill(s["led.blink"], on_ms=200, off_ms=200), timeout=TIMEOUT_MS)
+    page.locator("#period-1").fill("5")
+    page.locator("#led-1 .blink").click()
+    expect(page.locator("#toast-text")).to_have_text(fill(s["led.period_range"], min=40, max=120000))
+    assert_no_english(page, web, lang)
+    assert_accessible(page)
     assert errors == []  # no CSP violation, no script error
 
+
+@per_language
+def test_press_the_button(browser, web, lang):
+    s = strings(lang)
+    page = open_dashboard(browser, web)
+    expect = playwright_sync.expect
+    expect(page.locator("#button-0 .last")).to_have_text(s["button.never"])
+    zero = "button.presses.one" if lang == "fr" else "button.presses.other"  # 0 presses, 0 appui, 0 pulsaciones
+    expect(page.locator("#button-0 .presses-label")).to_have_text(s[zero])
+    hold = page.locator("#button-0 .press")
+    expect(hold).to_have_text(s["button.hold"])
+    box = hold.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    expect(page.locator("#button-0 .state")).to_have_text(s["button.pressed"], timeout=TIMEOUT_MS)
+    assert web.ledd.client().state()["buttons"][0]["pressed"] is True
+    page.mouse.up()
+    expect(page.locator("#button-0 .state")).to_have_text(s["button.released"], timeout=TIMEOUT_MS)
+    expect(page.locator("#button-0 .presses")).to_have_text("1")
+    expect(page.locator("#button-0 .presses-label")).to_have_text(s["button.presses.one"])
+    last = page.locator("#button-0 .last").text_content()
+    prefix = fill(s["button.last_press"], time="")
+    assert last.startswith(prefix), last
+    clock = last[len(prefix):]
+    if lang == "en":
+        assert re.fullmatch(r"\d{1,2}:\d\d:\d\d\s[AP]M", clock), clock  # en-US: 12-hour clock
+    else:
+        assert re.fullmatch(r"\d{1,2}:\d\d:\d\d", clock), clock  # fr-FR, es-ES: 24-hour clock
+    assert_no_english(page, web, lang)
+    assert_accessible(page)
+
+
+@per_language
+def test_ledd_down(browser, web, lang):
+    s = strings(lang)
+    page = open_dashboard(browser, web)
+    expect = playwright_sync.expect
+    state = web.ledd.client().state()
+    web.ledd.stop()
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
+    expect(page.locator("#conn-text")).to_have_text(s["conn.down"])
+    page.locator("#led-0 .led-toggle").click()
+    expect(page.locator("#toast-text")).to_have_text(s["error.daemon_down"], timeout=TIMEOUT_MS)
+    detail = page.locator("#toast-detail")
+    expect(detail).to_have_attribute("lang", "en")  # the API's own message, for programs: English, marked so
+    expect(detail).not_to_be_empty()
+    assert_no_english(page, web, lang, state)
+    assert_accessible(page)
+    web.ledd.close_notify()
+    web.ledd.notifications = []
+    web.ledd.start()
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10000)
+    expect(page.locator("#conn-text")).to_have_text(s["conn.live"])
+    page.locator("#led-0 .led-toggle").click()
+    expect(page.locator("#led-0 .state")).to_have_text(s["led.on"], timeout=TIMEOUT_MS)
+
+
+@per_language
+def test_error_page(browser, web, lang):
+    s = strings(lang)
+    page = browser.new_page()
+    response = page.goto(web.url + "/no/such/page")
+    assert response.status == 404
+    expect = playwright_sync.expect
+    expect(page.locator("html")).to_have_attribute("lang", lang, timeout=TIMEOUT_MS)
+    expect(page.locator("h1")).to_have_text(s["errorpage.heading"])
+    expect(page.locator("a")).to_have_text(s["errorpage.back"])
+    assert page.title() == s["errorpage.title"]
+    assert_no_english(page, web, lang)
+    assert_accessible(page)
+
+
+# -- choosing the language -----------------------------------------------------
+
+@pytest.mark.parametrize("locale", ["fr-CA"])
+def test_switch_overrides_the_browser_and_is_remembered(browser, web):
+    fr, es = strings("fr"), strings("es")
+    requests = []
+    page = browser.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#conn-text")).to_have_text(fr["conn.live"], timeout=TIMEOUT_MS)
+    # One static file per page load: the chosen language's, no other.
+    assert [u for u in requests if "/i18n/" in u] == [web.url + "/i18n/fr.json"]
+    page.locator("#lang").select_option("es")
+    expect(page.locator("html")).to_have_attribute("lang", "es", timeout=TIMEOUT_MS)
+    expect(page.locator("#conn-text")).to_have_text(es["conn.live"])
+    expect(page.locator("#led-0 .state")).to_have_text(es["led.off"])
+    expect(page.locator("#wiring-title")).to_have_text(es["wiring.title"])
+    expect(page.locator("#pinout")).to_have_attribute("aria-label", es["wiring.header_label"])
+    assert_no_english(page, web, "es")
+    requests.clear()
+    page.reload()
+    expect(page.locator("#conn-text")).to_have_text(es["conn.live"], timeout=TIMEOUT_MS)
+    expect(page.locator("#lang")).to_have_value("es")
+    assert [u for u in requests if "/i18n/" in u] == [web.url + "/i18n/es.json"]
+    # The error page follows the switch too.
+    page.goto(web.url + "/missing")
+    expect(page.locator("h1")).to_have_text(es["errorpage.heading"], timeout=TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("locale", ["de-DE"])
+def test_a_language_without_translation_gets_english(browser, web):
+    page = open_dashboard(browser, web)
+    playwright_sync.expect(page.locator("html")).to_have_attribute("lang", "en")
+    playwright_sync.expect(page.locator("#conn-text")).to_have_text(strings("en")["conn.live"])
+
+
+# -- the server under strain (issue 10) and button actions (issue 12) ----------
+
+@per_language
+def test_a_refused_stream_shows_reconnecting_and_waits_retry_after(browser, web, lang):
+    s = strings(lang)
+    page = browser.new_page()
+    attempts = []
+
+    def events(route):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "2", "Content-Type": "application/json"},
+                          body='{"error":"too many event streams","code":"busy"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/events", events)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "reconnecting", timeout=TIMEOUT_MS)
+    expect(page.locator("#conn-text")).to_have_text(s["conn.reconnecting"])
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10000)
+    assert attempts[1] - attempts[0] >= 1.9, attempts  # Retry-After: 2, not the 0.5 s backoff
+
+
+@per_language
+def test_a_timeout_rereads_the_state(browser, web, lang):
+    s = strings(lang)
+    page = open_dashboard(browser, web)
+    reads = []
+    client = web.ledd.client()
+
+    def timeout(route):
+        client.on(0)  # the command ran after all, as it may once ledd resumes
+        route.fulfill(status=504, headers={"Content-Type": "application/json"},
+                      body='{"error":"ledd did not answer within 2 s","code":"timeout"}')
+
+    page.route("**/api/leds/0", timeout)
+    page.on("request", lambda r: reads.append(r.url) if r.url.endswith("/api/state") else None)
+    page.locator("#led-0 .led-toggle").click()
+    expect = playwright_sync.expect
+    expect(page.locator("#toast-text")).to_have_text(s["error.timeout"], timeout=TIMEOUT_MS)
+    expect(page.locator("#led-0 .state")).to_have_text(s["led.on"], timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not reads and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert reads, "no GET /api/state after the 504"
+
+
+@per_language
+def test_button_actions_are_shown(browser, web, lang):
+    s = strings(lang)
+    state = web.ledd.client().state()
+    state["buttons"][0].update(on_press="toggle 0", on_release=None)
+    page = browser.new_page()
+    page.route("**/api/events", lambda route: route.fulfill(
+        status=200, headers={"Content-Type": "text/event-stream"},
+        body="retry: 5000\nid: %d\nevent: state\ndata: %s\n\n" % (state["seq"], json.dumps(state))))
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    action = fill(s["button.on_press"], action=fill(s["action.toggle"], name="red"))
+    expect(page.locator("#button-0 .on-press")).to_have_text(action, timeout=TIMEOUT_MS)
+    expect(page.locator("#button-0 .on-release")).to_be_hidden()
+    if lang == "en":
+        assert action == "On press: toggle red"
+    assert_no_english(page, web, lang)
+    assert_accessible(page)
+
+
+# -- the rest, in English ------------------------------------------------------
 
 def test_keyboard_blink_and_all(browser, web):
     page = open_dashboard(browser, web)
@@ -93,21 +368,6 @@ def test_button_press_from_cli_side_updates_two_pages(browser, web, tmp_path):
     expect(pages[1].locator("#led-1 .led-toggle")).to_have_attribute("aria-pressed", "true", timeout=TIMEOUT_MS)
 
 
-def test_hold_the_sim_button(browser, web):
-    page = open_dashboard(browser, web)
-    expect = playwright_sync.expect
-    hold = page.locator("#button-0 .press")
-    expect(hold).to_be_visible()
-    box = hold.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    expect(page.locator("#button-0 .state")).to_have_text("PRESSED", timeout=TIMEOUT_MS)
-    assert web.ledd.client().state()["buttons"][0]["pressed"] is True
-    page.mouse.up()
-    expect(page.locator("#button-0 .state")).to_have_text("released", timeout=TIMEOUT_MS)
-    assert web.ledd.client().state()["buttons"][0]["pressed"] is False
-
-
 def test_wiring_shows_pins(browser, web):
     page = open_dashboard(browser, web)
     expect = playwright_sync.expect
@@ -119,38 +379,42 @@ def test_wiring_shows_pins(browser, web):
     expect(page.locator("#pinout li.used").first).to_contain_text("red LED")
 
 
-def test_connection_state_follows_ledd(browser, web):
-    page = open_dashboard(browser, web)
-    expect = playwright_sync.expect
-    web.ledd.stop()
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
-    expect(page.locator("#conn-text")).to_contain_text("not running")
-    web.ledd.close_notify()
-    web.ledd.notifications = []
-    web.ledd.start()
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10000)
-    page.locator("#led-0 .led-toggle").click()
-    expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
+CARD_OVERFLOW_JS = """() => [...document.querySelectorAll('.card')]
+  .filter((card) => card.scrollWidth > card.clientWidth + 1).map((card) => card.id)"""
 
 
-def test_phone_layout_touch_targets(browser, web):
+@per_language
+def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
+    """Touch targets of 44 px or more, nothing wider than a phone or its card, in every language."""
+    web.ledd.client().press(0)  # the longest state words
     page = open_dashboard(browser, web)
+    assert page.evaluate(CARD_OVERFLOW_JS) == []
     page.set_viewport_size({"width": 390, "height": 844})
-    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off"):
+    assert page.evaluate(CARD_OVERFLOW_JS) == []
+    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
         for box in [el.bounding_box() for el in page.locator(selector).all()]:
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # The longest connection text still fits.
+    web.ledd.stop()
+    playwright_sync.expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / ("phone-down-%s.png" % lang)))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = page.locator("#conn").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
 
 
-def test_screenshot(browser, web, tmp_path):
+@pytest.mark.parametrize("locale", [os.environ.get("LEDD_SCREENSHOT_LOCALE", "en-US")])
+def test_screenshot(browser, web, tmp_path, locale):
     client = web.ledd.client()
     client.on(0)
     client.blink(1, 500, 500)
     client.press(0), client.release(0), client.press(0)
     page = open_dashboard(browser, web)
     expect = playwright_sync.expect
-    expect(page.locator("#button-0 .state")).to_have_text("PRESSED", timeout=TIMEOUT_MS)
+    pressed = strings(page.evaluate("document.documentElement.lang"))["button.pressed"]
+    expect(page.locator("#button-0 .state")).to_have_text(pressed, timeout=TIMEOUT_MS)
     page.set_viewport_size({"width": 1100, "height": 900})
     out = os.environ.get("LEDD_SCREENSHOT") or str(tmp_path / "dashboard.png")
     page.screenshot(path=out, full_page=True, animations="disabled")
@@ -165,5 +429,33 @@ def test_page_copes_without_board_json(browser, web):
     expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
     expect(page.locator("#board-missing")).to_be_visible()
     expect(page.locator("#led-0 .where")).to_have_text("GPIO17")
+    page.locator("#led-0 .led-toggle").click()
+    expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
+    assert_accessible(page)
+
+
+def test_reconnecting_sends_last_event_id(browser, web):
+    """The stream is read through fetch (to see a 503's code): it sends Last-Event-ID as EventSource would."""
+    state = web.ledd.client().state()
+    sent = []
+
+    def events(route):
+        sent.append(route.request.headers.get("last-event-id"))
+        if len(sent) == 1:  # one event, then the stream ends (as when lighttpd restarts)
+            route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                          body="retry: 500\nid: 41\nevent: state\ndata: %s\n\n" % json.dumps(state))
+        else:
+            route.continue_()
+
+    page = browser.new_page()
+    page.route("**/api/events", events)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert sent[:2] == [None, "41"]
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
     page.locator("#led-0 .led-toggle").click()
     expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)
