@@ -38,6 +38,7 @@ import requests
 
 from ledd import defaults
 from ledd.client import CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.web import DAEMON_ERRORS
 
 __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 
@@ -59,9 +60,12 @@ def _base_url(url):
     return url.rstrip("/")
 
 
-#: The API's error codes (ledd.web) that name a daemon error: scripts see the
-#: same ``err.code`` whether they use Client or RemoteClient.
-DAEMON_CODE_OF_API_CODE = {"bad_value": "badarg", "not_found": "notfound", "not_supported": "notsupported"}
+#: The API's error codes that name a daemon error, read backwards from ledd.web's one
+#: table (the first daemon code listed wins): scripts see the same ``err.code``
+#: whether they use Client or RemoteClient. API-only codes (bad_json, ...) stay as they are.
+DAEMON_CODE_OF_API_CODE = {}
+for _daemon_code, (_api_code, _status) in DAEMON_ERRORS.items():
+    DAEMON_CODE_OF_API_CODE.setdefault(_api_code, _daemon_code)
 
 
 def _error_from_response(resp):
@@ -72,19 +76,24 @@ def _error_from_response(resp):
     except (ValueError, KeyError, TypeError):
         body, message, code = None, "", ""
     status = resp.status_code
-    if status in (401, 403) and body is None:
-        # The web server's own authentication page, not the API's JSON.
+    if status == 401 or (status == 403 and body is None):
+        # Authentication (the API's JSON 401, or a proxy's page), not a refused command.
         hint = " (wrong user or password? use --user or ~/.netrc)" if status == 401 else ""
-        return RemoteError("%s refused the request: HTTP %d%s" % (resp.url, status, hint), "unauthorized")
-    if status == 503 and code != "busy":
-        return DaemonDown(message or "the dashboard reports ledd is not running (HTTP 503)")
-    if status == 504:
-        return DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
-    if body is None:
-        return RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
-    err = CommandError(message, DAEMON_CODE_OF_API_CODE.get(code, code or "internal"))
+        err = RemoteError("%s refused the request: HTTP %d%s" % (resp.url, status, hint), "unauthorized")
+    elif status == 421:
+        err = RemoteError("%s does not answer to this host name (add it with deploy.sh --host): %s"
+                          % (resp.url, message), "misdirected_request")
+    elif status == 503 and code != "busy":
+        err = DaemonDown(message or "the dashboard reports ledd is not running (HTTP 503)")
+    elif status == 504:
+        err = DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
+    elif body is None:
+        err = RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
+    else:
+        err = CommandError(message, DAEMON_CODE_OF_API_CODE.get(code, code or "internal"))
+    # Nothing of the answer is lost: the HTTP status and the API's own code stay on the error.
     err.http_status = status
-    err.api_code = code
+    err.api_code = code or None
     return err
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ledd import web
+from ledd import defaults, web
 from ledd.client import CommandError, DaemonDown, DaemonTimeout
 
 
@@ -21,7 +21,33 @@ from ledd.client import CommandError, DaemonDown, DaemonTimeout
 def test_ledd_errors_map_to_http(err, status, code):
     http = web.HTTPError.from_ledd(err)
     assert (http.status, http.code) == (status, code)
-    assert http.message == str(err)
+    assert http.message == (web.DAEMON_DOWN_MESSAGE if code == "daemon_down" else str(err))
+    assert ("Retry-After", str(defaults.WEB_RETRY_AFTER_S)) in http.headers if status == 503 else not http.headers
+
+
+@pytest.mark.parametrize("err", [
+    DaemonDown("ledd is not running (nobody reads /run/ledd/ledd.cmd)"),
+    DaemonDown("no permission to open /srv/secret/run/ledd.cmd (are you in the ledd group?)"),
+    DaemonDown("ledd is not running (no ledd.reply in /home/pi/run)"),
+])
+def test_503_never_names_a_server_path_but_logs_it(err, capsys):
+    """Defect 7: the FIFO paths went out in the 503's message."""
+    http = web.HTTPError.from_ledd(err)
+    assert "/" not in http.message and "ledd.cmd" not in http.message and "ledd.reply" not in http.message
+    assert str(err) in capsys.readouterr().err  # ...and lighttpd's error log still has them
+
+
+def test_one_error_table_in_the_web_layer():
+    """Every daemon code the client knows has one (API code, HTTP status) in ledd.web."""
+    from ledd import client, remote
+
+    for code, status in client.HTTP_STATUS_OF_CODE.items():
+        assert web.DAEMON_ERRORS[code][1] == status, code
+    for code, (api_code, status) in web.DAEMON_ERRORS.items():
+        assert web.HTTPError.from_ledd(client.CommandError("x", code)).code == api_code
+        # remote.py maps an API code back to a daemon code that maps to it again.
+        back = remote.DAEMON_CODE_OF_API_CODE.get(api_code, api_code)
+        assert web.DAEMON_ERRORS[back][0] == api_code, (code, back)
 
 
 @pytest.mark.parametrize("text", ["", "plain", 'quote " and \\ backslash', "tab\tnew\nline\r\x00\x1f\x7f", "héllo ☃ 𝄞", "</script>"])
