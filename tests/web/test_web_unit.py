@@ -1,6 +1,7 @@
 """ledd.web's pieces on their own: error mapping, the hand-made JSON, the origin check."""
 
 import json
+import os
 
 import pytest
 
@@ -86,3 +87,45 @@ def test_same_origin_check(headers, allowed):
 def test_origin_without_host_is_refused():
     with pytest.raises(web.HTTPError):
         web.check_same_origin({"HTTP_ORIGIN": "http://pi.local"})
+
+
+# -- ledd.web_hosts: the Host allowlist ---------------------------------------------------------
+
+from ledd import web_hosts  # noqa: E402
+
+
+@pytest.mark.parametrize("host, parsed", [
+    ("pi.local", ("pi.local", None)), ("PI.Local:8080", ("pi.local", "8080")), ("localhost.", ("localhost", None)),
+    ("[::1]:80", ("[::1]", "80")), ("[::1]", ("[::1]", None)), ("10.0.0.7:8080", ("10.0.0.7", "8080")),
+    ("", None), (":80", None), ("pi.local:x", None), ("[::1", None), ("[::1]x", None),
+])
+def test_split_host(host, parsed):
+    assert web_hosts.split_host(host) == parsed
+
+
+def test_host_rule():
+    node = os.uname().nodename.lower()
+    allowed = ["localhost", "localhost:8080", "127.0.0.1", "127.1.2.3:80", "[::1]:8080", node, node + ".local:80", node.upper()]
+    refused = ["evil.example", "localhost.evil.example", "127.0.0.1.evil.example", "evil.example:8080", "", "[::2]",
+               "8.8.8.8", node + ".evil.example", "x" + node]
+    for host in allowed:
+        assert web_hosts.host_allowed(host), host
+    for host in refused:
+        assert not web_hosts.host_allowed(host), host
+    assert web_hosts.host_allowed("pi.example:80", "other.example pi.example")
+    assert web_hosts.host_allowed("10.9.9.9", "10.9.9.9")
+    assert not web_hosts.host_allowed("pi.example", "other.example")
+
+
+def test_the_machines_current_addresses_are_allowed():
+    addresses = web_hosts.machine_addresses()
+    assert addresses, "no address read from /proc"
+    for packed in addresses:
+        assert web_hosts.host_allowed(web_hosts._literal(packed) + ":8080")
+
+
+def test_check_host_is_a_json_421():
+    with pytest.raises(web.HTTPError) as info:
+        web.check_host({"HTTP_HOST": "rebind.evil.example:8080"})
+    assert (info.value.status, info.value.code) == (421, "misdirected_request")
+    web.check_host({"HTTP_HOST": "rebind.evil.example:8080", defaults.WEB_ALLOWED_HOSTS_ENV: "rebind.evil.example"})
