@@ -94,6 +94,8 @@ def _error_from_response(resp):
     # Nothing of the answer is lost: the HTTP status and the API's own code stay on the error.
     err.http_status = status
     err.api_code = code or None
+    retry_after = resp.headers.get("Retry-After", "")
+    err.retry_after = int(retry_after) if retry_after.isdigit() else None
     return err
 
 
@@ -238,12 +240,15 @@ class RemoteWatcher:
         self._events = queue.Queue()
         self._closed = threading.Event()
         self._last = None
+        self._last_id = None  # the last event's id (its seq), sent back as Last-Event-ID
         self._resp = self._connect()
         self._thread = threading.Thread(target=self._run, name="ledd-sse", daemon=True)
         self._thread.start()
 
     def _connect(self):
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
+        if self._last_id is not None:
+            headers["Last-Event-ID"] = self._last_id
         # (connect, read) timeouts: an idle stream still gets a ping well within idle_timeout.
         timeout = (self.client.timeout, self.idle_timeout)
         resp = self.client._send("GET", "/api/events", timeout=timeout, stream=True, headers=headers)
@@ -257,6 +262,7 @@ class RemoteWatcher:
         """Reader thread: parse streams into the queue, reconnecting; an exception object ends it."""
         failures = 0
         while not self._closed.is_set():
+            wait = None
             try:
                 if self._resp is None:
                     self._resp = self._connect()
@@ -266,6 +272,7 @@ class RemoteWatcher:
                 if self._closed.is_set():
                     break
                 failures += 1
+                wait = getattr(err, "retry_after", None)  # a 503 says when to come back
                 if failures > self.max_reconnects:
                     if not isinstance(err, LeddError):
                         err = DaemonDown("event stream from %s broke: %s" % (self.client.url, _reason(err)))
@@ -275,7 +282,8 @@ class RemoteWatcher:
                 if self._resp is not None:
                     self._resp.close()
                     self._resp = None
-            self._closed.wait(min(self.reconnect_delay * 2 ** failures, 10.0))
+            backoff = min(self.reconnect_delay * 2 ** failures, 10.0)
+            self._closed.wait(max(backoff, wait or 0))
         self._events.put(DaemonDown("watcher closed"))
 
     def _deliver(self, payload):
@@ -302,6 +310,8 @@ class RemoteWatcher:
                 value = value[1:] if value.startswith(" ") else value
                 if field == "event":
                     kind = value
+                elif field == "id" and value.isdigit():
+                    self._last_id = value
                 elif field == "data":
                     data.append(value)
                 elif field == "retry" and value.isdigit():

@@ -9,6 +9,12 @@ in docs/api.md:
     POST /api/leds             {"on": bool}                      every LED
     POST /api/buttons/<id>     {"pressed": bool}                 sim backend only (409 otherwise)
 
+Before anything else, a request whose ``Host`` is not one of this machine's
+names gets 421 (:mod:`ledd.web_hosts`: DNS rebinding). lighttpd's own errors
+reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
+www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
+codes as API codes and HTTP statuses.
+
 Start-up is most of a CGI's cost, so at load time this imports nothing beyond
 ``posix``, ``sys`` and :mod:`ledd.client` (itself only built-in modules; ``os``
 alone would cost about a millisecond). The GET
