@@ -27,7 +27,7 @@ import sys
 
 from ledd import defaults
 from ledd.client import Client, LeddError, getenv
-from ledd.web_hosts import host_allowed
+from ledd.web_hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
 
@@ -170,27 +170,11 @@ def respond_error(err, head_only=False):
 
 def respond_html_error(err, head_only=False):
     """www/error.html with the error's status, the page lighttpd shows outside /api/."""
-    page = _read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
+    page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
     lines = ["Status: %d %s" % (err.status, REASONS.get(err.status, "Error")),
              "Content-Type: text/html; charset=utf-8", "Content-Length: %d" % len(page)]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     write_all(1, head if head_only else head + page)
-
-
-def _read_file(path):
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while True:
-            chunk = posix.read(fd, 65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        posix.close(fd)
 
 
 # -- the request -------------------------------------------------------------

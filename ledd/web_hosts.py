@@ -96,20 +96,25 @@ def _pton(name):
     return None
 
 
-def _read(path):
+def read_file(path):
+    """A whole file's bytes through ``posix`` (no ``os``, no ``io`` buffering), or None if unreadable."""
     try:
         fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
-        return ""
+        return None
     try:
         chunks = []
         while True:
             chunk = posix.read(fd, 65536)
             if not chunk:
-                return b"".join(chunks).decode("ascii", "replace")
+                return b"".join(chunks)
             chunks.append(chunk)
     finally:
         posix.close(fd)
+
+
+def _read_text(path):
+    return (read_file(path) or b"").decode("ascii", "replace")
 
 
 def machine_addresses():
@@ -119,7 +124,7 @@ def machine_addresses():
     found = set()
     # IPv4: the fib_trie lists each local address as "|-- A.B.C.D" followed by "/32 host LOCAL".
     last = None
-    for line in _read(defaults.WEB_PROC_FIB_TRIE).splitlines():
+    for line in _read_text(defaults.WEB_PROC_FIB_TRIE).splitlines():
         text = line.strip()
         if text.startswith("|-- "):
             last = text[4:]
@@ -129,7 +134,7 @@ def machine_addresses():
             except OSError:
                 pass
     # IPv6: one address per line, 32 hex digits first.
-    for line in _read(defaults.WEB_PROC_IF_INET6).splitlines():
+    for line in _read_text(defaults.WEB_PROC_IF_INET6).splitlines():
         hexaddr = line[:32]
         if len(hexaddr) == 32:
             try:
