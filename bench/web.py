@@ -164,8 +164,8 @@ def bench_events(server, ledd, presses):
         while True:
             try:
                 state = stream.next_event(timeout=10)
-            except (EOFError, TimeoutError, OSError):
-                return
+            except (EOFError, TimeoutError, OSError, http.client.HTTPException, AttributeError):
+                return  # the stream ended, or was closed under the reader (AttributeError: http.client's fp is gone)
             now = time.perf_counter()
             with lock:
                 if state["seq"] in sent:
