@@ -56,6 +56,8 @@ WEB_STATE_DIR_ENV = "LEDD_WEB_STATE_DIR"
 WEB_STREAMS_DIR = "streams"
 #: Open event streams one client address may hold (ledd's max_watchers bounds them all).
 WEB_SSE_PER_CLIENT = 8
+#: Address files kept in WEB_STREAMS_DIR before unused ones are swept.
+WEB_STREAM_FILES_MAX = 256
 #: Seconds a client is told to wait (Retry-After) when a 503 answers it.
 WEB_RETRY_AFTER_S = 5
 #: Seconds a stream may stay unable to write to its browser before it gives up

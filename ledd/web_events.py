@@ -116,8 +116,13 @@ def claim_stream_slot(environ, limit=defaults.WEB_SSE_PER_CLIENT):
     except FileExistsError:
         pass
     path = join(directory, client_key(environ.get("REMOTE_ADDR", "")))
+    flags = posix.O_RDWR | posix.O_CLOEXEC | posix.O_NOFOLLOW
     try:
-        fd = posix.open(path, posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC | posix.O_NOFOLLOW, 0o600)
+        try:
+            fd = posix.open(path, flags)
+        except FileNotFoundError:  # an address new here: its file, and a sweep if they pile up
+            fd = posix.open(path, flags | posix.O_CREAT, 0o600)
+            sweep_stream_files(directory)
     except OSError as err:
         log("ledd events: cannot count streams in %s: %s" % (path, err))
         return None
@@ -129,6 +134,33 @@ def claim_stream_slot(environ, limit=defaults.WEB_SSE_PER_CLIENT):
             continue
     posix.close(fd)
     raise HTTPError(503, "busy", "too many event streams from your address (at most %d); close some" % limit)
+
+
+def sweep_stream_files(directory, keep=defaults.WEB_STREAM_FILES_MAX):
+    """Past ``keep`` address files, delete the ones no stream holds a lock in (bounded disk use).
+
+    A stream that opened such a file just before it goes counts on its own until it
+    ends: the cap may be exceeded by that one stream, never more.
+    """
+    try:
+        names = posix.listdir(directory)
+    except OSError:
+        return
+    if len(names) <= keep:
+        return
+    for name in names:
+        path = join(directory, name)
+        try:
+            fd = posix.open(path, posix.O_RDWR | posix.O_CLOEXEC | posix.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0)  # the whole file: no stream in it
+            posix.unlink(path)
+        except OSError:
+            pass
+        finally:
+            posix.close(fd)
 
 
 # -- the stream ----------------------------------------------------------------------

@@ -321,3 +321,50 @@ def test_departed_streams_end_within_10_s_without_any_change(web):
         s.close()
     assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 12), web.cgi_pids("cgi-bin/events.py")
     assert time.monotonic() - start <= 10.5
+
+
+CLAIM = """
+import sys, time
+sys.path.insert(0, %r)
+from ledd import web_events
+try:
+    web_events.claim_stream_slot(%r, limit=2)
+    print("got", flush=True)
+    time.sleep(%d)
+except web_events.HTTPError as err:
+    print(err.status, err.code)
+"""
+
+
+def claim_slot_elsewhere(environ, hold_s=0):
+    """Claim a stream slot from another process (as a stream's CGI would: locks are per process)."""
+    import subprocess
+    import sys
+
+    root = web_events.__file__.rsplit("/ledd/", 1)[0]
+    return subprocess.Popen([sys.executable, "-c", CLAIM % (root, environ, hold_s)], stdout=subprocess.PIPE, text=True)
+
+
+def test_stream_slots_are_counted_per_address_and_swept(tmp_path):
+    from ledd import defaults
+
+    environ = {defaults.WEB_STATE_DIR_ENV: str(tmp_path), "REMOTE_ADDR": "192.0.2.7"}
+
+    def claim(env):
+        return claim_slot_elsewhere(env).communicate(timeout=10)[0].strip()
+
+    holders = [claim_slot_elsewhere(environ, hold_s=30) for _ in range(2)]
+    try:
+        assert [h.stdout.readline().strip() for h in holders] == ["got", "got"]
+        assert claim(environ) == "503 busy"
+        assert claim(dict(environ, REMOTE_ADDR="192.0.2.8")) == "got"  # another address has slots of its own
+    finally:
+        for h in holders:
+            h.kill(), h.wait()
+    assert claim(environ) == "got"  # the kernel released the ended streams' locks
+    # Files of addresses nobody streams from are swept once they pile up.
+    streams = tmp_path / defaults.WEB_STREAMS_DIR
+    for i in range(defaults.WEB_STREAM_FILES_MAX + 5):
+        (streams / ("4-old%d" % i)).touch()
+    assert claim(dict(environ, REMOTE_ADDR="198.51.100.1")) == "got"
+    assert len(os.listdir(streams)) <= 3
