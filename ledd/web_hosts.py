@@ -188,7 +188,7 @@ def _literal(packed):
 
 
 def lighttpd_config(environ_value):
-    """The config lines lighttpd.conf includes: the Host pattern, and the configured names."""
+    """The config lines lighttpd.conf includes: the Host pattern, and the names + addresses for the CGIs."""
     bad = [w for w in (environ_value or "").split() if split_host(w) is None
            or (_pton(split_host(w)[0]) is None and not _NAME_CHARS.issuperset(split_host(w)[0]))]
     if bad:
@@ -201,7 +201,10 @@ def lighttpd_config(environ_value):
     # lighttpd keeps backslashes in config strings as they are; no name holds a quote.
     alternatives = [_regex_quote(n) for n in names] + [LOOPBACK_V4_REGEX]
     pattern = "^(%s)\\.?(:[0-9]+)?$" % "|".join(alternatives)
-    value = " ".join(configured_names(environ_value))
+    # The CGIs get the configured names plus the addresses of now: a Host among them is
+    # answered without reading /proc (an address literal is never a rebinding name, so
+    # one the machine has since lost is harmless).
+    value = " ".join(configured_names(environ_value) + sorted(literals))
     return 'var.ledd_host_pattern = "%s"\nvar.ledd_allowed_hosts = "%s"\n' % (pattern, value)
 
 
