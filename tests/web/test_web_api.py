@@ -294,3 +294,23 @@ def test_rebinding_host_cannot_toggle_an_led(web):
     r = post_raw(web, "/api/leds/0", b'{"toggle":true}', headers={**JSON, "Host": host, "Origin": "http://" + host})
     assert_json_error(r, 421, "misdirected_request")
     assert web.get("/api/state").json() == before
+
+
+def test_a_504_command_still_runs_when_ledd_resumes_and_the_docs_say_so(web):
+    """Defect 9: a 504 does not mean "not applied". The command was written before the
+    web server gave up; ledd runs it when it resumes. docs/api.md must say so."""
+    from webstack import ROOT
+
+    before = web.get("/api/state").json()
+    web.ledd.signal(signal.SIGSTOP)
+    try:
+        assert_json_error(web.post("/api/leds/0", {"toggle": True}), 504, "timeout")
+    finally:
+        web.ledd.signal(signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while web.get("/api/state").json()["seq"] == before["seq"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = web.get("/api/state").json()
+    assert after["seq"] == before["seq"] + 1 and led(after, 0)["on"] is not led(before, 0)["on"]
+    docs = (ROOT / "docs" / "api.md").read_text()
+    assert "### 504 does not mean" in docs and "GET /api/state" in docs.split("### 504 does not mean")[1].split("##")[0]
