@@ -1,6 +1,9 @@
 #!/usr/bin/python3 -IS
 """CGI for /api/state, /api/leds[/<id>], /api/buttons/<id> (lighttpd.conf aliases /api/ here).
 
+Also lighttpd's error handler (JSON under /api/) and the answer (421) to every
+URL of a Host lighttpd does not serve: see lighttpd.conf.
+
 The logic is ledd.web (bytecode cached). The ledd package is found next to this
 script (deploy.sh copies the tree whole), never through site-packages
 (-I -S: fastest start-up).

@@ -38,6 +38,7 @@ import requests
 
 from ledd import defaults
 from ledd.client import CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.web import DAEMON_ERRORS
 
 __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 
@@ -59,9 +60,12 @@ def _base_url(url):
     return url.rstrip("/")
 
 
-#: The API's error codes (ledd.web) that name a daemon error: scripts see the
-#: same ``err.code`` whether they use Client or RemoteClient.
-DAEMON_CODE_OF_API_CODE = {"bad_value": "badarg", "not_found": "notfound", "not_supported": "notsupported"}
+#: The API's error codes that name a daemon error, read backwards from ledd.web's one
+#: table (the first daemon code listed wins): scripts see the same ``err.code``
+#: whether they use Client or RemoteClient. API-only codes (bad_json, ...) stay as they are.
+DAEMON_CODE_OF_API_CODE = {}
+for _daemon_code, (_api_code, _status) in DAEMON_ERRORS.items():
+    DAEMON_CODE_OF_API_CODE.setdefault(_api_code, _daemon_code)
 
 
 def _error_from_response(resp):
@@ -72,19 +76,26 @@ def _error_from_response(resp):
     except (ValueError, KeyError, TypeError):
         body, message, code = None, "", ""
     status = resp.status_code
-    if status in (401, 403) and body is None:
-        # The web server's own authentication page, not the API's JSON.
+    if status == 401 or (status == 403 and body is None):
+        # Authentication (the API's JSON 401, or a proxy's page), not a refused command.
         hint = " (wrong user or password? use --user or ~/.netrc)" if status == 401 else ""
-        return RemoteError("%s refused the request: HTTP %d%s" % (resp.url, status, hint), "unauthorized")
-    if status == 503 and code != "busy":
-        return DaemonDown(message or "the dashboard reports ledd is not running (HTTP 503)")
-    if status == 504:
-        return DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
-    if body is None:
-        return RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
-    err = CommandError(message, DAEMON_CODE_OF_API_CODE.get(code, code or "internal"))
+        err = RemoteError("%s refused the request: HTTP %d%s" % (resp.url, status, hint), "unauthorized")
+    elif status == 421:
+        err = RemoteError("%s does not answer to this host name (add it with deploy.sh --host): %s"
+                          % (resp.url, message), "misdirected_request")
+    elif status == 503 and code != "busy":
+        err = DaemonDown(message or "the dashboard reports ledd is not running (HTTP 503)")
+    elif status == 504:
+        err = DaemonTimeout(message or "the dashboard timed out waiting for ledd (HTTP 504)")
+    elif body is None:
+        err = RemoteError("unexpected answer from %s: HTTP %d %s" % (resp.url, status, resp.reason or ""), "http")
+    else:
+        err = CommandError(message, DAEMON_CODE_OF_API_CODE.get(code, code or "internal"))
+    # Nothing of the answer is lost: the HTTP status and the API's own code stay on the error.
     err.http_status = status
-    err.api_code = code
+    err.api_code = code or None
+    retry_after = resp.headers.get("Retry-After", "")
+    err.retry_after = int(retry_after) if retry_after.isdigit() else None
     return err
 
 
@@ -229,12 +240,15 @@ class RemoteWatcher:
         self._events = queue.Queue()
         self._closed = threading.Event()
         self._last = None
+        self._last_id = None  # the last event's id (its seq), sent back as Last-Event-ID
         self._resp = self._connect()
         self._thread = threading.Thread(target=self._run, name="ledd-sse", daemon=True)
         self._thread.start()
 
     def _connect(self):
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
+        if self._last_id is not None:
+            headers["Last-Event-ID"] = self._last_id
         # (connect, read) timeouts: an idle stream still gets a ping well within idle_timeout.
         timeout = (self.client.timeout, self.idle_timeout)
         resp = self.client._send("GET", "/api/events", timeout=timeout, stream=True, headers=headers)
@@ -248,6 +262,7 @@ class RemoteWatcher:
         """Reader thread: parse streams into the queue, reconnecting; an exception object ends it."""
         failures = 0
         while not self._closed.is_set():
+            wait = None
             try:
                 if self._resp is None:
                     self._resp = self._connect()
@@ -257,6 +272,7 @@ class RemoteWatcher:
                 if self._closed.is_set():
                     break
                 failures += 1
+                wait = getattr(err, "retry_after", None)  # a 503 says when to come back
                 if failures > self.max_reconnects:
                     if not isinstance(err, LeddError):
                         err = DaemonDown("event stream from %s broke: %s" % (self.client.url, _reason(err)))
@@ -266,7 +282,8 @@ class RemoteWatcher:
                 if self._resp is not None:
                     self._resp.close()
                     self._resp = None
-            self._closed.wait(min(self.reconnect_delay * 2 ** failures, 10.0))
+            backoff = min(self.reconnect_delay * 2 ** failures, 10.0)
+            self._closed.wait(max(backoff, wait or 0))
         self._events.put(DaemonDown("watcher closed"))
 
     def _deliver(self, payload):
@@ -293,6 +310,8 @@ class RemoteWatcher:
                 value = value[1:] if value.startswith(" ") else value
                 if field == "event":
                     kind = value
+                elif field == "id" and value.isdigit():
+                    self._last_id = value
                 elif field == "data":
                     data.append(value)
                 elif field == "retry" and value.isdigit():

@@ -9,6 +9,12 @@ in docs/api.md:
     POST /api/leds             {"on": bool}                      every LED
     POST /api/buttons/<id>     {"pressed": bool}                 sim backend only (409 otherwise)
 
+Before anything else, a request whose ``Host`` is not one of this machine's
+names gets 421 (:mod:`ledd.web_hosts`: DNS rebinding). lighttpd's own errors
+reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
+www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
+codes as API codes and HTTP statuses.
+
 Start-up is most of a CGI's cost, so at load time this imports nothing beyond
 ``posix``, ``sys`` and :mod:`ledd.client` (itself only built-in modules; ``os``
 alone would cost about a millisecond). The GET
@@ -21,12 +27,14 @@ import sys
 
 from ledd import defaults
 from ledd.client import Client, LeddError, getenv
+from ledd.web_hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
 
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -37,22 +45,36 @@ REASONS = {
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
     415: "Unsupported Media Type",
+    421: "Misdirected Request",
     500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
 }
 
-#: ledd's error codes (docs/protocol.md) as the API names them.
-API_CODE_OF_DAEMON_CODE = {
-    "badrequest": "bad_value",
-    "badverb": "bad_value",
-    "badarg": "bad_value",
-    "notfound": "not_found",
-    "notsupported": "not_supported",
-    "gpio": "gpio",
-    "busy": "busy",
-    "internal": "internal",
+#: The one table of every error ledd (docs/protocol.md) or its client can report:
+#: daemon code -> (API code, HTTP status). ledd.remote reads it backwards; where
+#: several daemon codes share an API code, the first one listed is the one it maps back to.
+DAEMON_ERRORS = {
+    "badarg": ("bad_value", 400),
+    "badrequest": ("bad_value", 400),
+    "badverb": ("bad_value", 400),
+    "notfound": ("not_found", 404),
+    "notsupported": ("not_supported", 409),
+    "gpio": ("gpio", 500),
+    "internal": ("internal", 500),
+    "busy": ("busy", 503),
+    "daemon_down": ("daemon_down", 503),  # the client's own: no reader on ledd's FIFOs
+    "timeout": ("timeout", 504),  # the client's own: ledd did not answer in time
 }
+
+#: What a 503 daemon_down says: where ledd's FIFOs are is the server's business (it goes to the log).
+DAEMON_DOWN_MESSAGE = "ledd is not running or this web server may not reach it"
+
+#: API codes of the errors lighttpd answers itself (REDIRECT_STATUS), where the reason would mislead.
+LIGHTTPD_CODES = {400: "bad_request", 413: "body_too_large", 414: "uri_too_long", 431: "headers_too_large"}
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -66,12 +88,36 @@ class HTTPError(Exception):
         self.code = code
         self.message = message
         self.headers = list(headers)
+        if status == 503:
+            # Every 503 is temporary: say when to try again (the page backs off by it).
+            self.headers.append(("Retry-After", str(defaults.WEB_RETRY_AFTER_S)))
 
     @classmethod
     def from_ledd(cls, err):
-        """Map a :class:`ledd.client.LeddError` (503, 504, or ledd's ERR reply) to HTTP."""
-        code = API_CODE_OF_DAEMON_CODE.get(err.code, err.code)
-        return cls(err.http_status, code, str(err))
+        """Map a :class:`ledd.client.LeddError` (503, 504, or ledd's ERR reply) to HTTP.
+
+        A daemon_down message names ledd's FIFOs: it goes to lighttpd's error log,
+        and the client gets :data:`DAEMON_DOWN_MESSAGE`.
+        """
+        code, status = DAEMON_ERRORS.get(err.code, (err.code, err.http_status))
+        message = str(err)
+        if code == "daemon_down":
+            log("ledd api: %s" % message)
+            message = DAEMON_DOWN_MESSAGE
+        return cls(status, code, message)
+
+
+class HTMLError(HTTPError):
+    """lighttpd's own error for a URL outside /api/: answered with www/error.html, as lighttpd would."""
+
+
+def log(line):
+    """One line for lighttpd's error log (a CGI's stderr goes there)."""
+    try:
+        sys.stderr.write(line.replace("\n", " ") + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 # -- output ------------------------------------------------------------------
@@ -117,7 +163,18 @@ def respond(status, body, headers=(), head_only=False):
 
 
 def respond_error(err, head_only=False):
+    if isinstance(err, HTMLError):
+        return respond_html_error(err, head_only)
     respond(err.status, error_body(err.code, err.message), err.headers, head_only)
+
+
+def respond_html_error(err, head_only=False):
+    """www/error.html with the error's status, the page lighttpd shows outside /api/."""
+    page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
+    lines = ["Status: %d %s" % (err.status, REASONS.get(err.status, "Error")),
+             "Content-Type: text/html; charset=utf-8", "Content-Length: %d" % len(page)]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    write_all(1, head if head_only else head + page)
 
 
 # -- the request -------------------------------------------------------------
@@ -168,16 +225,30 @@ def check_same_origin(environ):
         raise HTTPError(403, "cross_site", "request from origin %s refused: only this dashboard's own pages may change state" % origin[:100])
 
 
+def check_host(environ):
+    """DNS rebinding: 421 unless ``Host`` names this machine (ledd.web_hosts has the rule)."""
+    host = environ.get("HTTP_HOST", "")
+    if not host_allowed(host, environ.get(defaults.WEB_ALLOWED_HOSTS_ENV)):
+        shown = host[:100] if host else "(none)"
+        raise HTTPError(421, "misdirected_request", "this server does not answer to the host name %s; "
+                        "add it to %s if it is yours" % (shown, defaults.WEB_ALLOWED_HOSTS_ENV))
+
+
 def check_id(part, path):
-    """An LED or button id: a decimal index or a configured name, else 404."""
+    """An LED or button id: a canonical decimal index (no leading zero) or a configured name, else 404."""
     if not part or len(part) > defaults.MAX_NAME or not _NAME_CHARS.issuperset(part):
         raise not_found(path)
+    if part.isdigit() and part != "0" and part.startswith("0"):
+        raise not_found(path)  # "01" is not LED 1: one resource, one URL
     return part
 
 
 def read_body(environ, stdin_fd=0):
     """The POST body as bytes, after the media-type and size checks (415, 413)."""
-    media_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    content_type = environ.get("CONTENT_TYPE", "")
+    if "," in content_type:  # lighttpd joins repeated headers with ", ": which one is meant?
+        raise HTTPError(400, "bad_request", "more than one Content-Type")
+    media_type = content_type.partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPError(415, "unsupported_media_type", "the body must be application/json (got %s)" % (media_type or "none"))
     try:
@@ -215,6 +286,8 @@ def parse_object(body):
         value = json.loads(body.decode("utf-8"), parse_constant=no_constant, object_pairs_hook=no_duplicates)
     except (UnicodeDecodeError, ValueError) as err:
         raise HTTPError(400, "bad_json", "the body is not valid JSON: %s" % err) from None
+    except RecursionError:  # [[[[... deeper than the parser's stack: no valid body nests at all
+        raise HTTPError(400, "bad_json", "the body is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise HTTPError(400, "bad_json", "the body must be a JSON object")
     return value
@@ -277,28 +350,53 @@ def button_command(button, obj):
     return ("PRESS" if want_bool(key, value) else "RELEASE", button)
 
 
-def lighttpd_error(environ):
-    """lighttpd's own error for an /api/ URL, passed here by ``server.error-handler``.
+def redirect_status(environ):
+    """lighttpd's own error status when it passed the request here as its error handler, else None.
 
     lighttpd then sets REDIRECT_STATUS to its status (it is 200 on a normal request)
     and turns the request into a GET of /api/; REQUEST_URI is still the original.
     """
     status = environ.get("REDIRECT_STATUS", "200")
-    if status == "200" or not status.isdigit():
+    if status == "200" or not (status.isascii() and status.isdigit()) or not 400 <= int(status) <= 599:
         return None
-    status = int(status)
+    return int(status)
+
+
+def is_api_path(path):
+    return path == API_PREFIX[:-1] or path.startswith(API_PREFIX)
+
+
+def lighttpd_error(environ, status):
+    """lighttpd's own error (``status``) as the API's JSON, or as error.html outside /api/.
+
+    Errors lighttpd finds while parsing a request (400 for a control byte or a
+    repeated Content-Length, 411, 431, 501, 505) come before its URL rules apply,
+    so lighttpd.conf's default error handler is this script for every URL; it
+    answers outside /api/ with the page lighttpd would have sent.
+    """
+    path = request_path(environ)
     reason = REASONS.get(status, "Error")
-    code = "body_too_large" if status == 413 else reason.lower().replace(" ", "_")
-    return HTTPError(status, code, "%s: %s" % (reason, request_path(environ)[:200]))
+    if path and not is_api_path(path):
+        return HTMLError(status, "", reason)
+    code = LIGHTTPD_CODES.get(status) or reason.lower().replace(" ", "_")
+    return HTTPError(status, code, "%s: %s" % (reason, path[:200] or "(no path)"))
 
 
 def handle(environ):
     """Serve one API request; returns (status, body bytes, head_only) or raises HTTPError."""
-    err = lighttpd_error(environ)
-    if err is not None:
-        raise err
-    parts = api_route(environ)
+    status = redirect_status(environ)
+    if status is None or environ.get("HTTP_HOST"):
+        # First: nothing about a request for another site's name is answered. (A request
+        # lighttpd could not parse may have no Host at all: its own error says more.)
+        check_host(environ)
+    if status is not None:
+        raise lighttpd_error(environ, status)
     path = request_path(environ)
+    if not is_api_path(path):
+        # lighttpd sends a URL outside /api/ here only when its Host is not one it knew at start.
+        raise HTTPError(421, "misdirected_request", "this server did not know the host name %s when it started; "
+                        "restart it to serve its pages there" % environ.get("HTTP_HOST", "")[:100])
+    parts = api_route(environ)
     if parts == ["state"]:
         method = check_method(environ, ("GET", "HEAD"))
         return ledd_request(("STATE",)), method == "HEAD"
@@ -354,7 +452,7 @@ def main(environ=None):
         except HTTPError as err:
             respond_error(err, head_only)
         except Exception as err:  # a bug: log it for lighttpd's error log, answer JSON
-            sys.stderr.write("ledd api: internal error: %r\n" % (err,))
+            log("ledd api: internal error: %r" % (err,))
             respond_error(HTTPError(500, "internal", "internal error in the web API"), head_only)
     except BrokenPipeError:
         pass  # the client left before the answer: nothing to tell anyone

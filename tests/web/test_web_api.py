@@ -252,3 +252,65 @@ def test_ledd_restart_is_served_again(web):
     assert web.get("/api/state").status_code == 200
     web.ledd.restart()
     assert web.get("/api/state").status_code == 200
+
+
+# -- issue 10 ------------------------------------------------------------------------------
+
+def test_deeply_nested_json_is_400_not_500(web):
+    """Defect 6: [[[[... got 500 internal through an uncaught RecursionError."""
+    from ledd import defaults
+
+    before = web.get("/api/state").json()["seq"]
+    for body in (b"[" * (defaults.WEB_MAX_BODY - 4), b'{"a":[' * 140):
+        assert_json_error(post_raw(web, "/api/leds/0", body), 400, "bad_json")
+    assert web.get("/api/state").json()["seq"] == before
+
+
+@pytest.mark.parametrize("path", ["/api/leds/01", "/api/leds/001", "/api/leds/00", "/api/buttons/00"])
+def test_ids_with_leading_zeros_are_404(web, path):
+    """Defect 8: /api/leds/01 addressed LED 1. Only the canonical form of an id is a URL."""
+    before = web.get("/api/state").json()["seq"]
+    body = {"pressed": True} if "buttons" in path else {"toggle": True}
+    assert_json_error(web.post(path, body), 404, "not_found")
+    assert web.get("/api/state").json()["seq"] == before
+    assert web.post("/api/leds/0", {"on": False}).status_code == 200
+
+
+def test_503_does_not_reveal_server_paths(web):
+    """Defect 7: "nobody reads /run/ledd/ledd.cmd" went out to the client."""
+    web.ledd.kill9()
+    for method, path in [("GET", "/api/state"), ("POST", "/api/leds/0"), ("GET", "/api/events")]:
+        r = requests.request(method, web.url + path, json={"on": True} if method == "POST" else None, timeout=10)
+        body = assert_json_error(r, 503, "daemon_down")
+        assert "/" not in body["error"] and str(web.ledd.runtime_dir) not in r.text
+        assert r.headers["Retry-After"].isdigit()
+    assert str(web.ledd.runtime_dir) in web.read_log()  # the log keeps the detail
+
+
+def test_rebinding_host_cannot_toggle_an_led(web):
+    """Defect 1: the issue's curl, a foreign Host with a matching Origin, toggled the LED."""
+    before = web.get("/api/state").json()
+    host = "rebind.evil.example:%d" % web.port
+    r = post_raw(web, "/api/leds/0", b'{"toggle":true}', headers={**JSON, "Host": host, "Origin": "http://" + host})
+    assert_json_error(r, 421, "misdirected_request")
+    assert web.get("/api/state").json() == before
+
+
+def test_a_504_command_still_runs_when_ledd_resumes_and_the_docs_say_so(web):
+    """Defect 9: a 504 does not mean "not applied". The command was written before the
+    web server gave up; ledd runs it when it resumes. docs/api.md must say so."""
+    from webstack import ROOT
+
+    before = web.get("/api/state").json()
+    web.ledd.signal(signal.SIGSTOP)
+    try:
+        assert_json_error(web.post("/api/leds/0", {"toggle": True}), 504, "timeout")
+    finally:
+        web.ledd.signal(signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while web.get("/api/state").json()["seq"] == before["seq"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = web.get("/api/state").json()
+    assert after["seq"] == before["seq"] + 1 and led(after, 0)["on"] is not led(before, 0)["on"]
+    docs = (ROOT / "docs" / "api.md").read_text()
+    assert "### 504 does not mean" in docs and "GET /api/state" in docs.split("### 504 does not mean")[1].split("##")[0]

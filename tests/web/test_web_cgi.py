@@ -94,7 +94,8 @@ def test_odd_environments_get_json_not_tracebacks(ledd, extra):
 
 
 def test_events_script_sends_first_state_and_503_when_down(ledd):
-    proc = subprocess.Popen([str(EVENTS)], env={"REQUEST_METHOD": "GET", "REQUEST_URI": "/api/events", "LEDD_RUNTIME_DIR": str(ledd.runtime_dir)},
+    proc = subprocess.Popen([str(EVENTS)], env={"REQUEST_METHOD": "GET", "REQUEST_URI": "/api/events", "HTTP_HOST": "localhost",
+                                                "LEDD_RUNTIME_DIR": str(ledd.runtime_dir)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         got = b""

@@ -166,3 +166,205 @@ def test_stream_process_ends_when_the_browser_leaves(web):
         assert again.next_event(timeout=2)["seq"] == seq + 1
     finally:
         again.close()
+
+
+# -- issue 10: streams that cannot lock anyone out, and lose nothing -----------------------
+
+def read_available(fd, wait=0.5):
+    """Everything the pipe holds now (waiting up to ``wait`` s for more to arrive)."""
+    import select
+
+    got = b""
+    while select.select([fd], [], [], wait)[0]:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_pump_writes_the_events_read_before_ledd_stops(ledd):
+    """Defect 4: the last change before ledd stopped was thrown away with the DaemonDown."""
+    from ledd.client import DaemonDown
+
+    watcher = ledd.client().watch()
+    last = ledd.client().toggle(0)["seq"]  # queued in the watcher's FIFO, unread...
+    ledd.stop()  # ...and then EOF behind it
+    read_fd, write_fd = os.pipe()
+    try:
+        with pytest.raises(DaemonDown):
+            web_events.pump(watcher, write_fd, ping_s=5)
+        got = read_available(read_fd, 0.2)
+    finally:
+        os.close(read_fd), os.close(write_fd)
+        watcher.close()
+    assert b'"seq":%d,' % last in got, got[-300:]
+
+
+def test_pump_never_blocks_on_a_browser_that_stopped_reading(ledd):
+    """Defect 3: a stream whose browser stopped reading blocked in write(); ledd dropped it as a
+    slow watcher, and the browser, reading again, got 'down' although ledd ran. Now it keeps
+    up with ledd, sends the newest state once the browser reads, and gives up after WEB_SSE_STALL_S."""
+    from ledd import defaults
+
+    watcher = ledd.client().watch()
+    read_fd, write_fd = os.pipe()
+    result = []
+    thread = threading.Thread(target=lambda: result.append(web_events.pump(watcher, write_fd, ping_s=30)), daemon=True)
+    thread.start()
+    client = ledd.client()
+    try:
+        # ~400 bytes a state: 600 changes overflow the pipe (64 KiB) and then the watcher's FIFO.
+        for _ in range(600):
+            last = client.toggle(0)["seq"]
+        got = read_available(read_fd)
+        assert b"event: down" not in got
+        assert b'"seq":%d,' % last in got, "the newest state did not arrive"
+        assert thread.is_alive()
+        # Still subscribed: the next change arrives too.
+        nxt = client.toggle(1)["seq"]
+        assert b'"seq":%d,' % nxt in read_available(read_fd)
+        # Now stop reading for good: the stream ends by itself (ledd's slot is freed).
+        for _ in range(600):
+            client.toggle(0)
+        thread.join(defaults.WEB_SSE_STALL_S + 3)
+        assert not thread.is_alive(), "pump() kept a stalled stream open"
+    finally:
+        os.close(read_fd), os.close(write_fd)
+        watcher.close()
+
+
+def test_events_carry_their_seq_as_id(web):
+    import requests
+
+    with requests.get(web.url + "/api/events", stream=True, timeout=10) as r:
+        lines = r.raw.readline(), r.raw.readline(), r.raw.readline(), r.raw.readline(), r.raw.readline()
+    text = b"".join(lines).decode()
+    seq = web.ledd.client().state()["seq"]
+    assert "id: %d\nevent: state\ndata: {" % seq in text, text
+    assert '"seq":%d' % seq in text
+
+
+def test_stream_drops_events_not_newer_than_the_browser_has():
+    """Last-Event-ID / resubscribing: the first event is the current state; later ones only if newer."""
+    sent = []
+
+    class Out:
+        def add(self, data):
+            sent.append(web_events.seq_of(data.split(b"data: ", 1)[1]))
+
+    stream = web_events.Stream(watcher=None, since=7)
+    stream.out = Out()
+    for seq in (7, 7, 6, 8, 8, 9):
+        stream.take(b'{"leds":[],"seq":%d,"backend":"sim"}' % seq)
+    assert sent == [7, 8, 9]
+    # A ledd whose seq went back (state file lost): its current state is still the truth.
+    stream = web_events.Stream(watcher=None, since=50)
+    stream.out = Out()
+    sent.clear()
+    stream.take(b'{"seq":3}')
+    stream.take(b'{"seq":4}')
+    assert sent == [3, 4]
+
+
+def test_reconnect_with_last_event_id_gets_the_current_state_at_once(web):
+    seq = web.ledd.client().toggle(0)["seq"]
+    s = EventStream(web.url, headers={"Last-Event-ID": str(seq - 1)})
+    try:
+        assert s.next_event(timeout=2)["seq"] == seq
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"}, {"Origin": "null"}])
+def test_cross_site_streams_are_refused(web, headers):
+    import requests
+
+    r = requests.get(web.url + "/api/events", headers=headers, timeout=10)
+    assert r.status_code == 403 and r.json()["code"] == "cross_site"
+    assert not web.cgi_pids("cgi-bin/events.py")
+
+
+def test_streams_per_client_address_are_capped(web):
+    import requests
+
+    from ledd import defaults
+
+    streams = [EventStream(web.url) for _ in range(defaults.WEB_SSE_PER_CLIENT)]
+    try:
+        assert all(s.status == 200 for s in streams)
+        r = requests.get(web.url + "/api/events", timeout=10)
+        assert r.status_code == 503 and r.json()["code"] == "busy"
+        assert r.headers["Retry-After"] == str(defaults.WEB_RETRY_AFTER_S)
+        assert "/" not in r.json()["error"]
+        # The cap is per stream, not per request: the API still answers this client.
+        assert web.get("/api/state").status_code == 200
+    finally:
+        for s in streams:
+            s.close()
+    # Departed streams give their slots back (within two pings, without any state change).
+    def one_more_opens():
+        s = EventStream(web.url)
+        s.close()
+        return s.status == 200
+
+    assert wait_until(one_more_opens, 2 * defaults.WEB_SSE_PING_S + 3)
+
+
+def test_departed_streams_end_within_10_s_without_any_change(web):
+    """Defect 2: a departed browser's stream held a ledd watcher slot until the 15 s ping or the next."""
+    streams = [EventStream(web.url) for _ in range(3)]
+    for s in streams:
+        s.next_event()
+    start = time.monotonic()
+    for s in streams:
+        s.close()
+    assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 12), web.cgi_pids("cgi-bin/events.py")
+    assert time.monotonic() - start <= 10.5
+
+
+CLAIM = """
+import sys, time
+sys.path.insert(0, %r)
+from ledd import web_events
+try:
+    web_events.claim_stream_slot(%r, limit=2)
+    print("got", flush=True)
+    time.sleep(%d)
+except web_events.HTTPError as err:
+    print(err.status, err.code)
+"""
+
+
+def claim_slot_elsewhere(environ, hold_s=0):
+    """Claim a stream slot from another process (as a stream's CGI would: locks are per process)."""
+    import subprocess
+    import sys
+
+    root = web_events.__file__.rsplit("/ledd/", 1)[0]
+    return subprocess.Popen([sys.executable, "-c", CLAIM % (root, environ, hold_s)], stdout=subprocess.PIPE, text=True)
+
+
+def test_stream_slots_are_counted_per_address_and_swept(tmp_path):
+    from ledd import defaults
+
+    environ = {defaults.WEB_STATE_DIR_ENV: str(tmp_path), "REMOTE_ADDR": "192.0.2.7"}
+
+    def claim(env):
+        return claim_slot_elsewhere(env).communicate(timeout=10)[0].strip()
+
+    holders = [claim_slot_elsewhere(environ, hold_s=30) for _ in range(2)]
+    try:
+        assert [h.stdout.readline().strip() for h in holders] == ["got", "got"]
+        assert claim(environ) == "503 busy"
+        assert claim(dict(environ, REMOTE_ADDR="192.0.2.8")) == "got"  # another address has slots of its own
+    finally:
+        for h in holders:
+            h.kill(), h.wait()
+    assert claim(environ) == "got"  # the kernel released the ended streams' locks
+    # Files of addresses nobody streams from are swept once they pile up.
+    streams = tmp_path / defaults.WEB_STREAMS_DIR
+    for i in range(defaults.WEB_STREAM_FILES_MAX + 5):
+        (streams / ("4-old%d" % i)).touch()
+    assert claim(dict(environ, REMOTE_ADDR="198.51.100.1")) == "got"
+    assert len(os.listdir(streams)) <= 3

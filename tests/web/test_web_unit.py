@@ -1,10 +1,11 @@
 """ledd.web's pieces on their own: error mapping, the hand-made JSON, the origin check."""
 
 import json
+import os
 
 import pytest
 
-from ledd import web
+from ledd import defaults, web
 from ledd.client import CommandError, DaemonDown, DaemonTimeout
 
 
@@ -21,7 +22,33 @@ from ledd.client import CommandError, DaemonDown, DaemonTimeout
 def test_ledd_errors_map_to_http(err, status, code):
     http = web.HTTPError.from_ledd(err)
     assert (http.status, http.code) == (status, code)
-    assert http.message == str(err)
+    assert http.message == (web.DAEMON_DOWN_MESSAGE if code == "daemon_down" else str(err))
+    assert ("Retry-After", str(defaults.WEB_RETRY_AFTER_S)) in http.headers if status == 503 else not http.headers
+
+
+@pytest.mark.parametrize("err", [
+    DaemonDown("ledd is not running (nobody reads /run/ledd/ledd.cmd)"),
+    DaemonDown("no permission to open /srv/secret/run/ledd.cmd (are you in the ledd group?)"),
+    DaemonDown("ledd is not running (no ledd.reply in /home/pi/run)"),
+])
+def test_503_never_names_a_server_path_but_logs_it(err, capsys):
+    """Defect 7: the FIFO paths went out in the 503's message."""
+    http = web.HTTPError.from_ledd(err)
+    assert "/" not in http.message and "ledd.cmd" not in http.message and "ledd.reply" not in http.message
+    assert str(err) in capsys.readouterr().err  # ...and lighttpd's error log still has them
+
+
+def test_one_error_table_in_the_web_layer():
+    """Every daemon code the client knows has one (API code, HTTP status) in ledd.web."""
+    from ledd import client, remote
+
+    for code, status in client.HTTP_STATUS_OF_CODE.items():
+        assert web.DAEMON_ERRORS[code][1] == status, code
+    for code, (api_code, status) in web.DAEMON_ERRORS.items():
+        assert web.HTTPError.from_ledd(client.CommandError("x", code)).code == api_code
+        # remote.py maps an API code back to a daemon code that maps to it again.
+        back = remote.DAEMON_CODE_OF_API_CODE.get(api_code, api_code)
+        assert web.DAEMON_ERRORS[back][0] == api_code, (code, back)
 
 
 @pytest.mark.parametrize("text", ["", "plain", 'quote " and \\ backslash', "tab\tnew\nline\r\x00\x1f\x7f", "héllo ☃ 𝄞", "</script>"])
@@ -60,3 +87,45 @@ def test_same_origin_check(headers, allowed):
 def test_origin_without_host_is_refused():
     with pytest.raises(web.HTTPError):
         web.check_same_origin({"HTTP_ORIGIN": "http://pi.local"})
+
+
+# -- ledd.web_hosts: the Host allowlist ---------------------------------------------------------
+
+from ledd import web_hosts  # noqa: E402
+
+
+@pytest.mark.parametrize("host, parsed", [
+    ("pi.local", ("pi.local", None)), ("PI.Local:8080", ("pi.local", "8080")), ("localhost.", ("localhost", None)),
+    ("[::1]:80", ("[::1]", "80")), ("[::1]", ("[::1]", None)), ("10.0.0.7:8080", ("10.0.0.7", "8080")),
+    ("", None), (":80", None), ("pi.local:x", None), ("[::1", None), ("[::1]x", None),
+])
+def test_split_host(host, parsed):
+    assert web_hosts.split_host(host) == parsed
+
+
+def test_host_rule():
+    node = os.uname().nodename.lower()
+    allowed = ["localhost", "localhost:8080", "127.0.0.1", "127.1.2.3:80", "[::1]:8080", node, node + ".local:80", node.upper()]
+    refused = ["evil.example", "localhost.evil.example", "127.0.0.1.evil.example", "evil.example:8080", "", "[::2]",
+               "8.8.8.8", node + ".evil.example", "x" + node]
+    for host in allowed:
+        assert web_hosts.host_allowed(host), host
+    for host in refused:
+        assert not web_hosts.host_allowed(host), host
+    assert web_hosts.host_allowed("pi.example:80", "other.example pi.example")
+    assert web_hosts.host_allowed("10.9.9.9", "10.9.9.9")
+    assert not web_hosts.host_allowed("pi.example", "other.example")
+
+
+def test_the_machines_current_addresses_are_allowed():
+    addresses = web_hosts.machine_addresses()
+    assert addresses, "no address read from /proc"
+    for packed in addresses:
+        assert web_hosts.host_allowed(web_hosts._literal(packed) + ":8080")
+
+
+def test_check_host_is_a_json_421():
+    with pytest.raises(web.HTTPError) as info:
+        web.check_host({"HTTP_HOST": "rebind.evil.example:8080"})
+    assert (info.value.status, info.value.code) == (421, "misdirected_request")
+    web.check_host({"HTTP_HOST": "rebind.evil.example:8080", defaults.WEB_ALLOWED_HOSTS_ENV: "rebind.evil.example"})

@@ -132,12 +132,14 @@ class EventStream:
     ``("comment", text)`` for a keep-alive; raises ``EOFError`` when the stream ends.
     """
 
-    def __init__(self, base_url, path="/api/events", headers=None, timeout=10):
+    def __init__(self, base_url, path="/api/events", headers=None, timeout=10, source=None):
         import http.client
         from urllib.parse import urlsplit
 
         parts = urlsplit(base_url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        # ``source``: a local address to connect from (127.0.0.N), as if from another client.
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout,
+                                               source_address=(source, 0) if source else None)
         self.conn.request("GET", path, headers=dict({"Accept": "text/event-stream"}, **(headers or {})))
         self.response = self.conn.getresponse()
         self.status = self.response.status
