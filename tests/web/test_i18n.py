@@ -111,15 +111,9 @@ def keys_used_by_script():
     return literal - counted, counted
 
 
-#: Codes that issue 10 adds to docs/api.md (lighttpd's own /api errors, the Host rule): the
-#: page has their texts already. Once docs/api.md lists them, this set may go.
-CODES_AHEAD_OF_THE_DOCS = {"bad_request", "unauthorized", "length_required", "uri_too_long", "misdirected_request",
-                           "headers_too_large", "not_implemented", "http_version_not_supported"}
-
-
 def documented_error_codes():
     """The `code`s of the error table in docs/api.md: the page has its own text for each."""
-    codes = set(CODES_AHEAD_OF_THE_DOCS)
+    codes = set()
     for line in API_DOC.read_text(encoding="utf-8").splitlines():
         cells = line.split("|")
         if len(cells) > 3 and re.fullmatch(r"\s*[45]\d\d(\s*,\s*[45]\d\d)*\s*", cells[1]):  # "501, 505" too
