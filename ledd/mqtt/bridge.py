@@ -240,7 +240,7 @@ class Bridge:
             self._publish_state(state)
             if first:
                 self._publish(self.topics.availability, "online")
-                self._announce()
+            self._announce()  # a diff: publishes only when ledd's wiring changed (reload)
 
     # -- broker side ----------------------------------------------------------
     def _connect(self):

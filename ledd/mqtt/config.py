@@ -202,10 +202,10 @@ def _strip_comment(line):
     return line
 
 
-def machine_id(path=defaults.MQTT_MACHINE_ID):
+def machine_id(path=None):
     """The first 16 hex digits of the machine id (stable across hostname changes), or None."""
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
+        with open(path or defaults.MQTT_MACHINE_ID, encoding="ascii", errors="replace") as f:
             text = f.read().strip()
     except OSError:
         return None
