@@ -80,7 +80,7 @@ class Config:
                 return None
         try:
             with open(path, encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
+                return f.read().rstrip("\r\n") or None  # an empty file: no password
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(self.path, self.lines.get("password_file", 0),
                               "password_file: cannot read %s: %s" % (path, getattr(err, "strerror", None) or err)) from None
