@@ -14,6 +14,7 @@ loop" API: ``socket``/``loop_read``/``loop_write``/``loop_misc``) instead of
 only wake-up left is the keepalive ping: :meth:`Link.next_deadline` says when.
 """
 
+import socket
 import time
 
 import paho.mqtt.client as paho
@@ -22,6 +23,7 @@ from ledd import defaults
 
 #: True with paho-mqtt 2.x (versioned callback API).
 PAHO_V2 = hasattr(paho, "CallbackAPIVersion")
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 PAHO_VERSION = getattr(__import__("paho.mqtt", fromlist=["__version__"]), "__version__", "?")
 
 
@@ -83,6 +85,14 @@ class Link:
         """
         self.client.connect_async(host, port, self.keepalive)
         self.client.reconnect()
+        # paho leaves Nagle's algorithm on: our state topics (three small
+        # publishes per change) would wait for the broker's delayed ACK, ~40 ms.
+        sock = self.client.socket()
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
     def disconnect(self, flush_s=1.0):
         """Send DISCONNECT (so the broker does not publish the will) and close."""
@@ -110,6 +120,24 @@ class Link:
 
     def read(self):
         self.client.loop_read()
+        self._ack_now()
+
+    def _ack_now(self):
+        """Acknowledge what was read at once instead of after Linux's delayed-ACK timer (~40 ms).
+
+        A broker without TCP_NODELAY (mosquitto's default) holds its next small
+        packet to us (a command) until the last one (a PUBACK of our state
+        publish) is acknowledged: Nagle's algorithm meeting delayed ACK would
+        put 40 ms into every command that follows a state change. The flag is
+        not sticky: the kernel leaves quick-ACK mode by itself, so set it after
+        every read.
+        """
+        sock = self.client.socket()
+        if sock is not None and _TCP_QUICKACK is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:  # not TCP (a unix socket), or closed meanwhile
+                pass
 
     def write(self):
         self.client.loop_write()

@@ -141,14 +141,24 @@ class Probe:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id or "probe-" + uuid.uuid4().hex[:8])
         self.client.username_pw_set(USER, PASSWORD)
         self.client.on_message = self._on_message
+        self.client.on_publish = lambda *a: self._ack_now()
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.connect("127.0.0.1", broker.port, 30)
+        # As the bridge does: no Nagle delay on our own publishes (paho leaves it on).
+        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
         self.client.subscribe([(t, 1) for t in subscribe])
         assert subscribed.wait(WAIT_S), "probe: no SUBACK"
 
+    def _ack_now(self):
+        """ACK what was just read (like the bridge does), or mosquitto's Nagle holds its next packet to us ~40 ms."""
+        sock = self.client.socket()
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
     def _on_message(self, client, userdata, msg):
+        self._ack_now()
         with self.cond:
             self.messages.append((time.monotonic(), msg.topic, msg.payload, bool(msg.retain)))
             self.cond.notify_all()
