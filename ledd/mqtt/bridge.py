@@ -112,6 +112,7 @@ class Bridge:
         self.mqtt_retry_at = 0.0
         self.ledd_retry_at = 0.0
         self.connecting = False
+        self.refused = None        # CONNACK's reason when the broker refused us
         self.stopping = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ledd_was_down_logged = False
@@ -254,13 +255,13 @@ class Bridge:
     def _schedule_reconnect(self, why):
         delay = self.mqtt_backoff.next()
         self.mqtt_retry_at = time.monotonic() + delay
-        log.warning("broker %s: %s; reconnecting in %.0f s", self.broker_name, why, delay)
+        log.warning("broker %s: %s; reconnecting in %.0f s", self.broker_name, str(why).rstrip("."), delay)
 
     def _on_connect(self, ok, reason):
         self.connecting = False
         if not ok:
-            # paho closes the socket and then calls on_disconnect, which schedules the retry.
-            log.error("broker %s refused the connection: %s", self.broker_name, reason)
+            # paho closes the socket and then calls on_disconnect, which logs this and schedules the retry.
+            self.refused = reason
             return
         self.mqtt_backoff.reset()
         log.info("connected to %s", self.broker_name)
@@ -278,7 +279,15 @@ class Bridge:
         self.connecting = False
         if self.stopping:
             return
-        self._schedule_reconnect("connection lost (%s)" % reason if was_connected else reason)
+        if self.refused:
+            why = "refused the connection (%s)" % self.refused
+        elif was_connected:
+            why = "connection lost" if reason in ("Unspecified error", "The connection was lost.") else \
+                "connection lost (%s)" % reason
+        else:
+            why = reason
+        self.refused = None
+        self._schedule_reconnect(why)
 
     def _publish(self, topic, payload, force=False):
         """Publish a retained state; skipped when the broker already holds it from us."""

@@ -27,13 +27,11 @@ _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 PAHO_VERSION = getattr(__import__("paho.mqtt", fromlist=["__version__"]), "__version__", "?")
 
 
-def _reason_text(code):
-    """A readable reason from a paho 1.x int or a paho 2.x ReasonCode/MQTTErrorCode."""
-    if isinstance(code, int) and not hasattr(code, "getName"):
-        if code == 0:
-            return "success"
-        return paho.error_string(int(code))
-    return str(code)
+def _reason_text(code, connack=False):
+    """A readable reason from a paho 1.x int (a CONNACK code or an MQTT_ERR_*) or a paho 2.x ReasonCode."""
+    if hasattr(code, "getName") or not isinstance(code, int):
+        return str(code)
+    return paho.connack_string(code) if connack else paho.error_string(code)
 
 
 def _is_failure(code):
@@ -176,7 +174,7 @@ class Link:
     def _connected(self, reason):
         ok = not _is_failure(reason)
         self.connected = ok
-        self._on_connect(ok, _reason_text(reason))
+        self._on_connect(ok, _reason_text(reason, connack=True))
 
     def _disconnected(self, reason):
         was = self.connected
