@@ -44,35 +44,53 @@ class Link:
     """An MQTT client session (clean session, MQTT 3.1.1) driven by the caller's poll loop."""
 
     def __init__(self, client_id, keepalive, on_connect, on_disconnect, on_message):
-        self.keepalive = keepalive
+        self.client_id, self.keepalive = client_id, keepalive
         self._on_connect, self._on_disconnect, self._on_message = on_connect, on_disconnect, on_message
+        self._tls = self._credentials = self._will = None
+        self.client = self._new_client()
+        self.connected = False
+
+    def _new_client(self):
+        """A fresh paho client for every connection attempt.
+
+        paho keeps unacknowledged QoS>0 publishes and resends them after a
+        reconnect, *after* whatever on_connect published: a stale LED state
+        would overwrite the fresh one on the broker. The bridge republishes the
+        whole current state on every connect, so nothing old may survive.
+        """
         if PAHO_V2:
-            client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
+            client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True,
                                  protocol=paho.MQTTv311)
             client.on_connect = lambda c, u, flags, reason, props: self._connected(reason)
             client.on_disconnect = lambda c, u, flags, reason, props: self._disconnected(reason)
         else:
-            client = paho.Client(client_id=client_id, clean_session=True, protocol=paho.MQTTv311)
+            client = paho.Client(client_id=self.client_id, clean_session=True, protocol=paho.MQTTv311)
             client.on_connect = lambda c, u, flags, rc: self._connected(rc)
             client.on_disconnect = lambda c, u, rc: self._disconnected(rc)
         client.on_message = lambda c, u, msg: self._on_message(msg.topic, msg.payload, bool(msg.retain))
         # Both versions keep the connect timeout here (2.x also has a property for it).
         client._connect_timeout = defaults.MQTT_CONNECT_TIMEOUT_S
-        self.client = client
-        self.connected = False
+        if self._tls is not None:
+            client.tls_set(**self._tls)
+        if self._credentials is not None:
+            client.username_pw_set(*self._credentials)
+        if self._will is not None:
+            client.will_set(*self._will, retain=True)
+        return client
 
     # -- setup --------------------------------------------------------------
     def set_tls(self, ca_file=None, cert_file=None, key_file=None):
         """TLS with the broker's certificate checked against ``ca_file`` (else the system's CAs)."""
-        self.client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+        self._tls = {"ca_certs": ca_file, "certfile": cert_file, "keyfile": key_file}
+        self.client.tls_set(**self._tls)  # now, so that a bad file fails at start
 
     def set_credentials(self, username, password):
         if username is not None:
-            self.client.username_pw_set(username, password)
+            self._credentials = (username, password)
 
     def set_will(self, topic, payload, qos):
         """The broker publishes this (retained) if the connection dies without a DISCONNECT."""
-        self.client.will_set(topic, payload, qos=qos, retain=True)
+        self._will = (topic, payload, qos)
 
     # -- connection -----------------------------------------------------------
     def connect(self, host, port):
@@ -81,6 +99,7 @@ class Link:
         Raises OSError (refused, unreachable, TLS failure). CONNACK arrives later
         through :meth:`read` and ends in ``on_connect``.
         """
+        self.client = self._new_client()
         self.client.connect_async(host, port, self.keepalive)
         self.client.reconnect()
         # paho leaves Nagle's algorithm on: our state topics (three small

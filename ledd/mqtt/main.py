@@ -75,6 +75,10 @@ def main(argv=None):
     except ImportError as err:
         print("ledd-mqtt: paho-mqtt is missing (%s): apt-get install python3-paho-mqtt" % err, file=sys.stderr)
         return EXIT_CONFIG
-    bridge = Bridge(cfg, password=password, runtime_dir=runtime_dir)
+    try:
+        bridge = Bridge(cfg, password=password, runtime_dir=runtime_dir)
+    except (OSError, ValueError) as err:  # a CA, certificate or key file TLS cannot use
+        print("%s: TLS setup failed: %s" % (args.config, err), file=sys.stderr)
+        return EXIT_CONFIG
     bridge.install_signal_handlers()
     return bridge.run()

@@ -141,3 +141,13 @@ def test_password_is_in_no_argv_and_no_environment_of_the_bridge(ledd, broker, b
     assert PASSWORD.encode() not in (proc / "cmdline").read_bytes()
     assert PASSWORD.encode() not in (proc / "environ").read_bytes()
     assert PASSWORD not in bridge.read_log()
+
+
+def test_unusable_ca_file_is_one_clear_line(tmp_path, ledd):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not a certificate\n")
+    conf = tmp_path / "mqtt.conf"
+    conf.write_text("[broker]\nurl = mqtts://localhost:1\nca_file = %s\n" % ca)
+    out = run_cli("-c", str(conf), "-r", str(ledd.runtime_dir))
+    assert out.returncode == 1
+    assert out.stderr.startswith("%s: TLS setup failed:" % conf) and "Traceback" not in out.stderr, out.stderr
