@@ -95,7 +95,8 @@ def wait_event(watcher, predicate, timeout=5.0):
 
 def measure(python, broker, runtime_dir, tmp, samples, idle_s):
     client = Client(str(runtime_dir))
-    config = write_config(tmp / "mqtt.conf", broker, "ledd/bench", "bench")
+    # The rate limit (20 commands/s by default) would drop most of the back-to-back commands below.
+    config = write_config(tmp / "mqtt.conf", broker, "ledd/bench", "bench", extra="rate_limit = 1000\nrate_burst = 10000\n")
     bridge = BridgeProcess(config, runtime_dir, python=python, log_path=tmp / ("bridge-%s.log" % Path(python).parent.name)).start()
     probe = Probe(broker, subscribe=("ledd/bench/#",))
     try:
