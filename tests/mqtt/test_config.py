@@ -151,3 +151,15 @@ def test_unusable_ca_file_is_one_clear_line(tmp_path, ledd):
     out = run_cli("-c", str(conf), "-r", str(ledd.runtime_dir))
     assert out.returncode == 1
     assert out.stderr.startswith("%s: TLS setup failed:" % conf) and "Traceback" not in out.stderr, out.stderr
+
+
+def test_docs_cover_every_key_and_their_node_red_flow_is_json():
+    import json
+    import re
+
+    text = (ROOT / "docs" / "mqtt.md").read_text()
+    for keys in mqtt_config.SCHEMA.values():
+        for key in keys:
+            assert "`%s`" % key in text, key
+    flows = re.findall(r"```json\n(.*?)```", text, re.S)
+    assert flows and all(isinstance(json.loads(f), list) for f in flows)
