@@ -63,3 +63,39 @@ WEB_RETRY_AFTER_S = 5
 #: Seconds a stream may stay unable to write to its browser before it gives up
 #: (a client that stopped reading keeps a ledd watcher slot at most this long).
 WEB_SSE_STALL_S = 8.0
+
+# -- the MQTT bridge (ledd/mqtt/, bin/ledd-mqtt, docs/mqtt.md) ----------------
+
+#: The bridge's configuration file.
+MQTT_CONFIG_PATH = "/etc/ledd/mqtt.conf"
+#: systemd credential (LoadCredential=) holding the broker password, read from $CREDENTIALS_DIRECTORY.
+MQTT_PASSWORD_CREDENTIAL = "mqtt-password"
+#: Default broker ports for mqtt:// and mqtts://.
+MQTT_PORT = 1883
+MQTTS_PORT = 8883
+#: Default QoS of state and command topics, keepalive in seconds (also the bridge's only idle wake-up).
+MQTT_QOS = 1
+MQTT_KEEPALIVE_S = 60
+MQTT_KEEPALIVE_RANGE = (5, 3600)
+#: How long one connection attempt (TCP + TLS + CONNECT) may take, in seconds.
+MQTT_CONNECT_TIMEOUT_S = 5.0
+#: Reconnect backoff to the broker: first delay, cap (seconds); doubles per failure.
+MQTT_BACKOFF_S = (1.0, 60.0)
+#: Re-watch backoff when ledd is down: first delay, cap (seconds).
+MQTT_LEDD_BACKOFF_S = (0.2, 5.0)
+#: Commands per second the bridge passes to ledd, and the burst above it; more are dropped with a log line.
+MQTT_RATE_LIMIT = 20
+MQTT_RATE_BURST = 40
+#: Seconds between two "rate limit" log lines (the dropped count is summed meanwhile).
+MQTT_RATE_LOG_S = 5.0
+#: Longest command payload the bridge reads, in bytes (every valid one is far shorter).
+MQTT_MAX_PAYLOAD = 256
+#: Blink periods of a plain "BLINK" command or Home Assistant's "blink" effect, in ms.
+MQTT_BLINK_MS = (500, 500)
+#: Home Assistant's discovery prefix and its birth/will topic (under the prefix).
+MQTT_DISCOVERY_PREFIX = "homeassistant"
+MQTT_HA_STATUS = "status"
+#: Where the machine id (stable across hostname changes) comes from, for unique ids.
+MQTT_MACHINE_ID = "/etc/machine-id"
+#: Human board model from the device tree, when the deployed board.json is missing.
+MQTT_DT_MODEL = "/proc/device-tree/model"

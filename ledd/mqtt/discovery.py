@@ -1,0 +1,105 @@
+"""Home Assistant MQTT discovery: the config messages that make a Pi's LEDs and buttons appear.
+
+One HA *device* per Pi (identifier ``ledd_<device_id>``, the machine id by
+default), holding per LED a ``light`` (or ``switch``) and per button a
+``binary_sensor`` (pressed) and a ``sensor`` (press count). Discovery topics
+and unique ids are built from the device id and the GPIO line, not from
+names or the host name: renaming an LED, the Pi or the base topic keeps the
+entity (and its history) in Home Assistant; moving an LED to another GPIO
+makes it a new one.
+
+    <prefix>/light/ledd_<device_id>/gpio17/config
+    <prefix>/binary_sensor/ledd_<device_id>/gpio22/config
+    <prefix>/sensor/ledd_<device_id>/gpio22_presses/config
+
+Removing an entity is an empty retained config on its topic; the bridge does
+that for every ``<prefix>/+/ledd_<device_id>/+/config`` it finds retained on
+the broker and no longer announces (see :mod:`ledd.mqtt.bridge`).
+"""
+
+import json
+import os
+
+from ledd import defaults
+from ledd.mqtt.topics import OFF, ON
+
+#: The package's root (where www/board.json lies when deployed or run locally).
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The effects a light offers; "solid" is plain on.
+EFFECTS = ["solid", "blink"]
+
+
+def node_id(device_id):
+    return "ledd_" + device_id
+
+
+def config_filter(prefix, device_id):
+    """Subscription that returns every discovery config this Pi ever announced."""
+    return "%s/+/%s/+/config" % (prefix, node_id(device_id))
+
+
+def board_model(backend, board_json=None, dt_model=defaults.MQTT_DT_MODEL):
+    """(model, hw_version or None) of this Pi, for the HA device card.
+
+    From the deployed board.json (written by ``python3 -m ledd.board`` at
+    deploy), else the device tree's model string. The sim backend says so.
+    """
+    if backend == "sim":
+        return "simulated Pi (ledd sim backend)", None
+    path = board_json or os.path.join(_ROOT, "www", "board.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            board = json.load(f)
+        if board.get("source") != "default" and board.get("model"):
+            return "Raspberry Pi %s" % board["model"], board.get("revision")
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(dt_model, "rb") as f:
+            text = f.read().rstrip(b"\0\n").decode("utf-8", "replace")
+        if text:
+            return text, None
+    except OSError:
+        pass
+    return "Raspberry Pi", None
+
+
+def device(cfg, model, hw_version, sw_version):
+    out = {
+        "identifiers": [node_id(cfg.device_id)],
+        "name": cfg.device_name,
+        "manufacturer": "ledd",
+        "model": model,
+        "sw_version": sw_version,
+    }
+    if hw_version:
+        out["hw_version"] = hw_version
+    return out
+
+
+def configs(cfg, topics, state, dev, origin):
+    """{discovery topic: config JSON text} for every LED and button of ``state``."""
+    prefix, node = cfg.discovery_prefix, node_id(cfg.device_id)
+    common = {"availability_topic": topics.availability, "device": dev, "origin": origin, "qos": cfg.qos}
+    out = {}
+    for led in state.get("leds", []):
+        name, gpio = led["name"], led["gpio"]
+        entity = dict(common, name=name, unique_id="%s_gpio%d" % (node, gpio),
+                      command_topic=topics.led(name, "set"), state_topic=topics.led(name, "state"),
+                      json_attributes_topic=topics.led(name, "attributes"),
+                      payload_on=ON, payload_off=OFF, retain=False, optimistic=False)
+        if cfg.led_component == "light":
+            entity.update(effect_command_topic=topics.led(name, "set"), effect_state_topic=topics.led(name, "effect"),
+                          effect_list=EFFECTS, on_command_type="first")
+        else:
+            entity.update(state_on=ON, state_off=OFF, icon="mdi:led-on")
+        out["%s/%s/%s/gpio%d/config" % (prefix, cfg.led_component, node, gpio)] = entity
+    for button in state.get("buttons", []):
+        name, gpio = button["name"], button["gpio"]
+        out["%s/binary_sensor/%s/gpio%d/config" % (prefix, node, gpio)] = dict(
+            common, name=name, unique_id="%s_gpio%d" % (node, gpio), state_topic=topics.button(name, "state"),
+            json_attributes_topic=topics.button(name, "attributes"), payload_on=ON, payload_off=OFF)
+        out["%s/sensor/%s/gpio%d_presses/config" % (prefix, node, gpio)] = dict(
+            common, name="%s presses" % name, unique_id="%s_gpio%d_presses" % (node, gpio),
+            state_topic=topics.button(name, "presses"), state_class="total_increasing", icon="mdi:counter")
+    return {topic: json.dumps(payload, separators=(",", ":"), sort_keys=True) for topic, payload in out.items()}

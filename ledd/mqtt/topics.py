@@ -1,0 +1,166 @@
+"""The bridge's topic layout, the state messages it publishes and the commands it accepts.
+
+Everything lives under one base topic (``ledd/<hostname>`` by default), one per Pi::
+
+    <base>/availability              online | offline            retained (offline is the will)
+    <base>/led/<name>/state          ON | OFF                    retained
+    <base>/led/<name>/effect         solid | blink               retained
+    <base>/led/<name>/attributes     {"id":0,"gpio":17,"blink":null|{"on_ms":..,"off_ms":..}}
+    <base>/button/<name>/state       ON | OFF (pressed)          retained
+    <base>/button/<name>/presses     press count (integer)       retained
+    <base>/button/<name>/attributes  {"id":0,"gpio":22,"last_press_ms":...}
+    <base>/led/<name>/set            command: ON OFF TOGGLE BLINK SOLID, or JSON
+    <base>/all/set                   command: ON OFF, or JSON
+
+Pure functions, no I/O: the bridge and the tests share them.
+"""
+
+import json
+
+from ledd import defaults
+
+ON, OFF = "ON", "OFF"
+
+
+class Topics:
+    """Topic names under one base."""
+
+    def __init__(self, base):
+        self.base = base
+        self.availability = base + "/availability"
+        self.all_set = base + "/all/set"
+        self.led_set_filter = base + "/led/+/set"
+
+    def led(self, name, leaf):
+        return "%s/led/%s/%s" % (self.base, name, leaf)
+
+    def button(self, name, leaf):
+        return "%s/button/%s/%s" % (self.base, name, leaf)
+
+    def led_of_set_topic(self, topic):
+        """The LED name of ``<base>/led/<name>/set``, or None."""
+        prefix = self.base + "/led/"
+        if topic.startswith(prefix) and topic.endswith("/set"):
+            name = topic[len(prefix):-len("/set")]
+            if name and "/" not in name:
+                return name
+        return None
+
+
+def _compact(obj):
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def state_messages(topics, state):
+    """{topic: payload} of every retained state topic for one ledd state (a dict)."""
+    out = {}
+    for led in state.get("leds", []):
+        name = led["name"]
+        out[topics.led(name, "state")] = ON if led.get("on") else OFF
+        out[topics.led(name, "effect")] = "blink" if led.get("blink") else "solid"
+        out[topics.led(name, "attributes")] = _compact({"id": led.get("id"), "gpio": led.get("gpio"),
+                                                        "blink": led.get("blink")})
+    for button in state.get("buttons", []):
+        name = button["name"]
+        out[topics.button(name, "state")] = ON if button.get("pressed") else OFF
+        out[topics.button(name, "presses")] = str(int(button.get("presses", 0)))
+        out[topics.button(name, "attributes")] = _compact({"id": button.get("id"), "gpio": button.get("gpio"),
+                                                           "last_press_ms": button.get("last_press_ms")})
+    return out
+
+
+# -- commands -------------------------------------------------------------------
+class BadCommand(ValueError):
+    """A command payload the bridge refuses; the message says why (it is logged)."""
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise BadCommand("a JSON key is given twice")
+    return dict(pairs)
+
+
+def _refuse_constant(name):
+    raise BadCommand("%s is not JSON" % name)
+
+
+def _decode(payload):
+    if len(payload) > defaults.MQTT_MAX_PAYLOAD:
+        raise BadCommand("payload longer than %d bytes" % defaults.MQTT_MAX_PAYLOAD)
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadCommand("payload is not UTF-8") from None
+    if not text:
+        raise BadCommand("empty payload")
+    if any(ord(ch) < 32 for ch in text):
+        raise BadCommand("payload contains control characters")
+    return text
+
+
+def _load_json(text):
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+    except BadCommand:
+        raise
+    except (ValueError, RecursionError) as err:
+        raise BadCommand("invalid JSON: %s" % err) from None
+    if not isinstance(value, dict) or len(value) != 1:
+        raise BadCommand('JSON must be an object with one key: {"state": ...} or {"blink": ...}')
+    return value
+
+
+def _period(blink, key):
+    value = blink.get(key)
+    if type(value) is not int or not defaults.BLINK_MIN_MS <= value <= defaults.BLINK_MAX_MS:
+        raise BadCommand("blink %s must be an integer from %d to %d" % (key, defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS))
+    return value
+
+
+def parse_led_command(payload):
+    """A command tuple for one LED: ("ON",), ("OFF",), ("TOGGLE",) or ("BLINK", on_ms, off_ms).
+
+    Plain words (any case): ON, OFF, TOGGLE, BLINK (default periods) and
+    SOLID (= ON: Home Assistant's effect names arrive on the same topic).
+    JSON: ``{"state": "ON"|"OFF"|"TOGGLE"}``, ``{"blink": {"on_ms": 200, "off_ms": 800}}``
+    or ``{"blink": true}``. Anything else raises :class:`BadCommand`.
+    """
+    text = _decode(payload)
+    if not text.startswith("{"):
+        word = text.upper()
+        if word in ("ON", "SOLID"):
+            return ("ON",)
+        if word in ("OFF", "TOGGLE"):
+            return (word,)
+        if word == "BLINK":
+            return ("BLINK",) + defaults.MQTT_BLINK_MS
+        raise BadCommand("unknown command %r (ON, OFF, TOGGLE, BLINK or JSON)" % text[:40])
+    value = _load_json(text)
+    if "state" in value:
+        state = value["state"]
+        if not isinstance(state, str) or state.upper() not in ("ON", "OFF", "TOGGLE"):
+            raise BadCommand('"state" must be "ON", "OFF" or "TOGGLE"')
+        return (state.upper(),)
+    if "blink" in value:
+        blink = value["blink"]
+        if blink is True:
+            return ("BLINK",) + defaults.MQTT_BLINK_MS
+        if not isinstance(blink, dict) or set(blink) != {"on_ms", "off_ms"}:
+            raise BadCommand('"blink" must be true or {"on_ms": N, "off_ms": N}')
+        return ("BLINK", _period(blink, "on_ms"), _period(blink, "off_ms"))
+    raise BadCommand('unknown JSON key %r (expected "state" or "blink")' % next(iter(value))[:40])
+
+
+def parse_all_command(payload):
+    """("ALL", True|False) from ``ON``/``OFF`` or ``{"state": "ON"|"OFF"}``."""
+    text = _decode(payload)
+    if text.startswith("{"):
+        value = _load_json(text)
+        text = value.get("state")
+        if not isinstance(text, str):
+            raise BadCommand('JSON must be {"state": "ON"|"OFF"}')
+    word = text.upper()
+    if word not in ("ON", "OFF"):
+        raise BadCommand("all/set takes ON or OFF, not %r" % text[:40])
+    return ("ALL", word == "ON")

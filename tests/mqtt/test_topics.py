@@ -1,0 +1,52 @@
+"""Command payloads and state messages, without a broker (the live hostile test is in test_bridge.py)."""
+
+import pytest
+
+from ledd import defaults
+from ledd.mqtt.topics import BadCommand, Topics, parse_all_command, parse_led_command, state_messages
+
+BLINK = ("BLINK",) + defaults.MQTT_BLINK_MS
+
+
+@pytest.mark.parametrize("payload,command", [
+    (b"ON", ("ON",)), (b"on", ("ON",)), (b" OFF \n", ("OFF",)), (b"Toggle", ("TOGGLE",)),
+    (b"BLINK", BLINK), (b"blink", BLINK), (b"solid", ("ON",)),
+    (b'{"state": "off"}', ("OFF",)), (b'{"state":"TOGGLE"}', ("TOGGLE",)), (b'{"blink": true}', BLINK),
+    (b'{"blink": {"on_ms": 20, "off_ms": 60000}}', ("BLINK", 20, 60000)),
+])
+def test_led_commands(payload, command):
+    assert parse_led_command(payload) == command
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"ONN", b"\xc3\x28", b"ON\x07", b"x" * (defaults.MQTT_MAX_PAYLOAD + 1), b"{", b"[]", b"{}",
+    b'{"state": "ON", "blink": true}', b'{"blink": {"on_ms": 19, "off_ms": 20}}', b'{"blink": {"on_ms": 20.0, "off_ms": 20}}',
+    b'{"blink": {"on_ms": Infinity, "off_ms": 20}}', b'{"a": 1, "a": 2}', b'{"blink": "fast"}',
+])
+def test_bad_led_commands_say_why(payload):
+    with pytest.raises(BadCommand) as info:
+        parse_led_command(payload)
+    assert str(info.value)
+
+
+def test_all_commands():
+    assert parse_all_command(b"on") == ("ALL", True)
+    assert parse_all_command(b'{"state": "OFF"}') == ("ALL", False)
+    for bad in (b"TOGGLE", b'{"state": 1}', b"{}", b""):
+        with pytest.raises(BadCommand):
+            parse_all_command(bad)
+
+
+def test_topic_layout():
+    t = Topics("ledd/pi1")
+    assert t.led_of_set_topic("ledd/pi1/led/red/set") == "red"
+    assert t.led_of_set_topic("ledd/pi1/led//set") is None
+    assert t.led_of_set_topic("ledd/pi2/led/red/set") is None
+    state = {"leds": [{"id": 0, "name": "red", "gpio": 17, "on": True, "blink": {"on_ms": 20, "off_ms": 30}}],
+             "buttons": [{"id": 0, "name": "b", "gpio": 22, "pressed": True, "presses": 7, "last_press_ms": 5}]}
+    assert state_messages(t, state) == {
+        "ledd/pi1/led/red/state": "ON", "ledd/pi1/led/red/effect": "blink",
+        "ledd/pi1/led/red/attributes": '{"blink":{"off_ms":30,"on_ms":20},"gpio":17,"id":0}',
+        "ledd/pi1/button/b/state": "ON", "ledd/pi1/button/b/presses": "7",
+        "ledd/pi1/button/b/attributes": '{"gpio":22,"id":0,"last_press_ms":5}',
+    }
