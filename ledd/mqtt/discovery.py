@@ -20,11 +20,9 @@ the broker and no longer announces (see :mod:`ledd.mqtt.bridge`).
 import json
 import os
 
-from ledd import defaults
+from ledd import board, defaults
 from ledd.mqtt.topics import OFF, ON
 
-#: The package's root (where www/board.json lies when deployed or run locally).
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The effects a light offers; "solid" is plain on.
 EFFECTS = ["solid", "blink"]
 
@@ -38,30 +36,24 @@ def config_filter(prefix, device_id):
     return "%s/+/%s/+/config" % (prefix, node_id(device_id))
 
 
-def board_model(backend, board_json=None, dt_model=defaults.MQTT_DT_MODEL):
+def board_model(backend, dt_model=defaults.MQTT_DT_MODEL, revision_paths=()):
     """(model, hw_version or None) of this Pi, for the HA device card.
 
-    From the deployed board.json (written by ``python3 -m ledd.board`` at
-    deploy), else the device tree's model string. The sim backend says so.
+    The model is the device tree's own string ("Raspberry Pi 3 Model B Rev 1.2");
+    the hardware version is the board revision code the kernel reports (the
+    same source ``ledd.board`` uses; no gpiozero needed). The sim backend says so.
     """
     if backend == "sim":
         return "simulated Pi (ledd sim backend)", None
-    path = board_json or os.path.join(_ROOT, "www", "board.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            board = json.load(f)
-        if board.get("source") != "default" and board.get("model"):
-            return "Raspberry Pi %s" % board["model"], board.get("revision")
-    except (OSError, ValueError, AttributeError):
-        pass
+    revision = board.read_revision(*revision_paths)
     try:
         with open(dt_model, "rb") as f:
             text = f.read().rstrip(b"\0\n").decode("utf-8", "replace")
         if text:
-            return text, None
+            return text, revision
     except OSError:
         pass
-    return "Raspberry Pi", None
+    return "Raspberry Pi", revision
 
 
 def device(cfg, model, hw_version, sw_version):

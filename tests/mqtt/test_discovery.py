@@ -84,14 +84,15 @@ def test_device_id_defaults_to_the_machine_id(tmp_path, monkeypatch):
     assert mqtt_config.parse("[broker]\nurl = mqtt://b\n").device_id == mqtt_config.hostname()
 
 
-def test_board_model_from_board_json_then_device_tree(tmp_path):
-    board = tmp_path / "board.json"
-    board.write_text(json.dumps({"model": "3B+", "revision": "a020d3", "source": "board"}))
-    assert discovery.board_model("chardev", board_json=str(board)) == ("Raspberry Pi 3B+", "a020d3")
-    board.write_text(json.dumps({"model": "4B", "revision": "c03111", "source": "default"}))  # not this machine
+def test_board_model_from_the_device_tree_and_revision(tmp_path):
     dt = tmp_path / "model"
     dt.write_bytes(b"Raspberry Pi Zero 2 W Rev 1.0\0")
-    assert discovery.board_model("chardev", board_json=str(board), dt_model=str(dt)) == ("Raspberry Pi Zero 2 W Rev 1.0", None)
+    revision = tmp_path / "linux,revision"
+    revision.write_bytes(bytes.fromhex("00902120"))
+    none = str(tmp_path / "none")
+    assert discovery.board_model("chardev", dt_model=str(dt), revision_paths=(str(revision), none)) \
+        == ("Raspberry Pi Zero 2 W Rev 1.0", "902120")
+    assert discovery.board_model("chardev", dt_model=none, revision_paths=(none, none)) == ("Raspberry Pi", None)
     assert discovery.board_model("sim")[0] == "simulated Pi (ledd sim backend)"
 
 
