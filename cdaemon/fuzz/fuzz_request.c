@@ -86,11 +86,11 @@ static void check_request(const uint8_t *data, size_t size, const struct request
 		break;
 	case VERB_BLINK:
 		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_NAME));
-		CHECK(req->on_ms >= LEDD_BLINK_MIN_MS && req->on_ms <= LEDD_BLINK_MAX_MS);
-		CHECK(req->off_ms >= LEDD_BLINK_MIN_MS && req->off_ms <= LEDD_BLINK_MAX_MS);
+		CHECK(req->num[1] >= LEDD_BLINK_MIN_MS && req->num[1] <= LEDD_BLINK_MAX_MS);
+		CHECK(req->num[2] >= LEDD_BLINK_MIN_MS && req->num[2] <= LEDD_BLINK_MAX_MS);
 		break;
 	case VERB_ALL:
-		CHECK(req->all_on == 0 || req->all_on == 1);
+		CHECK(req->on == 0 || req->on == 1);
 		break;
 	case VERB_WATCH:
 		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_WATCH_NAME));
@@ -120,7 +120,7 @@ static void check_round_trip(const struct request *req)
 	CHECK(strcmp(again.id, req->id) == 0 && again.verb == req->verb && again.nargs == req->nargs);
 	for (size_t a = 0; a < req->nargs; a++)
 		CHECK(strcmp(again.args[a], req->args[a]) == 0);
-	CHECK(again.on_ms == req->on_ms && again.off_ms == req->off_ms && again.all_on == req->all_on);
+	CHECK(memcmp(again.num, req->num, sizeof(req->num)) == 0 && again.on == req->on);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -76,12 +76,12 @@ def test_harness_catches_a_planted_bug(tmp_path):
     shutil.copytree(ROOT / "cdaemon" / "src", src)
     protocol = src / "protocol.c"
     text = protocol.read_text()
-    assert "req->on_ms < LEDD_BLINK_MIN_MS" in text, "protocol.c changed: update the planted bug"
-    protocol.write_text(text.replace("req->on_ms < LEDD_BLINK_MIN_MS", "req->on_ms < 1"))
+    assert "v < LEDD_BLINK_MIN_MS" in text, "protocol.c changed: update the planted bug"
+    protocol.write_text(text.replace("v < LEDD_BLINK_MIN_MS", "v < 1"))
     out = tmp_path / "build"
     subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_request" % out], check=True)
     seeds = [str(s) for s in sorted((FUZZ / "corpus" / "request").iterdir())]
     result = subprocess.run([str(out / "fuzz_request")] + seeds, capture_output=True, text=True, errors="replace",
                             timeout=60)
     assert result.returncode != 0
-    assert "property violated: req->on_ms >= LEDD_BLINK_MIN_MS" in result.stderr
+    assert "property violated: req->num[1] >= LEDD_BLINK_MIN_MS" in result.stderr
