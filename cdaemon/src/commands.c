@@ -20,6 +20,7 @@ struct reply {
 	enum proto_code code;
 	char msg[256];
 	char payload[LEDD_LINE_MAX];
+	bool delivered;         /* the handler has answered already (WATCH) */
 };
 
 static void reply_state(struct ledd *d, struct reply *r)
@@ -116,21 +117,26 @@ static void button_command(struct ledd *d, const struct request *req, struct rep
 	reply_state(d, r);
 }
 
+/* WATCH: the client's reply FIFO becomes its event stream. ledd writes the
+ * reply and the current state into it and keeps it open. */
 static void watch_command(struct ledd *d, const struct request *req, struct reply *r)
 {
-	char line[LEDD_LINE_MAX];
-	int n = event_line(d, line, sizeof(line));
+	char payload[LEDD_MAX_ID + 32], ok[2 * LEDD_MAX_ID + 64], event[LEDD_LINE_MAX];
+	int n = event_line(d, event, sizeof(event)), k;
+	bool gone;
 
-	if (n < 0) {
+	snprintf(payload, sizeof(payload), "{\"watching\":\"%s\"}", req->id);
+	k = protocol_format_ok(ok, sizeof(ok), req->id, payload);
+	if (n < 0 || k < 0) {
 		r->code = PROTO_INTERNAL;
 		snprintf(r->msg, sizeof(r->msg), "state does not fit in an event");
 		return;
 	}
-	r->code = fifo_watch_add(&d->fifo, req->args[0], line, (size_t)n, r->msg, sizeof(r->msg));
-	if (r->code != PROTO_OK)
-		return;
-	snprintf(r->payload, sizeof(r->payload), "{\"watching\":\"%s\"}", req->args[0]);
-	send_status(d);
+	r->code = fifo_watch_add(&d->fifo, req->id, ok, (size_t)k, event, (size_t)n, &gone,
+				 r->msg, sizeof(r->msg));
+	if (r->code == PROTO_OK)
+		send_status(d);
+	r->delivered = r->code == PROTO_OK || gone;
 }
 
 static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
@@ -171,24 +177,31 @@ void commands_handle_line(void *ctx, const char *line, size_t len, bool complete
 
 	r.code = protocol_parse(line, len, &req, r.msg, sizeof(r.msg));
 	r.payload[0] = '\0';
+	r.delivered = false;
 	if (!complete && r.code != PROTO_BADREQUEST) {
 		r.code = PROTO_BADREQUEST;
-		snprintf(r.msg, sizeof(r.msg), "request without LF (one write per line)");
+		snprintf(r.msg, sizeof(r.msg), "request without LF (one write per request)");
+	}
+	if (strcmp(req.id, "-") == 0) {
+		/* No readable id, so no reply FIFO to answer on: only the log can say it. */
+		log_info("request without a readable id dropped: %s", r.msg);
+		return;
 	}
 	if (r.code == PROTO_OK)
 		dispatch(d, &req, &r);
-	if (r.code == PROTO_OK)
-		n = protocol_format_ok(out, sizeof(out), req.id, r.payload);
-	else
-		n = protocol_format_err(out, sizeof(out), req.id, r.code, r.msg);
 	if (r.code == PROTO_INTERNAL)
 		log_err("internal error answering request %s: %s", req.id, r.msg);
 	else if (r.code != PROTO_OK)
 		log_debug("request %s: %s %s", req.id, protocol_code_name(r.code), r.msg);
+	if (r.delivered)
+		return;
+	if (r.code == PROTO_OK)
+		n = protocol_format_ok(out, sizeof(out), req.id, r.payload);
+	else
+		n = protocol_format_err(out, sizeof(out), req.id, r.code, r.msg);
 	if (n < 0 || n >= PIPE_BUF) {
 		log_err("internal: reply to %s does not fit in one pipe write", req.id);
 		n = protocol_format_err(out, sizeof(out), req.id, PROTO_INTERNAL, "reply too long");
 	}
-	fifo_reply(&d->fifo, out, (size_t)n);
+	fifo_reply(&d->fifo, req.id, out, (size_t)n);
 }
-

@@ -3,7 +3,8 @@
  * A request is "<id> SP <VERB> [SP <arg>]*" (the LF already stripped). The
  * line is checked as a whole first (length, UTF-8, control bytes), but the
  * id is read before that, so even a rejected line is answered with its own
- * id whenever the id itself is readable. Everything here is pure: no I/O,
+ * id whenever the id itself is readable (the id names the client's reply
+ * FIFO, reply/<id>, so it is the only way back). Everything here is pure: no I/O,
  * no globals, so cdaemon/fuzz/ can link this file alone.
  */
 #define _GNU_SOURCE
@@ -31,7 +32,6 @@ enum arg_kind {
 	ARG_TARGET,     /* an LED or button: an index or a configured name (resolved later) */
 	ARG_PERIOD,     /* a blink period in ms, LEDD_BLINK_MIN_MS..LEDD_BLINK_MAX_MS */
 	ARG_ONOFF,      /* ON or OFF, any case */
-	ARG_WATCHNAME,  /* a watcher FIFO name */
 };
 
 /* Each verb with the kinds of its arguments: the count is exact. */
@@ -50,7 +50,7 @@ static const struct {
 	{ "ALL", VERB_ALL, { ARG_ONOFF }, "ALL ON|OFF" },
 	{ "PRESS", VERB_PRESS, { ARG_TARGET }, "PRESS <button>" },
 	{ "RELEASE", VERB_RELEASE, { ARG_TARGET }, "RELEASE <button>" },
-	{ "WATCH", VERB_WATCH, { ARG_WATCHNAME }, "WATCH <name>" },
+	{ "WATCH", VERB_WATCH, { ARG_END }, "WATCH" },
 };
 
 const char *protocol_code_name(enum proto_code code)
@@ -64,11 +64,6 @@ static int is_name_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-static int is_id_char(unsigned char c)
-{
-	return is_name_char(c) || c == '.' || c == ':';
 }
 
 int protocol_valid_name(const char *name, size_t maxlen)
@@ -160,7 +155,7 @@ static void read_id(const char *line, size_t len, struct request *req)
 	if (n == 0 || n > LEDD_MAX_ID)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (!is_id_char((unsigned char)line[i]))
+		if (!is_name_char((unsigned char)line[i]))
 			return;
 	memcpy(req->id, line, n);
 	req->id[n] = '\0';
@@ -236,11 +231,6 @@ static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind ki
 		}
 		snprintf(err, errlen, "usage: %s", usage);
 		return PROTO_BADARG;
-	case ARG_WATCHNAME:
-		if (protocol_valid_name(arg, LEDD_MAX_WATCH_NAME))
-			return PROTO_OK;
-		snprintf(err, errlen, "watcher name must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_WATCH_NAME);
-		return PROTO_BADARG;
 	case ARG_END:
 		break;
 	}
@@ -269,7 +259,7 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		return PROTO_BADREQUEST;
 	}
 	if (strcmp(req->id, "-") == 0) {
-		snprintf(err, errlen, "request id must be 1-%d of [A-Za-z0-9._:-]", LEDD_MAX_ID);
+		snprintf(err, errlen, "request id must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_ID);
 		return PROTO_BADREQUEST;
 	}
 	/* Split on single spaces: an empty field (two spaces, leading or
