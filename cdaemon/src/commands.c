@@ -70,21 +70,31 @@ static void led_command(struct ledd *d, const struct request *req, struct reply 
 	reply_state(d, r);
 }
 
+/* ALL: every LED or none. If the kernel refuses one line, the lines already
+ * switched are switched back and the model is restored, so the state file,
+ * the watchers and seq never see a change that did not happen. */
 static void all_command(struct ledd *d, const struct request *req, struct reply *r)
 {
+	struct led_state before[LEDD_MAX_LEDS];
 	bool did = false;
 
+	memcpy(before, d->st.leds, sizeof(before[0]) * d->st.nleds);
 	for (size_t i = 0; i < d->st.nleds; i++) {
 		did |= state_led_set(&d->st, i, req->on);
-		if (drive_led(d, i) < 0) {
-			r->code = PROTO_GPIO;
-			snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
+		if (drive_led(d, i) == 0)
+			continue;
+		r->code = PROTO_GPIO;
+		snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
+		for (size_t j = 0; j <= i; j++) {
+			d->st.leds[j] = before[j];
+			if (j < i)
+				drive_led(d, j);
 		}
+		return;
 	}
 	if (did)
 		changed(d);
-	if (r->code == PROTO_OK)
-		reply_state(d, r);
+	reply_state(d, r);
 }
 
 static void button_command(struct ledd *d, const struct request *req, struct reply *r)

@@ -507,3 +507,10 @@ bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config
 			return true;
 	return false;
 }
+
+bool config_equal(const struct ledd_config *a, const struct ledd_config *b)
+{
+	return !config_wiring_differs(a, b) && strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
+	       strcmp(a->state_file, b->state_file) == 0 && a->debounce_ms == b->debounce_ms &&
+	       a->max_watchers == b->max_watchers;
+}

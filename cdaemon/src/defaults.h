@@ -11,7 +11,9 @@
 #define LEDD_PROTOCOL           2
 
 /* Paths. */
+#ifndef LEDD_CONFIG_PATH                /* -D for tests that need it missing */
 #define LEDD_CONFIG_PATH        "/etc/ledd/ledd.conf"
+#endif
 #define LEDD_RUNTIME_DIR        "/run/ledd"
 #define LEDD_RUNTIME_DIR_ENV    "LEDD_RUNTIME_DIR"
 #define LEDD_STATE_PATH         "/var/lib/ledd/state"
@@ -40,6 +42,7 @@
 #define LEDD_MAX_ID             64      /* the id is the reply FIFO's name */
 #define LEDD_MAX_ARGS           3
 #define LEDD_MAX_DIGITS         9       /* protocol numbers (blink periods) */
+#define LEDD_U64_DIGITS         20      /* seq and press counters: up to 18446744073709551615 */
 #define LEDD_MAX_LEDS           16
 #define LEDD_MAX_BUTTONS        8
 #define LEDD_MAX_NAME           24
@@ -53,6 +56,9 @@
 
 /* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
 #define LEDD_MAX_GPIO           53
+
+/* The sim backend: GPIO numbers (comma-separated) whose sets fail, for tests. */
+#define LEDD_SIM_REFUSE_ENV     "LEDD_SIM_REFUSE_GPIO"
 
 /* The chardev backend (gpio_chardev.c). */
 #define LEDD_GPIO_CONSUMER      "ledd"  /* shows in gpioinfo / lineinfo */

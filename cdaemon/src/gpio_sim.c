@@ -5,6 +5,10 @@
  * chardev backend's line request fd becomes readable on a kernel edge, so the
  * main loop treats both the same. Edges are already clean (they come from
  * PRESS/RELEASE commands), so there is nothing to debounce.
+ *
+ * For tests of the failure paths, the GPIO numbers listed (comma-separated)
+ * in $LEDD_SIM_REFUSE_GPIO refuse every set with EIO, as a kernel can refuse
+ * a line operation on real hardware.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +29,7 @@ struct gpio_sim {
 	struct gpio base;
 	int *values;
 	bool *output;
+	bool *refuse;           /* $LEDD_SIM_REFUSE_GPIO: sets fail with EIO */
 	struct gpio_edge queue[SIM_QUEUE];
 	size_t head, count;
 };
@@ -35,6 +40,10 @@ static int sim_set(struct gpio *g, size_t line, int value)
 
 	if (!s->output[line]) {
 		errno = EPERM;
+		return -1;
+	}
+	if (s->refuse[line]) {
+		errno = EIO;
 		return -1;
 	}
 	s->values[line] = value;
@@ -101,6 +110,7 @@ static void sim_close(struct gpio *g)
 		close(g->event_fd);
 	free(s->values);
 	free(s->output);
+	free(s->refuse);
 	free(s);
 }
 
@@ -118,11 +128,15 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	struct gpio_sim *s = calloc(1, sizeof(*s));
 	size_t ninputs = 0;
 
+	const char *refuse = getenv(LEDD_SIM_REFUSE_ENV);
+
 	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
-	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool)))) {
+	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool))) ||
+	    !(s->refuse = calloc(nlines ? nlines : 1, sizeof(bool)))) {
 		snprintf(err, errlen, "sim: out of memory");
 		if (s) {
 			free(s->values);
+			free(s->output);
 			free(s);
 		}
 		errno = ENOMEM;
@@ -139,6 +153,9 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 			return NULL;
 		}
 		s->output[i] = lines[i].output;
+		for (const char *p = refuse; p && *p; p += strcspn(p, ","), p += *p == ',')
+			if (strtoul(p, NULL, 10) == lines[i].gpio && *p >= '0' && *p <= '9')
+				s->refuse[i] = true;
 		/* A released button reads 0; an output starts at its initial value. */
 		s->values[i] = lines[i].output ? (lines[i].initial ? 1 : 0) : 0;
 		ninputs += !lines[i].output;

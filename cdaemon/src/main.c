@@ -214,6 +214,11 @@ static void reload(struct ledd *d)
 			 cfg.runtime_dir, d->cfg.runtime_dir);
 		strcpy(cfg.runtime_dir, d->cfg.runtime_dir);
 	}
+	if (config_equal(&cfg, &d->cfg)) {
+		/* Nothing to do: no seq, no event, blink phases go on undisturbed. */
+		log_notice("reloaded: nothing changed");
+		goto done;
+	}
 	/* Carry the state over by name, exactly as a restart would. */
 	state_init(&st, &cfg);
 	if (state_format(&d->st, text, sizeof(text)) < 0 ||
@@ -334,15 +339,22 @@ static void load_state(struct ledd *d)
 
 static void check_config_and_exit(const struct options *o)
 {
+	const char *path = o->config_path ? o->config_path : LEDD_CONFIG_PATH;
 	struct ledd_config cfg;
+	struct stat st;
 	char err[512];
 
+	if (!o->config_path && stat(path, &st) < 0 && errno == ENOENT) {
+		/* The daemon would start on the built-in wiring; a check must not call that "ok". */
+		fprintf(stderr, "%s: no such file (ledd would start with the built-in default wiring)\n",
+			path);
+		exit(1);
+	}
 	if (load_config(o, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	printf("%s: ok (%s, %zu LED%s, %zu button%s)\n",
-	       o->config_path ? o->config_path : LEDD_CONFIG_PATH, config_backend_name(cfg.backend),
+	printf("%s: ok (%s, %zu LED%s, %zu button%s)\n", path, config_backend_name(cfg.backend),
 	       cfg.nleds, cfg.nleds == 1 ? "" : "s", cfg.nbuttons, cfg.nbuttons == 1 ? "" : "s");
 	exit(0);
 }

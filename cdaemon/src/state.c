@@ -243,7 +243,7 @@ static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 
-	if (!s || *s < '0' || *s > '9' || strlen(s) > 19)
+	if (!s || *s < '0' || *s > '9' || strlen(s) > LEDD_U64_DIGITS)
 		return -1;
 	errno = 0;
 	*out = strtoull(s, &end, 10);

@@ -135,6 +135,24 @@ def test_seq_counts_changes_only(ledd):
     assert c.release(0)["seq"] == seq + 4
 
 
+def test_all_refused_by_one_line_changes_nothing(ledd_factory):
+    """The kernel refuses green's line: ALL answers ERR gpio and every LED stays as it was."""
+    d = ledd_factory(env={"LEDD_SIM_REFUSE_GPIO": "27"}).start()
+    c = d.client()
+    c.on("red")
+    before = c.state()
+    with c.watch() as w:
+        w.next_event(2)
+        for on in (False, True):
+            with pytest.raises(CommandError) as err:
+                c.all(on)
+            assert err.value.code == "gpio" and "GPIO27" in str(err.value)
+            assert c.state() == before, "the model was rolled back"
+        assert w.next_event(0.3) is None, "no event for a change that did not happen"
+    assert "seq %d\n" % before["seq"] in d.state_file.read_text()
+    assert "led red on 1" in d.state_file.read_text()
+
+
 # --- errors --------------------------------------------------------------------
 
 @pytest.mark.parametrize("verb,args,code", [
