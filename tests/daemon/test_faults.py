@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from pathlib import Path
 import stat
 
 from ledd import defaults
@@ -266,3 +267,17 @@ def test_client_mid_exchange_sees_ledd_die_at_once(ledd):
     t.join(10)
     assert len(outcome) == 1 and outcome[0] != "answered" and outcome[0] < 5, outcome
     assert not fifo.exists(), "the client removes its FIFO when ledd is gone"
+
+
+def test_drain_stops_at_eof_even_after_an_eintr(ledd_factory, tmp_path):
+    """drain() must not test errno after a read() that returned 0: the stale EINTR kept it spinning."""
+    shim = tmp_path / "eof_after_eintr.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim),
+                    str(Path(__file__).parent / "shims" / "eof_after_eintr.c"), "-ldl"], check=True)
+    window_s = 3.0
+    d = ledd_factory(env={"LD_PRELOAD": str(shim), "EOF_AFTER_EINTR_MS": str(int(window_s * 1000))})
+    start = time.monotonic()
+    d.start()   # the start-up drain of ledd.cmd meets EINTR, then EOF
+    assert time.monotonic() - start < window_s - 1, "drain() spun on EOF until the shim gave up"
+    time.sleep(max(0.0, start + window_s - time.monotonic()))
+    assert d.client().hello()["protocol"] == defaults.PROTOCOL
