@@ -3,13 +3,13 @@
  * Why the leading LF and the idle rule together: a pipe carries bytes, not
  * writes, so the only boundaries ledd can see are LFs and the moments the
  * pipe is empty (then every write so far is whole, since requests are single
- * writes under PIPE_BUF). A short fragment at such a moment is a write that
- * forgot its LF: answering it then keeps it from being glued to the next
- * client's line. An overlong line, though, may be a broken client writing
- * one line in several writes; its tail must never run as a command, so it is
- * skipped up to its LF even across empty-pipe moments. An honest client's
- * leading LF is what ends that skip, so garbage before it can neither glue
- * onto nor swallow its request.
+ * writes under PIPE_BUF). A fragment at such a moment is a write that forgot
+ * its LF, or the first piece of a line a broken client writes in several
+ * writes: it is answered at once, and the rest of its line is skipped up to
+ * its LF, however many writes that takes, so no tail ever runs as a command.
+ * An overlong line is treated the same way. An honest client's leading LF is
+ * what ends a skip, so garbage before it can neither glue onto nor swallow
+ * its request.
  */
 #include <string.h>
 
@@ -52,7 +52,11 @@ void framer_feed(struct framer *f, const char *data, size_t n, framer_line_fn fn
 
 void framer_idle(struct framer *f, framer_line_fn fn, void *ctx)
 {
-	if (f->len && !f->skipping)
+	if (f->len && !f->skipping) {
+		/* A write without its LF: answer it, and skip whatever else its
+		 * writer sends up to an LF (the rest of a line cut into writes). */
 		fn(ctx, f->buf, f->len, false);
+		f->skipping = true;
+	}
 	f->len = 0;
 }

@@ -12,7 +12,8 @@
  *     id), and the rest is skipped up to its LF, however many writes and
  *     reads it takes;
  *   - when the pipe runs empty (framer_idle), a pending short fragment was a
- *     write without its LF: it is passed on as incomplete and dropped.
+ *     write without its LF: it is passed on as incomplete, and the rest of
+ *     its line is skipped up to its LF, like an overlong line's.
  */
 #ifndef LEDD_FRAMING_H
 #define LEDD_FRAMING_H

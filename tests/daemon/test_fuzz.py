@@ -1,4 +1,4 @@
-"""Fuzz ledd's request, config and state-file parsers with libFuzzer, for a bounded time.
+"""Fuzz ledd's request framing and parser, config and state-file parsers with libFuzzer, for a bounded time.
 
 The harnesses (cdaemon/fuzz/) link only the parser they fuzz and check
 the parsers' promises on every input, not only the absence of crashes (see
@@ -7,8 +7,8 @@ then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 30) from it; any crash, leak,
 sanitizer report, violated property or slow input fails the test with the
 offending input in the message. New inputs go to a temporary directory.
 
-A last test plants a bug in a copy of protocol.c and expects the harness to
-catch it from the seed corpus: the fuzz test can fail.
+The last tests plant a bug in a copy of protocol.c or framing.c and expect
+the harness to catch it from the seed corpus: the fuzz tests can fail.
 """
 
 import os
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 FUZZ = ROOT / "cdaemon" / "fuzz"
 SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "30"))
-HARNESSES = ["request", "config", "state"]
+HARNESSES = ["request", "framing", "config", "state"]
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed (tests/run installs it)")
 
@@ -85,3 +85,21 @@ def test_harness_catches_a_planted_bug(tmp_path):
                             timeout=60)
     assert result.returncode != 0
     assert "property violated: req->num[1] >= LEDD_BLINK_MIN_MS" in result.stderr
+
+
+def test_framing_harness_catches_a_tail_that_runs(tmp_path):
+    """framer_idle() forgetting to skip the rest of a line cut into writes (defect 2's kind)."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "cdaemon" / "src", src)
+    framing = src / "framing.c"
+    text = framing.read_text()
+    planted = "\t\tfn(ctx, f->buf, f->len, false);\n\t\tf->skipping = true;\n"
+    assert planted in text, "framing.c changed: update the planted bug"
+    framing.write_text(text.replace(planted, "\t\tfn(ctx, f->buf, f->len, false);\n"))
+    out = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_framing" % out], check=True)
+    seeds = [str(s) for s in sorted((FUZZ / "corpus" / "framing").iterdir())]
+    result = subprocess.run([str(out / "fuzz_framing")] + seeds, capture_output=True, text=True, errors="replace",
+                            timeout=60)
+    assert result.returncode != 0
+    assert "property violated" in result.stderr
