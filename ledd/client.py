@@ -281,8 +281,13 @@ class Client:
                     raise DaemonDown("ledd is not running (nobody reads %s)" % defaults.CMD_FIFO) from None
                 reopened = True
 
-    def _exchange(self, fifo, words, deadline=None):
-        """Send one request naming ``fifo``; return (its reply line, bytes after it)."""
+    def _exchange(self, fifo, words, deadline=None, read_size=65536):
+        """Send one request naming ``fifo``; return (its reply line, bytes after it).
+
+        ``read_size`` bounds the first read: a watcher reads no further than
+        its reply, so the events after it stay in the pipe, where poll() on
+        :meth:`Watcher.fileno` sees them.
+        """
         data = ("\n" + fifo.name + " " + " ".join(words) + "\n").encode("utf-8")
         if len(data) - 1 > defaults.MAX_REQUEST:
             raise CommandError("request longer than %d bytes" % defaults.MAX_REQUEST, "badarg")
@@ -299,11 +304,12 @@ class Client:
                 raise DaemonTimeout("ledd did not answer within %.1f s" % deadline.seconds)
             if events.get(fifo.fd, 0) & select.POLLIN:
                 try:
-                    chunk = posix.read(fifo.fd, 65536)
+                    chunk = posix.read(fifo.fd, read_size)
                 except BlockingIOError:
                     continue
                 if not chunk:
                     raise DaemonDown("ledd stopped while answering")
+                read_size = 65536
                 pending += chunk
                 if b"\n" in pending:
                     line, rest = pending.split(b"\n", 1)
@@ -416,7 +422,8 @@ class Watcher:
             # Our own writer until ledd holds one, so that nothing (say, ledd's
             # sweep probing for readers) makes the FIFO look closed meanwhile.
             guard = posix.open(fifo.path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-            reply, self._pending = client._exchange(fifo, ["WATCH"])
+            expected = b'%s OK {"watching":"%s"}\n' % (fifo.name.encode(), fifo.name.encode())
+            reply, self._pending = client._exchange(fifo, ["WATCH"], read_size=len(expected))
             _payload(reply)
         except BaseException:
             fifo.close()

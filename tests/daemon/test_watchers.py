@@ -265,3 +265,14 @@ def test_descriptor_limit_caps_watchers_and_saves_still_work(ledd_factory):
         for w in watchers:
             w.close()
     assert c.hello()["protocol"] == defaults.PROTOCOL
+
+
+def test_first_event_waits_in_the_pipe_so_poll_sees_it(ledd):
+    """The SSE pump polls fileno() before reading: the subscription must not swallow the first event."""
+    import select
+
+    with ledd.client().watch() as w:
+        poller = select.poll()
+        poller.register(w.fileno(), select.POLLIN)
+        assert poller.poll(2000), "the first event is not readable on fileno()"
+        assert json.loads(w.next_event(0))["seq"] == ledd.client().state()["seq"]
