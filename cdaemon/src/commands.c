@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "ledd.h"
 #include "log.h"
 #include "protocol.h"
@@ -27,7 +28,7 @@ static void reply_state(struct ledd *d, struct reply *r)
 {
 	if (state_json(&d->st, backend_name(d), r->payload, sizeof(r->payload)) < 0) {
 		r->code = PROTO_INTERNAL;
-		snprintf(r->msg, sizeof(r->msg), "state does not fit in a reply");
+		set_err(r->msg, sizeof(r->msg), "state does not fit in a reply");
 	}
 }
 
@@ -37,7 +38,7 @@ static int need_led(struct ledd *d, const char *arg, struct reply *r)
 
 	if (i < 0) {
 		r->code = PROTO_NOTFOUND;
-		snprintf(r->msg, sizeof(r->msg), "no LED '%.*s' (ids 0-%zu)", protocol_cut(arg, 40), arg, d->st.nleds - 1);
+		set_err(r->msg, sizeof(r->msg), "no LED '%.*s' (ids 0-%zu)", protocol_cut(arg, 40), arg, d->st.nleds - 1);
 	}
 	return i;
 }
@@ -62,7 +63,7 @@ static void led_command(struct ledd *d, const struct request *req, struct reply 
 	if (drive_led(d, (size_t)i) < 0) {
 		d->st.leds[i] = before;
 		r->code = PROTO_GPIO;
-		snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", before.gpio, strerror(errno));
+		set_err(r->msg, sizeof(r->msg), "GPIO%u: %s", before.gpio, strerror(errno));
 		return;
 	}
 	if (did)
@@ -84,7 +85,7 @@ static void all_command(struct ledd *d, const struct request *req, struct reply 
 		if (drive_led(d, i) == 0)
 			continue;
 		r->code = PROTO_GPIO;
-		snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
+		set_err(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
 		for (size_t j = 0; j <= i; j++) {
 			d->st.leds[j] = before[j];
 			if (j < i)
@@ -104,22 +105,22 @@ static void button_command(struct ledd *d, const struct request *req, struct rep
 	if (b < 0) {
 		r->code = PROTO_NOTFOUND;
 		if (d->st.nbuttons)
-			snprintf(r->msg, sizeof(r->msg), "no button '%.*s' (ids 0-%zu)",
+			set_err(r->msg, sizeof(r->msg), "no button '%.*s' (ids 0-%zu)",
 				 protocol_cut(req->args[0], 40), req->args[0],
 				 d->st.nbuttons - 1);
 		else
-			snprintf(r->msg, sizeof(r->msg), "no button '%.*s' (none configured)",
+			set_err(r->msg, sizeof(r->msg), "no button '%.*s' (none configured)",
 				 protocol_cut(req->args[0], 40), req->args[0]);
 		return;
 	}
 	if (gpio_sim_set_input(d->gpio, d->st.nleds + (size_t)b, req->verb == VERB_PRESS) < 0) {
 		if (errno == ENOTSUP) {
 			r->code = PROTO_NOTSUPPORTED;
-			snprintf(r->msg, sizeof(r->msg), "%s needs the sim backend (this is %s)",
+			set_err(r->msg, sizeof(r->msg), "%s needs the sim backend (this is %s)",
 				 req->verb == VERB_PRESS ? "PRESS" : "RELEASE", backend_name(d));
 		} else {
 			r->code = PROTO_INTERNAL;
-			snprintf(r->msg, sizeof(r->msg), "sim input: %s", strerror(errno));
+			set_err(r->msg, sizeof(r->msg), "sim input: %s", strerror(errno));
 		}
 		return;
 	}
@@ -139,7 +140,7 @@ static void watch_command(struct ledd *d, const struct request *req, struct repl
 	k = protocol_format_ok(ok, sizeof(ok), req->id, payload);
 	if (n < 0 || k < 0) {
 		r->code = PROTO_INTERNAL;
-		snprintf(r->msg, sizeof(r->msg), "state does not fit in an event");
+		set_err(r->msg, sizeof(r->msg), "state does not fit in an event");
 		return;
 	}
 	r->code = fifo_watch_add(&d->fifo, req->id, ok, (size_t)k, event, (size_t)n, &gone,
@@ -174,7 +175,7 @@ static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
 		return;
 	}
 	r->code = PROTO_INTERNAL;
-	snprintf(r->msg, sizeof(r->msg), "verb not dispatched");
+	set_err(r->msg, sizeof(r->msg), "verb not dispatched");
 }
 
 void commands_handle_line(void *ctx, const char *line, size_t len, bool complete)
@@ -190,7 +191,7 @@ void commands_handle_line(void *ctx, const char *line, size_t len, bool complete
 	r.delivered = false;
 	if (!complete && r.code != PROTO_BADREQUEST) {
 		r.code = PROTO_BADREQUEST;
-		snprintf(r.msg, sizeof(r.msg), "request without LF (one write per request)");
+		set_err(r.msg, sizeof(r.msg), "request without LF (one write per request)");
 	}
 	if (strcmp(req.id, "-") == 0) {
 		/* No readable id, so no reply FIFO to answer on: only the log can say it. */

@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fifo.h"
 #include "log.h"
 
@@ -90,17 +91,17 @@ static int check_dir(int fd, const char *what, mode_t mode, bool created, ino_t 
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", what, strerror(errno));
+		set_err(err, errlen, "%s: %s", what, strerror(errno));
 		return -1;
 	}
 	if (st.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s belongs to uid %u, not to ledd's user (uid %u): refusing it",
+		set_err(err, errlen, "%s belongs to uid %u, not to ledd's user (uid %u): refusing it",
 			 what, (unsigned)st.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	if ((st.st_mode & 07777) != mode) {
 		if (fchmod(fd, mode) < 0) {
-			snprintf(err, errlen, "%s has mode %04o and chmod %04o fails: %s", what,
+			set_err(err, errlen, "%s has mode %04o and chmod %04o fails: %s", what,
 				 (unsigned)(st.st_mode & 07777), (unsigned)mode, strerror(errno));
 			return -1;
 		}
@@ -120,17 +121,17 @@ static int open_runtime_dir(struct fifo_server *s, char *err, size_t errlen)
 	ino_t ino;
 
 	if (created < 0) {
-		snprintf(err, errlen, "cannot create runtime directory %s: %s", s->dir, strerror(errno));
+		set_err(err, errlen, "cannot create runtime directory %s: %s", s->dir, strerror(errno));
 		return -1;
 	}
 	fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ELOOP || e == ENOTDIR)
-			snprintf(err, errlen, "runtime directory %s is a symlink or not a directory: "
+			set_err(err, errlen, "runtime directory %s is a symlink or not a directory: "
 				 "refusing it", s->dir);
 		else
-			snprintf(err, errlen, "runtime directory %s: %s", s->dir, strerror(e));
+			set_err(err, errlen, "runtime directory %s: %s", s->dir, strerror(e));
 		return -1;
 	}
 	if (check_dir(fd, s->dir, LEDD_RUNTIME_DIR_MODE, created, &ino, err, errlen) < 0) {
@@ -157,7 +158,7 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 	int fd = openat(s->dir_fd, LEDD_PID_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
+		set_err(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -166,17 +167,17 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 			ssize_t n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
 			pidbuf[n > 0 ? n : 0] = '\0';
 			pidbuf[strcspn(pidbuf, "\n")] = '\0';
-			snprintf(err, errlen, "another ledd (pid %s) is already running on %s",
+			set_err(err, errlen, "another ledd (pid %s) is already running on %s",
 				 pidbuf[0] ? pidbuf : "?", s->dir);
 		} else {
-			snprintf(err, errlen, "%s/%s: flock: %s", s->dir, LEDD_PID_FILE, strerror(e));
+			set_err(err, errlen, "%s/%s: flock: %s", s->dir, LEDD_PID_FILE, strerror(e));
 		}
 		close(fd);
 		return -1;
 	}
 	int len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pidbuf, (size_t)len, 0) != len || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
+		set_err(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -192,7 +193,7 @@ int fifo_lock(struct fifo_server *s, const char *dir, char *err, size_t errlen)
 	s->dir_fd = s->reply_dir_fd = s->cmd_fd = s->pid_fd = s->inotify_fd = -1;
 	framer_init(&s->framer);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
-		snprintf(err, errlen, "runtime directory path too long");
+		set_err(err, errlen, "runtime directory path too long");
 		return -1;
 	}
 	if (open_runtime_dir(s, err, errlen) < 0)
@@ -213,7 +214,7 @@ static int clear_wrong_type(struct fifo_server *s, const char *name, mode_t type
 	log_warn("%s/%s is not a %s: replacing it", s->dir, name,
 		 type == S_IFIFO ? "FIFO" : "directory");
 	if (unlinkat(s->dir_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0) {
-		snprintf(err, errlen, "%s/%s is not a %s and cannot be removed: %s", s->dir, name,
+		set_err(err, errlen, "%s/%s is not a %s and cannot be removed: %s", s->dir, name,
 			 type == S_IFIFO ? "FIFO" : "directory", strerror(errno));
 		return -1;
 	}
@@ -233,16 +234,16 @@ static int ensure_cmd_fifo(struct fifo_server *s, char *err, size_t errlen)
 	if (clear_wrong_type(s, LEDD_CMD_FIFO, S_IFIFO, err, errlen) < 0)
 		return -1;
 	if (mkfifoat(s->dir_fd, LEDD_CMD_FIFO, LEDD_CMD_FIFO_MODE) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
+		set_err(err, errlen, "cannot create %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
 		return -1;
 	}
 	fd = openat(s->dir_fd, LEDD_CMD_FIFO, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
+		set_err(err, errlen, "cannot open %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-		snprintf(err, errlen, "%s/%s is not a FIFO", s->dir, LEDD_CMD_FIFO);
+		set_err(err, errlen, "%s/%s is not a FIFO", s->dir, LEDD_CMD_FIFO);
 		close(fd);
 		return -1;
 	}
@@ -277,14 +278,14 @@ static int ensure_reply_dir(struct fifo_server *s, char *err, size_t errlen)
 			return -1;
 		created = mkdirat(s->dir_fd, LEDD_REPLY_DIR, 0700) == 0;
 		if (!created && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", what, strerror(errno));
+			set_err(err, errlen, "cannot create %s: %s", what, strerror(errno));
 			return -1;
 		}
 		fd = openat(s->dir_fd, LEDD_REPLY_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			break;
 		if ((errno != ENOTDIR && errno != ELOOP) || attempt == 2) {
-			snprintf(err, errlen, "cannot open %s: %s", what, strerror(errno));
+			set_err(err, errlen, "cannot open %s: %s", what, strerror(errno));
 			return -1;
 		}
 	}
@@ -316,7 +317,7 @@ static int watch_dir(struct fifo_server *s, char *err, size_t errlen)
 	if (inotify_add_watch(s->inotify_fd, s->dir,
 			      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
 			      IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
-		snprintf(err, errlen, "inotify on %s: %s", s->dir, strerror(errno));
+		set_err(err, errlen, "inotify on %s: %s", s->dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -327,7 +328,7 @@ int fifo_open(struct fifo_server *s, size_t max_watchers, char *err, size_t errl
 	s->max_watchers = max_watchers;
 	s->watchers = calloc(LEDD_MAX_WATCHERS_LIMIT, sizeof(*s->watchers));
 	if (!s->watchers) {
-		snprintf(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	if (ensure_all(s, err, errlen) < 0)
@@ -335,7 +336,7 @@ int fifo_open(struct fifo_server *s, size_t max_watchers, char *err, size_t errl
 	fifo_sweep(s);
 	s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (s->inotify_fd < 0) {
-		snprintf(err, errlen, "inotify_init1: %s", strerror(errno));
+		set_err(err, errlen, "inotify_init1: %s", strerror(errno));
 		return -1;
 	}
 	return watch_dir(s, err, errlen);
@@ -533,7 +534,7 @@ enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const ch
 
 	*gone = false;
 	if (s->nwatchers >= s->max_watchers) {
-		snprintf(err, errlen, "too many watchers (%zu)", s->max_watchers);
+		set_err(err, errlen, "too many watchers (%zu)", s->max_watchers);
 		return PROTO_BUSY;
 	}
 	fd = open_reply_fifo(s, name);
@@ -541,10 +542,10 @@ enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const ch
 		int e = errno;
 		if (client_gone(e)) {
 			*gone = true;
-			snprintf(err, errlen, "the client has gone");
+			set_err(err, errlen, "the client has gone");
 			return PROTO_NOTFOUND;
 		}
-		snprintf(err, errlen, "cannot open %s/%s: %s", LEDD_REPLY_DIR, name, strerror(e));
+		set_err(err, errlen, "cannot open %s/%s: %s", LEDD_REPLY_DIR, name, strerror(e));
 		if (e == EMFILE || e == ENFILE)
 			return PROTO_BUSY;      /* out of descriptors: like too many watchers */
 		return PROTO_BADARG;
@@ -553,7 +554,7 @@ enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const ch
 		log_reply_failure(name, errno);
 		close(fd);
 		*gone = true;
-		snprintf(err, errlen, "the client has gone");
+		set_err(err, errlen, "the client has gone");
 		return PROTO_NOTFOUND;
 	}
 	s->watchers[s->nwatchers].fd = fd;

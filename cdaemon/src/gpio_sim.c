@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "defaults.h"
 #include "gpio_backend.h"
 
@@ -133,7 +134,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
 	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool))) ||
 	    !(s->refuse = calloc(nlines ? nlines : 1, sizeof(bool)))) {
-		snprintf(err, errlen, "sim: out of memory");
+		set_err(err, errlen, "sim: out of memory");
 		if (s) {
 			free(s->values);
 			free(s->output);
@@ -147,7 +148,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	s->base.event_fd = -1;
 	for (size_t i = 0; i < nlines; i++) {
 		if (lines[i].gpio > LEDD_MAX_GPIO) {
-			snprintf(err, errlen, "GPIO%u (%s) does not exist", lines[i].gpio, lines[i].label);
+			set_err(err, errlen, "GPIO%u (%s) does not exist", lines[i].gpio, lines[i].label);
 			sim_close(&s->base);
 			errno = EINVAL;
 			return NULL;
@@ -163,7 +164,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	if (ninputs) {
 		s->base.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (s->base.event_fd < 0) {
-			snprintf(err, errlen, "sim: eventfd: %s", strerror(errno));
+			set_err(err, errlen, "sim: eventfd: %s", strerror(errno));
 			sim_close(&s->base);
 			return NULL;
 		}

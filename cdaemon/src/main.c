@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "ledd.h"
 #include "log.h"
 #include "notify.h"
@@ -103,13 +104,13 @@ static int set_path(char *dst, const char *src, const char *what, char *err, siz
 		char cwd[CONFIG_PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)) ||
 		    snprintf(dst, CONFIG_PATH_MAX, "%s/%s", cwd, src) >= CONFIG_PATH_MAX) {
-			snprintf(err, errlen, "%s: path too long", what);
+			set_err(err, errlen, "%s: path too long", what);
 			return -1;
 		}
 		return 0;
 	}
 	if (strlen(src) >= CONFIG_PATH_MAX) {
-		snprintf(err, errlen, "%s: path too long", what);
+		set_err(err, errlen, "%s: path too long", what);
 		return -1;
 	}
 	strcpy(dst, src);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errmsg.h"
 #include "protocol.h"
 
 static const char *const code_names[] = {
@@ -168,20 +169,20 @@ static enum proto_code check_bytes(const char *line, size_t len, char *err, size
 
 	for (size_t i = 0; i < len;) {
 		if (s[i] == '\0') {
-			snprintf(err, errlen, "NUL byte at offset %zu", i);
+			set_err(err, errlen, "NUL byte at offset %zu", i);
 			return PROTO_BADREQUEST;
 		}
 		if (s[i] == '\r') {
-			snprintf(err, errlen, "carriage return at offset %zu (lines end with LF only)", i);
+			set_err(err, errlen, "carriage return at offset %zu (lines end with LF only)", i);
 			return PROTO_BADREQUEST;
 		}
 		if (s[i] < 0x20 || s[i] == 0x7f) {
-			snprintf(err, errlen, "control byte 0x%02x at offset %zu", s[i], i);
+			set_err(err, errlen, "control byte 0x%02x at offset %zu", s[i], i);
 			return PROTO_BADREQUEST;
 		}
 		size_t n = utf8_seq(s + i, len - i);
 		if (n == 0) {
-			snprintf(err, errlen, "invalid UTF-8 at offset %zu", i);
+			set_err(err, errlen, "invalid UTF-8 at offset %zu", i);
 			return PROTO_BADREQUEST;
 		}
 		i += n;
@@ -208,16 +209,16 @@ static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind ki
 	case ARG_TARGET:
 		if (protocol_valid_name(arg, LEDD_MAX_NAME))
 			return PROTO_OK;
-		snprintf(err, errlen, "'%.*s' is neither an index nor a name", protocol_cut(arg, 40), arg);
+		set_err(err, errlen, "'%.*s' is neither an index nor a name", protocol_cut(arg, 40), arg);
 		return PROTO_BADARG;
 	case ARG_PERIOD: {
 		unsigned long v;
 		if (!protocol_parse_uint(arg, &v)) {
-			snprintf(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
+			set_err(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
 			return PROTO_BADARG;
 		}
 		if (v < LEDD_BLINK_MIN_MS || v > LEDD_BLINK_MAX_MS) {
-			snprintf(err, errlen, "blink periods must be %d-%d ms",
+			set_err(err, errlen, "blink periods must be %d-%d ms",
 				 LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS);
 			return PROTO_BADARG;
 		}
@@ -229,12 +230,12 @@ static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind ki
 			req->on = strcasecmp(arg, "ON") == 0;
 			return PROTO_OK;
 		}
-		snprintf(err, errlen, "usage: %s", usage);
+		set_err(err, errlen, "usage: %s", usage);
 		return PROTO_BADARG;
 	case ARG_END:
 		break;
 	}
-	snprintf(err, errlen, "unhandled argument kind");
+	set_err(err, errlen, "unhandled argument kind");
 	return PROTO_INTERNAL;
 }
 
@@ -248,18 +249,18 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 	memset(req, 0, sizeof(*req));
 	read_id(line, len < LEDD_MAX_REQUEST ? len : LEDD_MAX_REQUEST, req);
 	if (len >= LEDD_MAX_REQUEST) {
-		snprintf(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
+		set_err(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
 		return PROTO_BADREQUEST;
 	}
 	rc = check_bytes(line, len, err, errlen);
 	if (rc != PROTO_OK)
 		return rc;
 	if (len == 0) {
-		snprintf(err, errlen, "empty request");
+		set_err(err, errlen, "empty request");
 		return PROTO_BADREQUEST;
 	}
 	if (strcmp(req->id, "-") == 0) {
-		snprintf(err, errlen, "request id must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_ID);
+		set_err(err, errlen, "request id must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_ID);
 		return PROTO_BADREQUEST;
 	}
 	/* Split on single spaces: an empty field (two spaces, leading or
@@ -268,11 +269,11 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		if (i < len && line[i] != ' ')
 			continue;
 		if (i == start) {
-			snprintf(err, errlen, "fields are separated by exactly one space");
+			set_err(err, errlen, "fields are separated by exactly one space");
 			return PROTO_BADREQUEST;
 		}
 		if (nfields == 2 + LEDD_MAX_ARGS) {
-			snprintf(err, errlen, "too many arguments");
+			set_err(err, errlen, "too many arguments");
 			return PROTO_BADARG;
 		}
 		memcpy(fields[nfields], line + start, i - start);
@@ -281,7 +282,7 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		start = i + 1;
 	}
 	if (nfields < 2) {
-		snprintf(err, errlen, "missing verb");
+		set_err(err, errlen, "missing verb");
 		return PROTO_BADREQUEST;
 	}
 	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
@@ -290,7 +291,7 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		req->verb = verbs[v].verb;
 		req->nargs = nfields - 2;
 		if (req->nargs != count_args(verbs[v].args)) {
-			snprintf(err, errlen, "usage: %s", verbs[v].usage);
+			set_err(err, errlen, "usage: %s", verbs[v].usage);
 			return PROTO_BADARG;
 		}
 		for (size_t a = 0; a < req->nargs; a++) {
@@ -301,7 +302,7 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		}
 		return PROTO_OK;
 	}
-	snprintf(err, errlen, "unknown verb '%.*s'", protocol_cut(fields[1], 32), fields[1]);
+	set_err(err, errlen, "unknown verb '%.*s'", protocol_cut(fields[1], 32), fields[1]);
 	return PROTO_BADVERB;
 }
 
