@@ -26,7 +26,7 @@ import rawfifo
 
 PROCESSES = 64
 REQUESTS = 200
-TOGGLE_LEDS = 15          # LEDs 0..14 are toggled; LED 15 is blinked
+TOGGLE_LEDS = defaults.MAX_LEDS - 1   # LEDs 0..14 are toggled; the last one is blinked
 
 
 def worker(runtime_dir, p, out):
@@ -46,13 +46,13 @@ def worker(runtime_dir, p, out):
                 toggles.append((led, s["seq"], s["leds"][led]["on"]))
             elif r < 0.45:
                 on_ms, off_ms = 20 + p * REQUESTS + i, 20 + i
-                s = c.blink(15, on_ms, off_ms)
-                if s["leds"][15]["blink"] != {"on_ms": on_ms, "off_ms": off_ms}:
-                    errors.append("BLINK reply shows %r" % s["leds"][15]["blink"])
+                s = c.blink(TOGGLE_LEDS, on_ms, off_ms)
+                if s["leds"][TOGGLE_LEDS]["blink"] != {"on_ms": on_ms, "off_ms": off_ms}:
+                    errors.append("BLINK reply shows %r" % s["leds"][TOGGLE_LEDS]["blink"])
                 blinks.append((s["seq"], on_ms, off_ms))
             elif r < 0.70:
                 s = c.state()
-                if len(s["leds"]) != 16:
+                if len(s["leds"]) != defaults.MAX_LEDS:
                     errors.append("STATE reply is not a state")
             elif r < 0.85:
                 h = c.hello()
@@ -88,7 +88,7 @@ def victim(runtime_dir, p):
 
 
 def test_64_processes_200_requests_each(ledd_factory, tmp_path):
-    cfg = rawfifo.write_config(tmp_path / "16.conf", leds=[("l%d" % i, i) for i in range(16)],
+    cfg = rawfifo.write_config(tmp_path / "16.conf", leds=[("l%d" % i, i) for i in range(defaults.MAX_LEDS)],
                                buttons=[("b0", 20)])
     d = ledd_factory(config=cfg).start()
     seq0 = d.client().state()["seq"]
@@ -128,5 +128,5 @@ def test_64_processes_200_requests_each(ledd_factory, tmp_path):
         assert [on for _, on in mine] == [k % 2 == 0 for k in range(len(mine))], "LED %d" % led
         assert final["leds"][led]["on"] == (len(mine) % 2 == 1)
     last_blink = max(blinks)
-    assert final["leds"][15]["blink"] == {"on_ms": last_blink[1], "off_ms": last_blink[2]}
+    assert final["leds"][TOGGLE_LEDS]["blink"] == {"on_ms": last_blink[1], "off_ms": last_blink[2]}
     assert "internal" not in d.read_log()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ledd import defaults
 import rawfifo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,8 @@ BAD = [
     (GOOD_HEAD + "[button b]\ngpio = 22\nbias = up\n", 8, "unknown key 'bias' in [button]"),
     (GOOD_HEAD + "x = \x01\n", 6, "control character"),
     ("[ledd]\nbackend = sim\n", None, "no [led NAME] section"),
-    (GOOD_HEAD + "".join("[led l%d]\ngpio = %d\n" % (i, i) for i in range(16)), 36, "more than 16 LEDs"),
+    (GOOD_HEAD + "".join("[led l%d]\ngpio = %d\n" % (i, i) for i in range(defaults.MAX_LEDS)),
+     2 * defaults.MAX_LEDS + 4, "more than %d LEDs" % defaults.MAX_LEDS),
     (GOOD_HEAD + "".join("[button b%d]\ngpio = %d\n" % (i, i) for i in range(9)), 22, "more than 8 buttons"),
 ]
 

@@ -82,7 +82,10 @@ def test_blink_reports_periods_and_really_blinks(ledd):
     assert leds(s)["green"]["blink"] is None and leds(s)["green"]["level"] == 1
 
 
-@pytest.mark.parametrize("on_ms,off_ms", [(19, 100), (100, 19), (60001, 100), (100, 60001), (0, 0)])
+LOW, HIGH = defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS
+
+
+@pytest.mark.parametrize("on_ms,off_ms", [(LOW - 1, 100), (100, LOW - 1), (HIGH + 1, 100), (100, HIGH + 1), (0, 0)])
 def test_blink_period_out_of_range(ledd, on_ms, off_ms):
     with pytest.raises(CommandError) as err:
         ledd.client().blink(0, on_ms, off_ms)
@@ -90,8 +93,8 @@ def test_blink_period_out_of_range(ledd, on_ms, off_ms):
 
 
 def test_blink_limits_are_inclusive(ledd):
-    s = ledd.client().blink(0, 20, 60000)
-    assert s["leds"][0]["blink"] == {"on_ms": 20, "off_ms": 60000}
+    s = ledd.client().blink(0, LOW, HIGH)
+    assert s["leds"][0]["blink"] == {"on_ms": LOW, "off_ms": HIGH}
 
 
 def test_all_on_off(ledd):
@@ -284,20 +287,20 @@ def test_two_requests_in_one_write_get_two_replies_in_order(ledd):
 
 
 def test_reply_and_state_fit_in_one_pipe_write_with_maximal_config(ledd_factory, tmp_path):
-    names = ["L%023d" % i for i in range(16)]
+    names = ["L%0*d" % (defaults.MAX_NAME - 1, i) for i in range(defaults.MAX_LEDS)]
     cfg = rawfifo.write_config(tmp_path / "max.conf", leds=[(n, i) for i, n in enumerate(names)],
-                               buttons=[("B%023d" % i, 20 + i) for i in range(8)])
+                               buttons=[("B%0*d" % (defaults.MAX_NAME - 1, i), 20 + i) for i in range(defaults.MAX_BUTTONS)])
     d = ledd_factory(config=cfg).start()
     c = d.client()
-    for i in range(16):
-        c.blink(i, 60000, 60000)
-    for i in range(8):
+    for i in range(defaults.MAX_LEDS):
+        c.blink(i, defaults.BLINK_MAX_MS, defaults.BLINK_MAX_MS)
+    for i in range(defaults.MAX_BUTTONS):
         c.press(i)
     rid = b"i" * defaults.MAX_ID
     lines = rawfifo.exchange(d.runtime_dir, rid + b" STATE\n")
     assert len(lines[0]) + 1 < defaults.PIPE_BUF
     state = json.loads(lines[0].split(b" ", 2)[2])
-    assert len(state["leds"]) == 16 and len(state["buttons"]) == 8
+    assert len(state["leds"]) == defaults.MAX_LEDS and len(state["buttons"]) == defaults.MAX_BUTTONS
 
 
 def test_request_without_lf_is_an_error_not_glued_to_the_next(ledd):
