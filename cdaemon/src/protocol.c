@@ -132,8 +132,10 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 
 int protocol_cut(const char *s, size_t max)
 {
-	size_t n = strnlen(s, max);
+	size_t n = 0;
 
+	while (n < max && s[n])
+		n++;
 	/* Back up over continuation bytes (10xxxxxx) to the start of the
 	 * character that crosses the cut, unless it ends exactly there. */
 	if (n == max && s[n] != '\0') {

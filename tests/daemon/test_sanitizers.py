@@ -179,7 +179,7 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
             bad()
     hostile = (b"x" * 300 + b"\n" + b"id ON\x00 0\n" + b"id ON \xff\n" + b"id BLINK 0 999999999 1\n"
                + b"id " + b"A" * 5000 + b"\n" + b"\xff no id\n")
-    assert len(rawfifo.exchange(daemon.runtime_dir, hostile, replies=4, timeout=5)) == 4
+    assert len(rawfifo.exchange(daemon.runtime_dir, hostile, replies=4, timeout=5, name="id")) == 4
     dropped = client.watch()
     dropped.next_event(5)
     dropped.close()  # ledd drops it on the next event
