@@ -70,36 +70,33 @@ def test_fuzz_for_a_while(fuzz_build, name, tmp_path):
     assert runs and int(runs[0].split(":")[-1]) > 1000, "the fuzzer barely ran:\n" + result.stderr[-2000:]
 
 
-def test_harness_catches_a_planted_bug(tmp_path):
-    """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
+def seeds_against_planted_bug(tmp_path, harness, source, good, bad):
+    """Build ``fuzz_<harness>`` over a copy of cdaemon/src with ``good`` replaced by ``bad``
+    in ``source``, replay the seed corpus, and return the result."""
     src = tmp_path / "src"
     shutil.copytree(ROOT / "cdaemon" / "src", src)
-    protocol = src / "protocol.c"
-    text = protocol.read_text()
-    assert "v < LEDD_BLINK_MIN_MS" in text, "protocol.c changed: update the planted bug"
-    protocol.write_text(text.replace("v < LEDD_BLINK_MIN_MS", "v < 1"))
+    text = (src / source).read_text()
+    assert good in text, "%s changed: update the planted bug" % source
+    (src / source).write_text(text.replace(good, bad))
     out = tmp_path / "build"
-    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_request" % out], check=True)
-    seeds = [str(s) for s in sorted((FUZZ / "corpus" / "request").iterdir())]
-    result = subprocess.run([str(out / "fuzz_request")] + seeds, capture_output=True, text=True, errors="replace",
-                            timeout=60)
+    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_%s" % (out, harness)],
+                   check=True)
+    seeds = [str(s) for s in sorted((FUZZ / "corpus" / harness).iterdir())]
+    return subprocess.run([str(out / ("fuzz_" + harness))] + seeds, capture_output=True, text=True, errors="replace",
+                          timeout=60)
+
+
+def test_harness_catches_a_planted_bug(tmp_path):
+    """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
+    result = seeds_against_planted_bug(tmp_path, "request", "protocol.c", "v < LEDD_BLINK_MIN_MS", "v < 1")
     assert result.returncode != 0
     assert "property violated: req->num[1] >= LEDD_BLINK_MIN_MS" in result.stderr
 
 
 def test_framing_harness_catches_a_tail_that_runs(tmp_path):
     """framer_idle() forgetting to skip the rest of a line cut into writes (defect 2's kind)."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "cdaemon" / "src", src)
-    framing = src / "framing.c"
-    text = framing.read_text()
-    planted = "\t\tfn(ctx, f->buf, f->len, false);\n\t\tf->skipping = true;\n"
-    assert planted in text, "framing.c changed: update the planted bug"
-    framing.write_text(text.replace(planted, "\t\tfn(ctx, f->buf, f->len, false);\n"))
-    out = tmp_path / "build"
-    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_framing" % out], check=True)
-    seeds = [str(s) for s in sorted((FUZZ / "corpus" / "framing").iterdir())]
-    result = subprocess.run([str(out / "fuzz_framing")] + seeds, capture_output=True, text=True, errors="replace",
-                            timeout=60)
+    answered = "\t\tfn(ctx, f->buf, f->len, false);\n"
+    result = seeds_against_planted_bug(tmp_path, "framing", "framing.c", answered + "\t\tf->skipping = true;\n",
+                                       answered)
     assert result.returncode != 0
     assert "property violated" in result.stderr
