@@ -225,6 +225,9 @@ class Client:
             fifo = _ReplyFifo(self._reply_dir())
         try:
             reply, _ = self._exchange(fifo, words)
+        except CommandError:
+            self._idle.append(fifo)  # refused before it was sent: nothing can arrive late
+            raise
         except BaseException:
             fifo.close()  # a late reply must not reach a later request: abandon the FIFO
             raise
