@@ -116,13 +116,16 @@ def persistent_rtt(echo, runtime_dir, count, line):
     return {"p50": p50, "p90": p90, "p99": p99, "mean": mean}
 
 
-def spawn_rtt(argv, count):
-    times = []
+def spawn_rtts(argvs, count):
+    """Median wall time of each command line, in ms. The commands take turns, so a load
+    that comes and goes on a busy machine weighs on all of them alike."""
+    times = [[] for _ in argvs]
     for _ in range(count):
-        started = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=30)
-        times.append((time.perf_counter() - started) * 1000.0)
-    return statistics.median(times)
+        for i, argv in enumerate(argvs):
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=30)
+            times[i].append((time.perf_counter() - started) * 1000.0)
+    return [statistics.median(t) for t in times]
 
 
 def mark(ok):
@@ -133,7 +136,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000, help="exchanges per persistent run (default 20000)")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle wake-up window (default 5)")
-    parser.add_argument("--spawns", type=int, default=15, help="process-per-request samples (default 15)")
+    parser.add_argument("--spawns", type=int, default=40, help="process-per-request samples (default 40)")
     parser.add_argument("--binary", help="ledd binary (default: build cdaemon/ledd)")
     args = parser.parse_args()
 
@@ -198,10 +201,12 @@ def main():
         print("Round trip, one process per request (median of %d), milliseconds:" % args.spawns)
         prelude = "import sys; sys.path.insert(0, %r); from ledd.client import Client; " % str(ROOT)
         # As a CGI does: the raw reply bytes, relayed without decoding them.
-        one_shot = spawn_rtt([SYSTEM_PYTHON, "-c", prelude + "Client(%r).request('STATE')" % str(run)], args.spawns)
-        decoded = spawn_rtt([SYSTEM_PYTHON, "-c", prelude + "Client(%r).state()" % str(run)], args.spawns)
-        ledctl = spawn_rtt([SYSTEM_PYTHON, str(ROOT / "bin" / "ledctl"), "-r", str(run), "status", "--json"], args.spawns)
-        floor = spawn_rtt([SYSTEM_PYTHON, "-c", "pass"], args.spawns)
+        one_shot, decoded, ledctl, floor = spawn_rtts([
+            [SYSTEM_PYTHON, "-c", prelude + "Client(%r).request('STATE')" % str(run)],
+            [SYSTEM_PYTHON, "-c", prelude + "Client(%r).state()" % str(run)],
+            [SYSTEM_PYTHON, str(ROOT / "bin" / "ledctl"), "-r", str(run), "status", "--json"],
+            [SYSTEM_PYTHON, "-c", "pass"],
+        ], args.spawns)
         print("  %-44s %8.1f" % ("/usr/bin/python3 -c 'Client().request(STATE)'", one_shot))
         print("  %-44s %8.1f" % ("/usr/bin/python3 -c 'Client().state()' (+json)", decoded))
         print("  %-44s %8.1f" % ("ledctl status --json", ledctl))
