@@ -894,8 +894,8 @@ local_stop() {
 	# ledd saved its state on SIGTERM; the FIFOs and pid file have no further use.
 	# (Only ours: when another ledd owns the directory, its files stay.)
 	if [ "${LOCAL_OWNS_RUN:-0}" = 1 ]; then
-		rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.reply" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
-		rm -rf "$LOCAL_RUN/watch" "$LOCAL_RUN/web"
+		rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
+		rm -rf "$LOCAL_RUN/reply" "$LOCAL_RUN/web"
 	fi
 	cleanup
 	info "stopped"
@@ -907,7 +907,7 @@ local_wait_ready() {
 	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || return 1
 		if [ "$(cat "$LOCAL_RUN/ledd.pid" 2>/dev/null)" = "$pid" ] &&
-			[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -p "$LOCAL_RUN/ledd.reply" ]; then
+			[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -d "$LOCAL_RUN/reply" ]; then
 			return 0
 		fi
 		sleep 0.1

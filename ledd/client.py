@@ -1,23 +1,30 @@
-"""The reference client of ledd's FIFO protocol (see docs/protocol.md).
+"""The reference client of ledd's FIFO protocol, version 2 (see docs/protocol.md).
 
-A :class:`Client` sends one request line on ``ledd.cmd`` and reads its reply
-from ``ledd.reply`` while holding ``flock(LOCK_EX)`` on the reply FIFO, so no
-other client can take its reply. Every request carries a fresh id and every
-line with another id is a stale reply of a client that gave up: it is dropped.
+A :class:`Client` receives its replies on a FIFO of its own,
+``reply/<name>`` in ledd's runtime directory, which it creates on its first
+request and keeps for the next ones. A request is one ``write()`` on
+``ledd.cmd``: an LF, then ``<name> <VERB> [<arg>...]``, then an LF. ledd
+answers into ``reply/<name>``, so no other client can take the reply: there
+is no lock to wait for and no stale reply to skip. While it waits, the client
+also polls its write end of ``ledd.cmd``: ``POLLERR`` there means ledd has
+gone (the FIFO has no reader any more), so a dead ledd is noticed at once,
+not after the timeout.
 
     >>> c = Client("/run/ledd")
     >>> c.on(0)["leds"][0]["on"]
     True
 
 Only modules built into the interpreter are imported at load time (posix,
-fcntl, select, time): the CGI scripts pay for every import on every request,
-and ``os`` alone costs about a millisecond (it pulls in posixpath, stat and
-collections.abc), so this module calls the ``posix`` functions ``os`` wraps. ``json`` is imported
-only by the methods that decode a payload; :meth:`Client.request` returns the
-raw payload bytes so a CGI can relay them without decoding.
+errno, select, time, atexit): the CGI scripts pay for every import on every
+request, and ``os`` alone costs about a millisecond (it pulls in posixpath,
+stat and collections.abc), so this module calls the ``posix`` functions
+``os`` wraps. ``json`` is imported only by the methods that decode a payload;
+:meth:`Client.request` returns the raw payload bytes so a CGI can relay them
+without decoding.
 """
 
-import fcntl
+import atexit
+import errno
 import posix
 import select
 import sys
@@ -98,16 +105,6 @@ def runtime_dir_from_env(runtime_dir=None):
     return runtime_dir or getenv(defaults.RUNTIME_DIR_ENV) or defaults.RUNTIME_DIR
 
 
-_counter = 0
-
-
-def _fresh_id():
-    """An id no other request, past or concurrent, can carry: pid, clock and a counter."""
-    global _counter
-    _counter += 1
-    return "%x.%x.%d" % (posix.getpid(), time.time_ns(), _counter)
-
-
 def _check_arg(arg):
     """Refuse an argument that could smuggle a second field or line into the request."""
     text = str(arg)
@@ -125,112 +122,95 @@ class _Deadline:
         return max(0.0, self.end - time.monotonic())
 
 
-def _open_reply_fifo(runtime_dir):
-    try:
-        return posix.open(join(runtime_dir, defaults.REPLY_FIFO), posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-    except FileNotFoundError:
-        raise DaemonDown("ledd is not running (no %s in %s)" % (defaults.REPLY_FIFO, runtime_dir)) from None
-    except PermissionError:
-        raise DaemonDown("no permission to open ledd's FIFOs in %s (are you in the ledd group?)" % runtime_dir) from None
+# -- reply FIFOs ---------------------------------------------------------------
+
+_counter = 0
+#: Reply FIFOs this process made and has not removed yet: path -> pid (a forked
+#: child must not remove its parent's). Removed at exit; ledd sweeps what a
+#: crash leaves.
+_live = {}
 
 
-def _on_alarm(signum, frame):
-    raise DaemonTimeout("timed out waiting for other clients of ledd")
+def _fresh_name():
+    """A FIFO name no other client, past or present, can have: pid, clock and a counter."""
+    global _counter
+    _counter += 1
+    return "c%x-%x-%d" % (posix.getpid(), time.time_ns(), _counter)
 
 
-def _lock(fd, deadline):
-    """flock(LOCK_EX) on the reply FIFO, giving up at the deadline.
-
-    Uncontended, one non-blocking call. Contended, in the main thread (a CGI,
-    ledctl), block in the kernel and let SIGALRM end the wait: the lock passes
-    on the moment it is released, and waiters burn no CPU. Elsewhere (signals
-    only reach the main thread) back off in short sleeps. ``_signal`` is the
-    built-in module: ``signal`` would import ``enum``, which costs a CGI more
-    than the whole exchange.
-    """
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    import _signal
-
-    try:
-        previous = _signal.signal(_signal.SIGALRM, _on_alarm)
-    except ValueError:  # not the main thread
-        return _lock_polling(fd, deadline)
-    left = deadline.left()
-    try:
-        if left <= 0:
-            raise DaemonTimeout("timed out waiting for other clients of ledd")
-        _signal.setitimer(_signal.ITIMER_REAL, left)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        finally:
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-    finally:
-        _signal.signal(_signal.SIGALRM, previous)
+@atexit.register
+def _remove_leftovers():
+    me = posix.getpid()
+    for path, pid in list(_live.items()):
+        if pid == me:
+            try:
+                posix.unlink(path)
+            except OSError:
+                pass
 
 
-def _lock_polling(fd, deadline):
-    pause = 0.0002
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+class _ReplyFifo:
+    """``reply/<name>``: made by this client (mode 0620: it reads, ledd writes through the group)."""
+
+    __slots__ = ("name", "path", "fd")
+
+    def __init__(self, reply_dir, flags=posix.O_RDWR):
+        # A request FIFO is opened O_RDWR: then this client is a writer of it
+        # too, so between ledd's replies (each one open, write, close) the
+        # FIFO never signals a hang-up. A watcher opens it O_RDONLY: it wants
+        # EOF once ledd lets go.
+        for _ in range(3):
+            self.name = _fresh_name()
+            self.path = join(reply_dir, self.name)
+            try:
+                posix.mkfifo(self.path, 0o600)
+            except FileNotFoundError:
+                raise DaemonDown("ledd is not running (no %s)" % reply_dir) from None
+            except PermissionError:
+                raise DaemonDown("no permission to create a FIFO in %s (are you in the ledd group?)" % reply_dir) from None
+            _live[self.path] = posix.getpid()
+            try:
+                self.fd = posix.open(self.path, flags | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            except FileNotFoundError:
+                # ledd's sweep saw it without a reader between mkfifo and open: make another.
+                _live.pop(self.path, None)
+                continue
+            # The umask cut mkfifo's mode; the group (ledd, from reply/'s setgid
+            # bit) needs write access.
+            posix.fchmod(self.fd, defaults.REPLY_FIFO_MODE)
             return
-        except BlockingIOError:
-            if deadline.left() <= 0:
-                raise DaemonTimeout("timed out waiting for other clients of ledd") from None
-            time.sleep(min(pause, deadline.left()))
-            pause = min(pause * 2, 0.005)
+        raise DaemonDown("cannot keep a reply FIFO in %s (removed as soon as made)" % reply_dir)
 
+    def unlink(self):
+        if _live.pop(self.path, None) is not None:
+            try:
+                posix.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
-def _open_cmd_fifo(runtime_dir):
-    path = join(runtime_dir, defaults.CMD_FIFO)
-    try:
-        return posix.open(path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-    except OSError as err:
-        if err.errno in (6, 2):  # ENXIO: no reader; ENOENT: never started
-            raise DaemonDown("ledd is not running (nobody reads %s)" % path) from None
-        if err.errno == 13:
-            raise DaemonDown("no permission to open %s (are you in the ledd group?)" % path) from None
-        raise
-
-
-def _read_reply(fd, request_id, deadline):
-    """Read lines until the one that answers ``request_id``; return (status, rest) bytes."""
-    want = request_id.encode() + b" "
-    pending = b""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while True:
-        left = deadline.left()
-        if left <= 0 or not poller.poll(left * 1000):
-            raise DaemonTimeout("ledd did not answer within %.1f s" % deadline.seconds)
-        try:
-            chunk = posix.read(fd, 65536)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise DaemonDown("ledd stopped while answering")
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.startswith(want):
-                return line[len(want):]
-            # Anything else is a stale reply to a client that gave up: drop it.
+    def close(self):
+        """Remove the FIFO: a late reply then finds no reader and is dropped by ledd."""
+        self.unlink()
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
 
 
 class Client:
-    """A connection-less client of ledd: every call is one locked exchange.
+    """A client of ledd. Each call is one exchange on this client's own reply FIFO.
 
     ``runtime_dir`` defaults to ``$LEDD_RUNTIME_DIR`` or ``/run/ledd``;
-    ``timeout`` bounds the whole exchange (lock wait included), in seconds.
+    ``timeout`` bounds each exchange, in seconds. The reply FIFO and the
+    command FIFO's descriptor are kept between calls; :meth:`close` (or the
+    end of a ``with`` block, or of the process) removes the FIFO. Threads may
+    share a Client: each concurrent call takes a reply FIFO of its own.
     """
 
     def __init__(self, runtime_dir=None, timeout=defaults.TIMEOUT_S):
         self.runtime_dir = runtime_dir_from_env(runtime_dir)
         self.timeout = timeout
+        self._idle = []  # reply FIFOs not in use (list append/pop are atomic)
+        self._cmd_fd = -1
 
     # -- the exchange -----------------------------------------------------
     def request(self, verb, *args):
@@ -238,34 +218,132 @@ class Client:
 
         Raises :class:`DaemonDown`, :class:`DaemonTimeout` or :class:`CommandError`.
         """
-        request_id = _fresh_id()
-        line = " ".join([request_id, _check_arg(verb)] + [_check_arg(a) for a in args]) + "\n"
-        data = line.encode("utf-8")
-        if len(data) > defaults.MAX_REQUEST:
-            raise CommandError("request longer than %d bytes" % defaults.MAX_REQUEST, "badarg")
-        deadline = _Deadline(self.timeout)
-        reply_fd = _open_reply_fifo(self.runtime_dir)
-        cmd_fd = -1
+        words = [_check_arg(verb)] + [_check_arg(a) for a in args]
         try:
-            _lock(reply_fd, deadline)
-            cmd_fd = _open_cmd_fifo(self.runtime_dir)
+            fifo = self._idle.pop()
+        except IndexError:
+            fifo = _ReplyFifo(self._reply_dir())
+        try:
+            reply, _ = self._exchange(fifo, words)
+        except CommandError:
+            self._idle.append(fifo)  # refused before it was sent: nothing can arrive late
+            raise
+        except BaseException:
+            fifo.close()  # a late reply must not reach a later request: abandon the FIFO
+            raise
+        self._idle.append(fifo)
+        return _payload(reply)
+
+    def _reply_dir(self):
+        return join(self.runtime_dir, defaults.REPLY_DIR)
+
+    def _cmd(self):
+        """The write end of ``ledd.cmd`` (kept between calls)."""
+        fd = self._cmd_fd
+        if fd < 0:
+            path = join(self.runtime_dir, defaults.CMD_FIFO)
             try:
-                posix.write(cmd_fd, data)
+                fd = posix.open(path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            except OSError as err:
+                if err.errno in (errno.ENXIO, errno.ENOENT):  # no reader / never started
+                    raise DaemonDown("ledd is not running (nobody reads %s)" % path) from None
+                if err.errno == errno.EACCES:
+                    raise DaemonDown("no permission to open %s (are you in the ledd group?)" % path) from None
+                raise
+            self._cmd_fd = fd
+        return fd
+
+    def _drop_cmd(self, fd):
+        if self._cmd_fd == fd:
+            self._cmd_fd = -1
+            posix.close(fd)
+
+    def _send(self, data, deadline):
+        """Write one request; return the ``ledd.cmd`` descriptor it went out on.
+
+        A full command FIFO (a burst, or a flood by someone else) is waited
+        out until the deadline: the write is atomic, so it goes in whole or
+        not at all.
+        """
+        reopened = False
+        while True:
+            fd = self._cmd()
+            try:
+                posix.write(fd, data)
+                return fd
             except BlockingIOError:
-                raise DaemonTimeout("ledd's command FIFO is full") from None
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                left = deadline.left()
+                if left <= 0 or not poller.poll(left * 1000):
+                    raise DaemonTimeout("ledd's command FIFO stayed full for %.1f s" % deadline.seconds) from None
             except BrokenPipeError:
-                raise DaemonDown("ledd stopped") from None
-            reply = _read_reply(reply_fd, request_id, deadline)
-        finally:
-            if cmd_fd >= 0:
-                posix.close(cmd_fd)
-            posix.close(reply_fd)  # releases the lock
-        if reply.startswith(b"OK "):
-            return reply[3:]
-        if reply.startswith(b"ERR "):
-            code, _, message = reply[4:].decode("utf-8", "replace").partition(" ")
-            raise CommandError(message or code, code)
-        raise LeddError("malformed reply from ledd: %r" % reply[:80])
+                # The ledd this descriptor reached has gone; a new one may read the FIFO now.
+                self._drop_cmd(fd)
+                if reopened:
+                    raise DaemonDown("ledd is not running (nobody reads %s)" % defaults.CMD_FIFO) from None
+                reopened = True
+
+    def _exchange(self, fifo, words, deadline=None, read_size=65536):
+        """Send one request naming ``fifo``; return (its reply line, bytes after it).
+
+        ``read_size`` bounds the first read: a watcher reads no further than
+        its reply, so the events after it stay in the pipe, where poll() on
+        :meth:`Watcher.fileno` sees them.
+        """
+        data = ("\n" + fifo.name + " " + " ".join(words) + "\n").encode("utf-8")
+        if len(data) - 1 > defaults.MAX_REQUEST:
+            raise CommandError("request longer than %d bytes" % defaults.MAX_REQUEST, "badarg")
+        deadline = deadline or _Deadline(self.timeout)
+        cmd_fd = self._send(data, deadline)
+        poller = select.poll()
+        poller.register(fifo.fd, select.POLLIN)
+        poller.register(cmd_fd, 0)  # only POLLERR: ledd.cmd lost its reader, ledd is gone
+        pending = b""
+        while True:
+            left = deadline.left()
+            events = dict(poller.poll(left * 1000)) if left > 0 else {}
+            if not events:
+                raise DaemonTimeout("ledd did not answer within %.1f s" % deadline.seconds)
+            if events.get(fifo.fd, 0) & select.POLLIN:
+                try:
+                    chunk = posix.read(fifo.fd, read_size)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    raise DaemonDown("ledd stopped while answering")
+                read_size = 65536
+                pending += chunk
+                if b"\n" in pending:
+                    line, rest = pending.split(b"\n", 1)
+                    want = fifo.name.encode() + b" "
+                    if not line.startswith(want):
+                        raise LeddError("malformed reply from ledd: %r" % line[:80])
+                    return line[len(want):], rest
+            elif events.get(cmd_fd):
+                self._drop_cmd(cmd_fd)
+                raise DaemonDown("ledd stopped while answering")
+            elif events.get(fifo.fd):
+                raise DaemonDown("ledd stopped while answering")
+
+    def close(self):
+        """Remove this client's reply FIFOs and close the command FIFO."""
+        while self._idle:
+            self._idle.pop().close()
+        if self._cmd_fd >= 0:
+            self._drop_cmd(self._cmd_fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: posix may be gone already
+            pass
 
     def call(self, verb, *args):
         """Like :meth:`request`, but decode the JSON payload."""
@@ -315,16 +393,22 @@ class Client:
         return Watcher(self)
 
 
-#: Mode of a watcher's private FIFO: read by this client, written by ledd.
-WATCH_FIFO_MODE = 0o622
-
-_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+def _payload(reply):
+    """The payload of ``OK <payload>``; raise :class:`CommandError` for ``ERR <code> <message>``."""
+    if reply.startswith(b"OK "):
+        return reply[3:]
+    if reply.startswith(b"ERR "):
+        code, _, message = reply[4:].decode("utf-8", "replace").partition(" ")
+        raise CommandError(message or code, code)
+    raise LeddError("malformed reply from ledd: %r" % reply[:80])
 
 
 class Watcher:
-    """A private event FIFO subscribed to ledd's state changes.
+    """A reply FIFO that ledd keeps open and writes every state change to.
 
-    The first event is the current state. :meth:`next_event` returns each
+    ``WATCH`` is sent like any request; ledd answers it on this FIFO, then
+    writes the current state and, after every change, the new one. The FIFO's
+    name is removed once ledd holds it. :meth:`next_event` returns each
     event's state JSON as bytes, or ``None`` when ``timeout`` passes first
     (the SSE script sends a keep-alive then). EOF means ledd stopped or
     dropped this watcher: :class:`DaemonDown`.
@@ -332,35 +416,26 @@ class Watcher:
 
     def __init__(self, client):
         self.client = client
-        self.name = "w%x-%x-%d" % (posix.getpid(), time.time_ns(), id(self) & 0xFFFF)
-        watch_dir = join(client.runtime_dir, defaults.WATCH_DIR)
-        self.path = join(watch_dir, self.name)
         self.fd = -1
         self._pending = b""
+        fifo = _ReplyFifo(client._reply_dir(), posix.O_RDONLY)
+        self.name, self.path = fifo.name, fifo.path
+        guard = -1
         try:
-            posix.mkfifo(self.path, 0o600)
-        except FileNotFoundError:
-            raise DaemonDown("ledd is not running (no %s)" % watch_dir) from None
-        except PermissionError:
-            raise DaemonDown("no permission to create a watcher in %s" % watch_dir) from None
-        try:
-            # ledd runs as its own user (ledd), this client often as another
-            # (www-data), whose FIFO gets www-data's group: ledd can only open it
-            # for writing through the "other" bits. The runtime directory (0770,
-            # group ledd) keeps everyone else out. chmod, not mkfifo's mode,
-            # which the umask would cut.
-            posix.chmod(self.path, WATCH_FIFO_MODE)
-            self.fd = posix.open(self.path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
-            client.request("WATCH", self.name)
+            # Our own writer until ledd holds one, so that nothing (say, ledd's
+            # sweep probing for readers) makes the FIFO look closed meanwhile.
+            guard = posix.open(fifo.path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            expected = b'%s OK {"watching":"%s"}\n' % (fifo.name.encode(), fifo.name.encode())
+            reply, self._pending = client._exchange(fifo, ["WATCH"], read_size=len(expected))
+            _payload(reply)
         except BaseException:
-            self.close()
+            fifo.close()
             raise
         finally:
-            # ledd holds the FIFO open now (or never will): the name is not needed any more.
-            try:
-                posix.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            if guard >= 0:
+                posix.close(guard)
+        fifo.unlink()  # ledd holds it open now: the name is not needed any more
+        self.fd = fifo.fd
         self._poller = select.poll()
         self._poller.register(self.fd, select.POLLIN)
 

@@ -10,15 +10,19 @@ RUNTIME_DIR = "/run/ledd"
 RUNTIME_DIR_ENV = "LEDD_RUNTIME_DIR"
 
 CMD_FIFO = "ledd.cmd"
-REPLY_FIFO = "ledd.reply"
-WATCH_DIR = "watch"
+#: Where clients make their reply FIFOs, ``reply/<id>`` (protocol 2).
+REPLY_DIR = "reply"
+#: Mode of a reply FIFO: its client reads, ledd writes through the group (reply/ is setgid ledd).
+REPLY_FIFO_MODE = 0o620
 
 #: Longest request line, LF included (protocol limit, far below PIPE_BUF).
 MAX_REQUEST = 256
-#: How long a client waits for the lock plus its reply, in seconds (HTTP 504 after).
+#: Longest request id, which is also the reply FIFO's name (1 to this many of [A-Za-z0-9_-]).
+MAX_ID = 64
+#: How long a client waits for its reply, in seconds (HTTP 504 after).
 TIMEOUT_S = 2.0
 #: Protocol version this client speaks.
-PROTOCOL = 1
+PROTOCOL = 2
 
 CONFIG_PATH = "/etc/ledd/ledd.conf"
 STATE_PATH = "/var/lib/ledd/state"
@@ -97,5 +101,20 @@ MQTT_DISCOVERY_PREFIX = "homeassistant"
 MQTT_HA_STATUS = "status"
 #: Where the machine id (stable across hostname changes) comes from, for unique ids.
 MQTT_MACHINE_ID = "/etc/machine-id"
-#: Human board model from the device tree, when the deployed board.json is missing.
+#: The board's model string from the device tree (the HA device card).
 MQTT_DT_MODEL = "/proc/device-tree/model"
+
+# -- the daemon's limits the tests check against (issue 9; mirrors cdaemon/src/defaults.h) ----
+
+#: LEDs and buttons a config may define.
+MAX_LEDS = 16
+MAX_BUTTONS = 8
+#: Watchers ledd serves by default (``max_watchers``).
+MAX_WATCHERS = 64
+#: Largest plain decimal number in a request (blink periods): this many digits.
+MAX_DIGITS = 9
+#: ledd counts reply/ every REPLY_CHECK_EVERY requests and sweeps unread FIFOs past REPLY_SWEEP_AT entries.
+REPLY_CHECK_EVERY = 64
+REPLY_SWEEP_AT = 256
+#: The atomic pipe write size on Linux (PIPE_BUF): every reply and event line is shorter.
+PIPE_BUF = 4096

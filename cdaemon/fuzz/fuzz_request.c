@@ -5,7 +5,8 @@
  * hands the parser lines that are not NUL-terminated). Beyond "no crash, no
  * UB", it checks the parser's promises, cheaply, on every input:
  *
- *   - the id is always "-" or 1..LEDD_MAX_ID id characters, NUL-terminated;
+ *   - the id is always "-" or 1..LEDD_MAX_ID of [A-Za-z0-9_-] (it names the
+ *     reply FIFO), NUL-terminated;
  *   - an error always has a code other than PROTO_INTERNAL and a non-empty
  *     message, and the ERR reply built from it is one line of printable bytes;
  *   - a parsed request has a known verb with its exact argument count, names
@@ -30,10 +31,11 @@ static void fail_check(const char *what, int line)
 	abort();
 }
 
+/* An id is a reply FIFO's name: never "." or "..", never a '/'. */
 static int is_id_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c == '-' || c == '.' || c == ':';
+	       c == '_' || c == '-';
 }
 
 static void check_id(const struct request *req)
@@ -63,7 +65,7 @@ static void check_err_reply(const struct request *req, enum proto_code rc, const
 static size_t expected_nargs(enum verb verb)
 {
 	switch (verb) {
-	case VERB_HELLO: case VERB_STATE:
+	case VERB_HELLO: case VERB_STATE: case VERB_WATCH:
 		return 0;
 	case VERB_BLINK:
 		return 3;
@@ -86,14 +88,11 @@ static void check_request(const uint8_t *data, size_t size, const struct request
 		break;
 	case VERB_BLINK:
 		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_NAME));
-		CHECK(req->on_ms >= LEDD_BLINK_MIN_MS && req->on_ms <= LEDD_BLINK_MAX_MS);
-		CHECK(req->off_ms >= LEDD_BLINK_MIN_MS && req->off_ms <= LEDD_BLINK_MAX_MS);
+		CHECK(req->num[1] >= LEDD_BLINK_MIN_MS && req->num[1] <= LEDD_BLINK_MAX_MS);
+		CHECK(req->num[2] >= LEDD_BLINK_MIN_MS && req->num[2] <= LEDD_BLINK_MAX_MS);
 		break;
 	case VERB_ALL:
-		CHECK(req->all_on == 0 || req->all_on == 1);
-		break;
-	case VERB_WATCH:
-		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_WATCH_NAME));
+		CHECK(req->on == 0 || req->on == 1);
 		break;
 	default:
 		break;
@@ -120,7 +119,7 @@ static void check_round_trip(const struct request *req)
 	CHECK(strcmp(again.id, req->id) == 0 && again.verb == req->verb && again.nargs == req->nargs);
 	for (size_t a = 0; a < req->nargs; a++)
 		CHECK(strcmp(again.args[a], req->args[a]) == 0);
-	CHECK(again.on_ms == req->on_ms && again.off_ms == req->off_ms && again.all_on == req->all_on);
+	CHECK(memcmp(again.num, req->num, sizeof(req->num)) == 0 && again.on == req->on);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

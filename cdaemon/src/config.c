@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "config.h"
 
 enum section { SEC_NONE, SEC_LEDD, SEC_LED, SEC_BUTTON };
@@ -436,7 +437,7 @@ int config_load(const char *path, struct ledd_config *out, char *err, size_t err
 
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		errno = e;
 		return -1;
 	}
@@ -446,7 +447,7 @@ int config_load(const char *path, struct ledd_config *out, char *err, size_t err
 			continue;
 		if (r < 0) {
 			int e = errno;
-			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+			set_err(err, errlen, "%s: cannot read: %s", path, strerror(e));
 			close(fd);
 			errno = e;
 			return -1;
@@ -455,7 +456,7 @@ int config_load(const char *path, struct ledd_config *out, char *err, size_t err
 			break;
 		len += (size_t)r;
 		if (len > LEDD_CONFIG_MAX_BYTES) {
-			snprintf(err, errlen, "%s: larger than %d bytes", path, LEDD_CONFIG_MAX_BYTES);
+			set_err(err, errlen, "%s: larger than %d bytes", path, LEDD_CONFIG_MAX_BYTES);
 			close(fd);
 			errno = EFBIG;
 			return -1;
@@ -506,4 +507,11 @@ bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config
 		    strcmp(a->buttons[i].name, b->buttons[i].name) != 0)
 			return true;
 	return false;
+}
+
+bool config_equal(const struct ledd_config *a, const struct ledd_config *b)
+{
+	return !config_wiring_differs(a, b) && strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
+	       strcmp(a->state_file, b->state_file) == 0 && a->debounce_ms == b->debounce_ms &&
+	       a->max_watchers == b->max_watchers;
 }

@@ -64,6 +64,9 @@ size_t config_gpio_lines(const struct ledd_config *cfg, struct gpio_line_config 
 			 char labels[][LEDD_MAX_NAME + 8]);
 
 /* true if the two configs request different lines or line settings. */
+/* Everything the daemon uses is the same (a reload would change nothing). */
+bool config_equal(const struct ledd_config *a, const struct ledd_config *b);
+
 bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config *b);
 
 const char *config_backend_name(enum gpio_backend_kind kind);

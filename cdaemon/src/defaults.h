@@ -8,32 +8,44 @@
 #define LEDD_DEFAULTS_H
 
 #define LEDD_VERSION            "0.1.0"
-#define LEDD_PROTOCOL           1
+#define LEDD_PROTOCOL           2
 
 /* Paths. */
+#ifndef LEDD_CONFIG_PATH                /* -D for tests that need it missing */
 #define LEDD_CONFIG_PATH        "/etc/ledd/ledd.conf"
+#endif
 #define LEDD_RUNTIME_DIR        "/run/ledd"
 #define LEDD_RUNTIME_DIR_ENV    "LEDD_RUNTIME_DIR"
 #define LEDD_STATE_PATH         "/var/lib/ledd/state"
 #define LEDD_CMD_FIFO           "ledd.cmd"
-#define LEDD_REPLY_FIFO         "ledd.reply"
 #define LEDD_PID_FILE           "ledd.pid"
-#define LEDD_WATCH_DIR          "watch"
+#define LEDD_REPLY_DIR          "reply"         /* clients' reply FIFOs: reply/<id> */
 
-/* Modes of what ledd creates in the runtime directory. */
+/* Modes (docs/protocol.md, "Files"). ledd runs as user ledd; clients are
+ * members of group ledd. The command FIFO: ledd reads, the group writes. A
+ * reply FIFO (made by its client) is the reverse: the client reads, ledd
+ * writes through the group, which reply/'s setgid bit gives every FIFO in it;
+ * the sticky bit keeps clients from removing each other's FIFOs. */
 #define LEDD_RUNTIME_DIR_MODE   0770
-#define LEDD_FIFO_MODE          0660
-#define LEDD_WATCH_DIR_MODE     01770
+#define LEDD_CMD_FIFO_MODE      0620
+#define LEDD_REPLY_DIR_MODE     03770   /* setgid + sticky + rwxrwx--- */
+#define LEDD_REPLY_FIFO_MODE    0620    /* what clients give their reply FIFOs */
+
+/* Leftover reply FIFOs of crashed clients: every LEDD_REPLY_CHECK_EVERY
+ * requests ledd counts reply/, and sweeps the unread FIFOs when it holds more
+ * than LEDD_REPLY_SWEEP_AT entries (and always at start). No timer. */
+#define LEDD_REPLY_CHECK_EVERY  64
+#define LEDD_REPLY_SWEEP_AT     256
 
 /* Protocol limits (docs/protocol.md, "Limits"). */
 #define LEDD_MAX_REQUEST        256     /* request line, LF included */
-#define LEDD_MAX_ID             40
+#define LEDD_MAX_ID             64      /* the id is the reply FIFO's name */
 #define LEDD_MAX_ARGS           3
-#define LEDD_MAX_DIGITS         9
+#define LEDD_MAX_DIGITS         9       /* protocol numbers (blink periods) */
+#define LEDD_U64_DIGITS         20      /* seq and press counters: up to 18446744073709551615 */
 #define LEDD_MAX_LEDS           16
 #define LEDD_MAX_BUTTONS        8
 #define LEDD_MAX_NAME           24
-#define LEDD_MAX_WATCH_NAME     64
 #define LEDD_BLINK_MIN_MS       20
 #define LEDD_BLINK_MAX_MS       60000
 #define LEDD_DEBOUNCE_MS        30
@@ -44,6 +56,9 @@
 
 /* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
 #define LEDD_MAX_GPIO           53
+
+/* The sim backend: GPIO numbers (comma-separated) whose sets fail, for tests. */
+#define LEDD_SIM_REFUSE_ENV     "LEDD_SIM_REFUSE_GPIO"
 
 /* The chardev backend (gpio_chardev.c). */
 #define LEDD_GPIO_CONSUMER      "ledd"  /* shows in gpioinfo / lineinfo */

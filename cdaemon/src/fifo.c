@@ -1,21 +1,31 @@
-/* fifo.c -- the FIFO server of ledd (docs/protocol.md).
+/* fifo.c -- the FIFO server of ledd (docs/protocol.md, protocol 2).
  *
- * ledd opens ledd.cmd O_RDWR, so it is always a writer of its own command
- * FIFO and never sees EOF when clients come and go, and ledd.reply
- * O_RDWR|O_NONBLOCK, so replies never block and never fail for want of a
- * reader; holding a read end also lets ledd drain a reply pipe that nobody
- * empties. Clients find their reply by the locking rule and request ids.
+ * Requests arrive on one command FIFO, ledd.cmd, which ledd opens O_RDWR: it
+ * is always a writer of its own FIFO, so it never sees EOF when clients come
+ * and go. Replies go to a FIFO of the client's own, reply/<id>, named by the
+ * request's id: ledd opens it O_WRONLY|O_NONBLOCK|O_NOFOLLOW through openat()
+ * on its descriptor of reply/ (so no symlink anywhere in the path is
+ * followed), checks that it is a FIFO, writes the reply in one write and
+ * closes it. Every reply thus reaches the one client that asked; there is no
+ * shared reply pipe, no lock, and nothing stale to drain. A client that has
+ * gone (ENXIO: no reader; ENOENT) is dropped silently, and ledd never blocks
+ * on one.
  *
- * The directory is watched with inotify (IN_DELETE/IN_MOVED_FROM only, so
- * clients' traffic causes no wake-ups): a FIFO or the pid file deleted under
- * a running ledd is recreated and reopened.
+ * A watcher is a client whose WATCH reply FIFO ledd keeps open: events go to
+ * it as single non-blocking writes under PIPE_BUF, and a watcher whose pipe
+ * is full or whose reader is gone is dropped at once.
  *
- * Watchers are FIFOs created by clients in watch/. They are opened
- * O_WRONLY|O_NONBLOCK|O_NOFOLLOW and must be FIFOs; every event is one
- * non-blocking write under PIPE_BUF, and a watcher whose pipe is full or whose
- * reader is gone is dropped at once: a slow watcher never slows ledd.
+ * Crashed clients leave their reply FIFOs behind. ledd sweeps those nobody
+ * reads at start, and when reply/ has grown past LEDD_REPLY_SWEEP_AT entries
+ * (looked at every LEDD_REPLY_CHECK_EVERY requests): traffic drives it, never
+ * a timer.
+ *
+ * The runtime directory is watched with inotify (deletions and renames only,
+ * so clients' traffic in reply/ causes no wake-ups): the command FIFO, the
+ * pid file or reply/ deleted or replaced under a running ledd is recreated.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,26 +37,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fifo.h"
 #include "log.h"
 
 #define READS_PER_WAKEUP 16     /* then back to poll, so signals and edges get a turn */
 
-static int path_in(const struct fifo_server *s, const char *name, char *out, size_t outlen)
+static void close_fd(int *fd)
 {
-	int n = snprintf(out, outlen, "%s/%s", s->dir, name);
-
-	return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
 }
 
-static int mkdir_mode(const char *path, mode_t mode)
+/* Read and discard whatever is pending on a non-blocking fd. */
+static void drain(int fd)
 {
-	if (mkdir(path, mode) == 0)
-		return chmod(path, mode);   /* mkdir's mode is cut by the umask */
-	return errno == EEXIST ? 0 : -1;
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		return;   /* 0: no writer; -1 EAGAIN: empty; other errors: nothing to drain */
+	}
 }
 
-/* mkdir -p for the runtime directory itself (its parents get 0755). */
+/* mkdir -p for the runtime directory's parents (0755); the directory itself
+ * gets LEDD_RUNTIME_DIR_MODE. 1 if it was created, 0 if it existed, -1. */
 static int make_runtime_dir(const char *dir)
 {
 	char tmp[CONFIG_PATH_MAX];
@@ -60,31 +78,87 @@ static int make_runtime_dir(const char *dir)
 			return -1;
 		*p = '/';
 	}
-	return mkdir_mode(tmp, LEDD_RUNTIME_DIR_MODE);
+	if (mkdir(tmp, LEDD_RUNTIME_DIR_MODE) == 0)
+		return 1;
+	return errno == EEXIST ? 0 : -1;
 }
 
-static void drain(int fd)
+/* A directory ledd works in must be a real directory (no symlink), owned by
+ * ledd's user; its mode is set to `mode` (whatever it was). */
+static int check_dir(int fd, const char *what, mode_t mode, bool created, ino_t *ino, char *err,
+		     size_t errlen)
 {
-	char buf[4096];
+	struct stat st;
 
-	while (read(fd, buf, sizeof(buf)) > 0 || errno == EINTR)
-		;
+	if (fstat(fd, &st) < 0) {
+		set_err(err, errlen, "%s: %s", what, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		set_err(err, errlen, "%s belongs to uid %u, not to ledd's user (uid %u): refusing it",
+			 what, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if ((st.st_mode & 07777) != mode) {
+		if (fchmod(fd, mode) < 0) {
+			set_err(err, errlen, "%s has mode %04o and chmod %04o fails: %s", what,
+				 (unsigned)(st.st_mode & 07777), (unsigned)mode, strerror(errno));
+			return -1;
+		}
+		if (!created)   /* mkdir's mode was cut by the umask: nothing to tell */
+			log_notice("%s had mode %04o: set to %04o", what, (unsigned)(st.st_mode & 07777),
+			   (unsigned)mode);
+	}
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* Open the runtime directory (refusing a symlink or another user's) and keep
+ * its descriptor; everything else is opened relative to it. */
+static int open_runtime_dir(struct fifo_server *s, char *err, size_t errlen)
+{
+	int created = make_runtime_dir(s->dir), fd;
+	ino_t ino;
+
+	if (created < 0) {
+		set_err(err, errlen, "cannot create runtime directory %s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP || e == ENOTDIR)
+			set_err(err, errlen, "runtime directory %s is a symlink or not a directory: "
+				 "refusing it", s->dir);
+		else
+			set_err(err, errlen, "runtime directory %s: %s", s->dir, strerror(e));
+		return -1;
+	}
+	if (check_dir(fd, s->dir, LEDD_RUNTIME_DIR_MODE, created, &ino, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (s->dir_fd >= 0 && ino == s->dir_ino) {
+		close(fd);
+		return 0;
+	}
+	/* New (or replaced) directory: everything in it must be made again. */
+	close_fd(&s->dir_fd);
+	s->dir_fd = fd;
+	s->dir_ino = ino;
+	s->cmd_ino = s->pid_ino = s->reply_dir_ino = 0;
+	return 0;
 }
 
 /* Open the pid file, lock it and write our pid into it. */
 static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 {
-	char path[CONFIG_PATH_MAX + 16], pidbuf[32];
+	char pidbuf[32];
 	struct stat st;
-	int fd;
+	int fd = openat(s->dir_fd, LEDD_PID_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
-	if (path_in(s, LEDD_PID_FILE, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "%s: path too long", s->dir);
-		return -1;
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -93,22 +167,21 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 			ssize_t n = pread(fd, pidbuf, sizeof(pidbuf) - 1, 0);
 			pidbuf[n > 0 ? n : 0] = '\0';
 			pidbuf[strcspn(pidbuf, "\n")] = '\0';
-			snprintf(err, errlen, "another ledd (pid %s) is already running on %s",
+			set_err(err, errlen, "another ledd (pid %s) is already running on %s",
 				 pidbuf[0] ? pidbuf : "?", s->dir);
 		} else {
-			snprintf(err, errlen, "%s: flock: %s", path, strerror(e));
+			set_err(err, errlen, "%s/%s: flock: %s", s->dir, LEDD_PID_FILE, strerror(e));
 		}
 		close(fd);
 		return -1;
 	}
 	int len = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pidbuf, (size_t)len, 0) != len || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	if (s->pid_fd >= 0)
-		close(s->pid_fd);
+	close_fd(&s->pid_fd);
 	s->pid_fd = fd;
 	s->pid_ino = st.st_ino;
 	return 0;
@@ -117,86 +190,134 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 int fifo_lock(struct fifo_server *s, const char *dir, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
-	s->cmd_fd = s->reply_fd = s->pid_fd = s->inotify_fd = -1;
+	s->dir_fd = s->reply_dir_fd = s->cmd_fd = s->pid_fd = s->inotify_fd = -1;
+	framer_init(&s->framer);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
-		snprintf(err, errlen, "runtime directory path too long");
+		set_err(err, errlen, "runtime directory path too long");
 		return -1;
 	}
-	if (make_runtime_dir(dir) < 0) {
-		snprintf(err, errlen, "cannot create runtime directory %s: %s", dir, strerror(errno));
+	if (open_runtime_dir(s, err, errlen) < 0)
 		return -1;
-	}
 	return open_pid_file(s, err, errlen);
 }
 
-/* Make sure `name` is a FIFO we have open: create it if missing, reopen it if
- * the path now names another inode than the one we hold. */
-static int ensure_fifo(struct fifo_server *s, const char *name, int flags, int *fd, ino_t *ino,
-		       char *err, size_t errlen)
+/* Remove whatever is at `name` if it is not of the wanted type (S_IFIFO or
+ * S_IFDIR): a regular file or a symlink put in place of a FIFO is replaced,
+ * not merely complained about. */
+static int clear_wrong_type(struct fifo_server *s, const char *name, mode_t type, char *err,
+			    size_t errlen)
 {
-	char path[CONFIG_PATH_MAX + 16];
 	struct stat st;
 
-	if (path_in(s, name, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "%s: path too long", s->dir);
-		return -1;
-	}
-	if (lstat(path, &st) == 0 && *fd >= 0 && st.st_ino == *ino)
+	if (fstatat(s->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || (st.st_mode & S_IFMT) == type)
 		return 0;
-	if (mkfifo(path, LEDD_FIFO_MODE) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+	log_warn("%s/%s is not a %s: replacing it", s->dir, name,
+		 type == S_IFIFO ? "FIFO" : "directory");
+	if (unlinkat(s->dir_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0) {
+		set_err(err, errlen, "%s/%s is not a %s and cannot be removed: %s", s->dir, name,
+			 type == S_IFIFO ? "FIFO" : "directory", strerror(errno));
 		return -1;
 	}
-	int nfd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-	if (nfd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Make sure ledd.cmd is a FIFO we have open: create it if missing, replace
+ * what is not a FIFO, reopen it if the name now points to another inode. */
+static int ensure_cmd_fifo(struct fifo_server *s, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(s->dir_fd, LEDD_CMD_FIFO, &st, AT_SYMLINK_NOFOLLOW) == 0 && s->cmd_fd >= 0 &&
+	    st.st_ino == s->cmd_ino)
+		return 0;
+	if (clear_wrong_type(s, LEDD_CMD_FIFO, S_IFIFO, err, errlen) < 0)
+		return -1;
+	if (mkfifoat(s->dir_fd, LEDD_CMD_FIFO, LEDD_CMD_FIFO_MODE) < 0 && errno != EEXIST) {
+		set_err(err, errlen, "cannot create %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
 		return -1;
 	}
-	if (fstat(nfd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a FIFO", path);
-		close(nfd);
+	fd = openat(s->dir_fd, LEDD_CMD_FIFO, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot open %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
 		return -1;
 	}
-	if (fchmod(nfd, LEDD_FIFO_MODE) < 0 && errno != EPERM)
-		log_warn("%s: chmod: %s", path, strerror(errno));
-	drain(nfd);    /* stale bytes from clients of an earlier ledd */
-	if (*fd >= 0)
-		close(*fd);
-	*fd = nfd;
-	*ino = st.st_ino;
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+		set_err(err, errlen, "%s/%s is not a FIFO", s->dir, LEDD_CMD_FIFO);
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 07777) != LEDD_CMD_FIFO_MODE && fchmod(fd, LEDD_CMD_FIFO_MODE) < 0)
+		log_warn("%s/%s: chmod: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
+	/* Requests written to an earlier ledd that never read them: their
+	 * clients were told it stopped (POLLERR), so they must not run now. */
+	drain(fd);
+	close_fd(&s->cmd_fd);
+	s->cmd_fd = fd;
+	s->cmd_ino = st.st_ino;
+	framer_init(&s->framer);
+	return 0;
+}
+
+/* Make sure reply/ exists, is ledd's, has its mode, and is open. */
+static int ensure_reply_dir(struct fifo_server *s, char *err, size_t errlen)
+{
+	char what[CONFIG_PATH_MAX + 16];
+	struct stat st;
+	bool created;
+	ino_t ino;
+	int fd;
+
+	if (fstatat(s->dir_fd, LEDD_REPLY_DIR, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    s->reply_dir_fd >= 0 && st.st_ino == s->reply_dir_ino)
+		return 0;
+	snprintf(what, sizeof(what), "%s/%s", s->dir, LEDD_REPLY_DIR);
+	/* Retried: something may take the name between our mkdir and open. */
+	for (int attempt = 0;; attempt++) {
+		if (clear_wrong_type(s, LEDD_REPLY_DIR, S_IFDIR, err, errlen) < 0)
+			return -1;
+		created = mkdirat(s->dir_fd, LEDD_REPLY_DIR, 0700) == 0;
+		if (!created && errno != EEXIST) {
+			set_err(err, errlen, "cannot create %s: %s", what, strerror(errno));
+			return -1;
+		}
+		fd = openat(s->dir_fd, LEDD_REPLY_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			break;
+		if ((errno != ENOTDIR && errno != ELOOP) || attempt == 2) {
+			set_err(err, errlen, "cannot open %s: %s", what, strerror(errno));
+			return -1;
+		}
+	}
+	if (check_dir(fd, what, LEDD_REPLY_DIR_MODE, created, &ino, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	close_fd(&s->reply_dir_fd);
+	s->reply_dir_fd = fd;
+	s->reply_dir_ino = ino;
 	return 0;
 }
 
 static int ensure_all(struct fifo_server *s, char *err, size_t errlen)
 {
-	char path[CONFIG_PATH_MAX + 16];
 	struct stat st;
 
-	if (make_runtime_dir(s->dir) < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", s->dir, strerror(errno));
+	if (open_runtime_dir(s, err, errlen) < 0 || ensure_cmd_fifo(s, err, errlen) < 0 ||
+	    ensure_reply_dir(s, err, errlen) < 0)
 		return -1;
-	}
-	if (ensure_fifo(s, LEDD_CMD_FIFO, O_RDWR, &s->cmd_fd, &s->cmd_ino, err, errlen) < 0 ||
-	    ensure_fifo(s, LEDD_REPLY_FIFO, O_RDWR, &s->reply_fd, &s->reply_ino, err, errlen) < 0)
-		return -1;
-	if (path_in(s, LEDD_PID_FILE, path, sizeof(path)) == 0 &&
-	    (lstat(path, &st) < 0 || st.st_ino != s->pid_ino) &&
+	if ((fstatat(s->dir_fd, LEDD_PID_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ino != s->pid_ino) &&
 	    open_pid_file(s, err, errlen) < 0)
 		return -1;
-	if (path_in(s, LEDD_WATCH_DIR, path, sizeof(path)) < 0 ||
-	    mkdir_mode(path, LEDD_WATCH_DIR_MODE) < 0) {
-		snprintf(err, errlen, "cannot create %s/%s: %s", s->dir, LEDD_WATCH_DIR, strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
 static int watch_dir(struct fifo_server *s, char *err, size_t errlen)
 {
 	if (inotify_add_watch(s->inotify_fd, s->dir,
-			      IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF |
-			      IN_ONLYDIR) < 0) {
-		snprintf(err, errlen, "inotify on %s: %s", s->dir, strerror(errno));
+			      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
+			      IN_ONLYDIR | IN_DONT_FOLLOW) < 0) {
+		set_err(err, errlen, "inotify on %s: %s", s->dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -207,14 +328,15 @@ int fifo_open(struct fifo_server *s, size_t max_watchers, char *err, size_t errl
 	s->max_watchers = max_watchers;
 	s->watchers = calloc(LEDD_MAX_WATCHERS_LIMIT, sizeof(*s->watchers));
 	if (!s->watchers) {
-		snprintf(err, errlen, "out of memory");
+		set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	if (ensure_all(s, err, errlen) < 0)
 		return -1;
+	fifo_sweep(s);
 	s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (s->inotify_fd < 0) {
-		snprintf(err, errlen, "inotify_init1: %s", strerror(errno));
+		set_err(err, errlen, "inotify_init1: %s", strerror(errno));
 		return -1;
 	}
 	return watch_dir(s, err, errlen);
@@ -258,60 +380,143 @@ void fifo_read_commands(struct fifo_server *s, fifo_line_fn fn, void *ctx)
 		ssize_t n = read(s->cmd_fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;   /* EAGAIN: nothing more; 0 cannot happen (we hold a writer) */
-		for (ssize_t i = 0; i < n; i++) {
-			char c = buf[i];
-			if (c == '\n') {
-				if (!s->discarding)
-					fn(ctx, s->inbuf, s->inlen, true);
-				s->discarding = false;
-				s->inlen = 0;
-				continue;
-			}
-			if (s->discarding)
-				continue;
-			s->inbuf[s->inlen++] = c;
-			if (s->inlen == sizeof(s->inbuf)) {
-				/* Too long: answer now (with the id if readable),
-				 * then skip the rest of the line. */
-				fn(ctx, s->inbuf, s->inlen, true);
-				s->discarding = true;
-				s->inlen = 0;
-			}
+		if (n < 0 && errno == EAGAIN) {
+			framer_idle(&s->framer, fn, ctx);   /* the pipe is empty */
+			return;
 		}
-		/* Requests are single writes shorter than PIPE_BUF, so they are
-		 * never split; a read shorter than the buffer emptied the pipe.
-		 * A fragment left now was written without its LF: answer it as
-		 * an error instead of gluing it to the next client's request. */
+		if (n <= 0) {
+			/* 0 cannot happen (we hold a writer); an error is logged once per wake-up. */
+			if (n < 0)
+				log_err("reading %s: %s", LEDD_CMD_FIFO, strerror(errno));
+			return;
+		}
+		framer_feed(&s->framer, buf, (size_t)n, fn, ctx);
+		/* A read shorter than asked for emptied the pipe. */
 		if ((size_t)n < sizeof(buf)) {
-			if (s->inlen && !s->discarding)
-				fn(ctx, s->inbuf, s->inlen, false);
-			s->inlen = 0;
-			s->discarding = false;
+			framer_idle(&s->framer, fn, ctx);
 			return;
 		}
 	}
 }
 
-int fifo_reply(struct fifo_server *s, const char *line, size_t len)
+/* Open reply/<name> for one write. -1 with errno when it cannot be used;
+ * a name that is not a FIFO is refused (EINVAL) without writing to it. */
+static int open_reply_fifo(struct fifo_server *s, const char *name)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
-		ssize_t n = write(s->reply_fd, line, len);
-		if (n == (ssize_t)len)
-			return 0;
-		if (n < 0 && errno == EINTR) {
-			attempt--;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN)
-			break;
-		/* Full of stale replies nobody read: throw them away. */
-		log_warn("reply FIFO full of unread replies: draining it");
-		drain(s->reply_fd);
+	struct stat st;
+	int fd;
+
+	if (s->reply_dir_fd < 0) {
+		errno = ENOENT;
+		return -1;
 	}
-	log_err("cannot write a reply: %s", strerror(errno));
-	return -1;
+	fd = openat(s->reply_dir_fd, name, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+static bool client_gone(int e)
+{
+	return e == ENOENT || e == ENXIO || e == EPIPE;
+}
+
+static void log_reply_failure(const char *name, int e)
+{
+	if (client_gone(e))
+		log_debug("reply to %s dropped: the client has gone (%s)", name, strerror(e));
+	else if (e == EINVAL || e == ELOOP)
+		log_warn("reply to %s dropped: %s/%s is not a FIFO", name, LEDD_REPLY_DIR, name);
+	else if (e == EAGAIN)
+		log_warn("reply to %s dropped: its FIFO is full (the client does not read)", name);
+	else
+		log_warn("reply to %s dropped: %s", name, strerror(e));
+}
+
+static void check_reply_dir_size(struct fifo_server *s)
+{
+	size_t entries = 0;
+	DIR *d;
+	int fd;
+
+	if (++s->requests < LEDD_REPLY_CHECK_EVERY)
+		return;
+	s->requests = 0;
+	fd = s->reply_dir_fd >= 0 ? openat(s->reply_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while (readdir(d))
+		entries++;
+	closedir(d);
+	if (entries > LEDD_REPLY_SWEEP_AT + 2)     /* "." and ".." */
+		fifo_sweep(s);
+}
+
+void fifo_reply(struct fifo_server *s, const char *name, const char *line, size_t len)
+{
+	int fd = open_reply_fifo(s, name);
+	ssize_t n;
+
+	check_reply_dir_size(s);
+	if (fd < 0) {
+		log_reply_failure(name, errno);
+		return;
+	}
+	do {
+		n = write(fd, line, len);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)len)
+		log_reply_failure(name, n < 0 ? errno : EAGAIN);
+	close(fd);
+}
+
+void fifo_sweep(struct fifo_server *s)
+{
+	size_t swept = 0, kept = 0;
+	struct dirent *e;
+	DIR *d;
+	int fd = s->reply_dir_fd >= 0 ? openat(s->reply_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		int probe;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(s->reply_dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISFIFO(st.st_mode)) {
+			/* A FIFO with a reader belongs to a live client: keep it. */
+			probe = openat(s->reply_dir_fd, e->d_name,
+				       O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+			if (probe >= 0) {
+				close(probe);
+				kept++;
+				continue;
+			}
+			if (errno != ENXIO)
+				continue;
+		}
+		if (unlinkat(s->reply_dir_fd, e->d_name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0)
+			swept++;
+	}
+	closedir(d);
+	if (swept)
+		log_info("swept %zu leftover reply FIFO%s from %s/%s (%zu in use)", swept,
+			 swept == 1 ? "" : "s", s->dir, LEDD_REPLY_DIR, kept);
 }
 
 static void drop(struct fifo_server *s, size_t i, int prio, const char *why)
@@ -321,41 +526,35 @@ static void drop(struct fifo_server *s, size_t i, int prio, const char *why)
 	s->watchers[i] = s->watchers[--s->nwatchers];
 }
 
-enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const char *first,
-			       size_t len, char *err, size_t errlen)
+enum proto_code fifo_watch_add(struct fifo_server *s, const char *name, const char *reply,
+			       size_t reply_len, const char *first, size_t len, bool *gone,
+			       char *err, size_t errlen)
 {
-	char path[CONFIG_PATH_MAX + 96];
-	struct stat st;
 	int fd;
 
+	*gone = false;
 	if (s->nwatchers >= s->max_watchers) {
-		snprintf(err, errlen, "too many watchers (%zu)", s->max_watchers);
+		set_err(err, errlen, "too many watchers (%zu)", s->max_watchers);
 		return PROTO_BUSY;
 	}
-	snprintf(path, sizeof(path), "%s/%s/%s", s->dir, LEDD_WATCH_DIR, name);
-	fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_reply_fifo(s, name);
 	if (fd < 0) {
 		int e = errno;
-		if (e == ENOENT)
-			snprintf(err, errlen, "no FIFO %s/%s", LEDD_WATCH_DIR, name);
-		else if (e == ENXIO)
-			snprintf(err, errlen, "nobody reads %s/%s", LEDD_WATCH_DIR, name);
-		else if (e == ELOOP)
-			snprintf(err, errlen, "%s/%s is a symlink", LEDD_WATCH_DIR, name);
-		else
-			snprintf(err, errlen, "cannot open %s/%s: %s", LEDD_WATCH_DIR, name, strerror(e));
+		if (client_gone(e)) {
+			*gone = true;
+			set_err(err, errlen, "the client has gone");
+			return PROTO_NOTFOUND;
+		}
+		set_err(err, errlen, "cannot open %s/%s: %s", LEDD_REPLY_DIR, name, strerror(e));
 		if (e == EMFILE || e == ENFILE)
 			return PROTO_BUSY;      /* out of descriptors: like too many watchers */
-		return (e == ENOENT || e == ENXIO) ? PROTO_NOTFOUND : PROTO_BADARG;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
-		snprintf(err, errlen, "%s/%s is not a FIFO", LEDD_WATCH_DIR, name);
-		close(fd);
 		return PROTO_BADARG;
 	}
-	if (write(fd, first, len) != (ssize_t)len) {
-		snprintf(err, errlen, "cannot write to %s/%s: %s", LEDD_WATCH_DIR, name, strerror(errno));
+	if (write(fd, reply, reply_len) != (ssize_t)reply_len || write(fd, first, len) != (ssize_t)len) {
+		log_reply_failure(name, errno);
 		close(fd);
+		*gone = true;
+		set_err(err, errlen, "the client has gone");
 		return PROTO_NOTFOUND;
 	}
 	s->watchers[s->nwatchers].fd = fd;
@@ -404,13 +603,9 @@ void fifo_close(struct fifo_server *s)
 		drop(s, s->nwatchers - 1, LOG_DEBUG, "ledd stopping");
 	free(s->watchers);
 	s->watchers = NULL;
-	if (s->inotify_fd >= 0)
-		close(s->inotify_fd);
-	if (s->cmd_fd >= 0)
-		close(s->cmd_fd);
-	if (s->reply_fd >= 0)
-		close(s->reply_fd);
-	if (s->pid_fd >= 0)
-		close(s->pid_fd);   /* releases the lock */
-	s->inotify_fd = s->cmd_fd = s->reply_fd = s->pid_fd = -1;
+	close_fd(&s->inotify_fd);
+	close_fd(&s->cmd_fd);
+	close_fd(&s->reply_dir_fd);
+	close_fd(&s->dir_fd);
+	close_fd(&s->pid_fd);   /* releases the lock */
 }

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "defaults.h"
+#include "errmsg.h"
 #include "gpio_backend.h"
 
 /* The uAPI is an ABI: if these ever differ, the ioctl numbers (which encode
@@ -84,20 +85,6 @@ struct chip {
 	char (*names)[GPIO_MAX_NAME_SIZE]; /* line names, read once by chip_open() */
 	bool gpio_named;        /* some line is named "GPIO<n>" */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ioctl() retried on EINTR (a signal may land while the kernel waits on the
  * chip's lock). */

@@ -5,6 +5,10 @@
  * chardev backend's line request fd becomes readable on a kernel edge, so the
  * main loop treats both the same. Edges are already clean (they come from
  * PRESS/RELEASE commands), so there is nothing to debounce.
+ *
+ * For tests of the failure paths, the GPIO numbers listed (comma-separated)
+ * in $LEDD_SIM_REFUSE_GPIO refuse every set with EIO, as a kernel can refuse
+ * a line operation on real hardware.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "defaults.h"
 #include "gpio_backend.h"
 
@@ -25,6 +30,7 @@ struct gpio_sim {
 	struct gpio base;
 	int *values;
 	bool *output;
+	bool *refuse;           /* $LEDD_SIM_REFUSE_GPIO: sets fail with EIO */
 	struct gpio_edge queue[SIM_QUEUE];
 	size_t head, count;
 };
@@ -35,6 +41,10 @@ static int sim_set(struct gpio *g, size_t line, int value)
 
 	if (!s->output[line]) {
 		errno = EPERM;
+		return -1;
+	}
+	if (s->refuse[line]) {
+		errno = EIO;
 		return -1;
 	}
 	s->values[line] = value;
@@ -101,6 +111,7 @@ static void sim_close(struct gpio *g)
 		close(g->event_fd);
 	free(s->values);
 	free(s->output);
+	free(s->refuse);
 	free(s);
 }
 
@@ -118,11 +129,15 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	struct gpio_sim *s = calloc(1, sizeof(*s));
 	size_t ninputs = 0;
 
+	const char *refuse = getenv(LEDD_SIM_REFUSE_ENV);
+
 	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
-	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool)))) {
-		snprintf(err, errlen, "sim: out of memory");
+	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool))) ||
+	    !(s->refuse = calloc(nlines ? nlines : 1, sizeof(bool)))) {
+		set_err(err, errlen, "sim: out of memory");
 		if (s) {
 			free(s->values);
+			free(s->output);
 			free(s);
 		}
 		errno = ENOMEM;
@@ -133,12 +148,15 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	s->base.event_fd = -1;
 	for (size_t i = 0; i < nlines; i++) {
 		if (lines[i].gpio > LEDD_MAX_GPIO) {
-			snprintf(err, errlen, "GPIO%u (%s) does not exist", lines[i].gpio, lines[i].label);
+			set_err(err, errlen, "GPIO%u (%s) does not exist", lines[i].gpio, lines[i].label);
 			sim_close(&s->base);
 			errno = EINVAL;
 			return NULL;
 		}
 		s->output[i] = lines[i].output;
+		for (const char *p = refuse; p && *p; p += strcspn(p, ","), p += *p == ',')
+			if (strtoul(p, NULL, 10) == lines[i].gpio && *p >= '0' && *p <= '9')
+				s->refuse[i] = true;
 		/* A released button reads 0; an output starts at its initial value. */
 		s->values[i] = lines[i].output ? (lines[i].initial ? 1 : 0) : 0;
 		ninputs += !lines[i].output;
@@ -146,7 +164,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	if (ninputs) {
 		s->base.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (s->base.event_fd < 0) {
-			snprintf(err, errlen, "sim: eventfd: %s", strerror(errno));
+			set_err(err, errlen, "sim: eventfd: %s", strerror(errno));
 			sim_close(&s->base);
 			return NULL;
 		}

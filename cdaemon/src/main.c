@@ -1,4 +1,5 @@
 /* main.c -- ledd: options, lifecycle and the one poll loop.
+ * (Requests are answered in commands.c, state changes applied in changes.c.)
  *
  * ledd owns the GPIO lines of a few LEDs and buttons and serves the FIFO
  * protocol of docs/protocol.md. Everything happens in one thread around one
@@ -30,57 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "defaults.h"
-#include "fifo.h"
-#include "gpio.h"
+#include "errmsg.h"
+#include "ledd.h"
 #include "log.h"
 #include "notify.h"
-#include "protocol.h"
-#include "state.h"
-
-/* What the command line says; NULL/-1 = not given. Flags win over the
- * environment, which wins over the config file. */
-struct options {
-	const char *config_path;
-	const char *backend;
-	const char *runtime_dir;
-	const char *state_file;
-	const char *chip;
-	bool check_config;
-	int verbose;
-};
-
-struct ledd {
-	struct options opt;
-	struct ledd_config cfg;
-	struct gpio *gpio;
-	struct ledd_state st;
-	struct fifo_server fifo;
-	int sig_fd, wd_fd;
-	bool running;
-	bool save_failed;       /* log a failing save once, not per command */
-	uint64_t sync_due_ns;   /* when the unsynced state file gets its fsync; 0 = synced */
-	bool led_failed[LEDD_MAX_LEDS]; /* same for a line that refuses (blinking: 50/s) */
-};
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		die_perror("clock_gettime(CLOCK_MONOTONIC)");
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
-		die_perror("clock_gettime(CLOCK_REALTIME)");
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- options and configuration ------------------------------------------ */
 
@@ -150,13 +104,13 @@ static int set_path(char *dst, const char *src, const char *what, char *err, siz
 		char cwd[CONFIG_PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)) ||
 		    snprintf(dst, CONFIG_PATH_MAX, "%s/%s", cwd, src) >= CONFIG_PATH_MAX) {
-			snprintf(err, errlen, "%s: path too long", what);
+			set_err(err, errlen, "%s: path too long", what);
 			return -1;
 		}
 		return 0;
 	}
 	if (strlen(src) >= CONFIG_PATH_MAX) {
-		snprintf(err, errlen, "%s: path too long", what);
+		set_err(err, errlen, "%s: path too long", what);
 		return -1;
 	}
 	strcpy(dst, src);
@@ -215,22 +169,6 @@ static void read_buttons(struct ledd *d)
 	}
 }
 
-static int drive_led(struct ledd *d, size_t i)
-{
-	if (gpio_set(d->gpio, i, d->st.leds[i].level) < 0) {
-		int e = errno;
-		if (!d->led_failed[i])
-			log_err("led %s (GPIO%u): %s", d->st.leds[i].name, d->st.leds[i].gpio, strerror(e));
-		d->led_failed[i] = true;
-		errno = e;
-		return -1;
-	}
-	if (d->led_failed[i])
-		log_notice("led %s (GPIO%u) works again", d->st.leds[i].name, d->st.leds[i].gpio);
-	d->led_failed[i] = false;
-	return 0;
-}
-
 /* How many watchers fit: each holds a descriptor, and a state save or a
  * reload must still find one free. Raise the soft limit as far as needed (and
  * allowed), else lower the watcher count rather than fail saves later. */
@@ -258,295 +196,6 @@ static size_t watcher_budget(size_t wanted)
 	return wanted;
 }
 
-/* --- state changes -------------------------------------------------------- */
-
-static const char *backend_name(const struct ledd *d)
-{
-	return config_backend_name(d->cfg.backend);
-}
-
-static void send_status(struct ledd *d)
-{
-	/* gpio_describe(): "sim", or the chip, e.g. "/dev/gpiochip0 [pinctrl-bcm2711]". */
-	notify_send("STATUS=%s, %zu LED%s, %zu button%s, %zu watcher%s", gpio_describe(d->gpio),
-		    d->st.nleds, d->st.nleds == 1 ? "" : "s", d->st.nbuttons,
-		    d->st.nbuttons == 1 ? "" : "s", d->fifo.nwatchers,
-		    d->fifo.nwatchers == 1 ? "" : "s");
-}
-
-static void save_state(struct ledd *d, bool durable)
-{
-	char err[512];
-
-	if (durable)
-		d->sync_due_ns = 0;
-	if (state_save(&d->st, d->cfg.state_file, durable, err, sizeof(err)) < 0) {
-		if (!d->save_failed)
-			log_err("cannot save state (changes will not survive a restart): %s", err);
-		d->save_failed = true;
-	} else if (d->save_failed) {
-		log_notice("state saved again to %s", d->cfg.state_file);
-		d->save_failed = false;
-	}
-}
-
-static int event_line(struct ledd *d, char *out, size_t outlen)
-{
-	static const char prefix[] = "event state ";
-	int n = state_json(&d->st, backend_name(d), out + sizeof(prefix) - 1,
-			   outlen - sizeof(prefix) - 1);
-
-	if (n < 0)
-		return -1;
-	memcpy(out, prefix, sizeof(prefix) - 1);
-	n += (int)sizeof(prefix) - 1;
-	out[n++] = '\n';
-	out[n] = '\0';
-	return n;
-}
-
-/* Tell every watcher about the state as it is now. */
-static void broadcast(struct ledd *d)
-{
-	char line[LEDD_LINE_MAX];
-	int n = event_line(d, line, sizeof(line));
-
-	if (n < 0) {
-		log_err("internal: state event does not fit in %d bytes", LEDD_LINE_MAX);
-		return;
-	}
-	if (fifo_broadcast(&d->fifo, line, (size_t)n))
-		send_status(d);
-}
-
-/* Rename the new state into place now; schedule its fsync for the burst. */
-static void persist(struct ledd *d)
-{
-	save_state(d, false);
-	if (!d->sync_due_ns)
-		d->sync_due_ns = mono_ns() + (uint64_t)LEDD_STATE_SYNC_MS * 1000000u;
-}
-
-/* A state change: count it, persist it, tell the watchers. */
-static void changed(struct ledd *d)
-{
-	d->st.seq++;
-	persist(d);
-	broadcast(d);
-}
-
-static void handle_edges(struct ledd *d)
-{
-	struct gpio_edge edges[LEDD_MAX_EDGES];
-	bool any = false;
-	int n;
-
-	while ((n = gpio_read_edges(d->gpio, edges, LEDD_MAX_EDGES)) > 0) {
-		for (int i = 0; i < n; i++) {
-			size_t b = edges[i].line - d->st.nleds;
-			struct button_state *bt;
-
-			if (edges[i].line < d->st.nleds || b >= d->st.nbuttons)
-				continue;
-			bt = &d->st.buttons[b];
-			if (bt->pressed == (edges[i].value != 0))
-				continue;   /* no change (e.g. an edge lost in between) */
-			bt->pressed = edges[i].value != 0;
-			if (bt->pressed) {
-				/* The edge's own time, not ours: mono age -> wall clock. */
-				uint64_t now = mono_ns();
-				uint64_t age = now > edges[i].timestamp_ns ? now - edges[i].timestamp_ns : 0;
-				bt->presses++;
-				bt->last_press_ms = wall_ms() - (int64_t)(age / 1000000u);
-			}
-			d->st.seq++;
-			broadcast(d);
-			any = true;
-			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
-		}
-	}
-	if (n < 0)
-		log_err("reading button edges: %s", strerror(errno));
-	if (any)
-		persist(d);
-}
-
-/* --- requests -------------------------------------------------------------- */
-
-struct reply {
-	enum proto_code code;
-	char msg[256];
-	char payload[LEDD_LINE_MAX];
-};
-
-static void reply_state(struct ledd *d, struct reply *r)
-{
-	if (state_json(&d->st, backend_name(d), r->payload, sizeof(r->payload)) < 0) {
-		r->code = PROTO_INTERNAL;
-		snprintf(r->msg, sizeof(r->msg), "state does not fit in a reply");
-	}
-}
-
-static int need_led(struct ledd *d, const char *arg, struct reply *r)
-{
-	int i = state_find_led(&d->st, arg);
-
-	if (i < 0) {
-		r->code = PROTO_NOTFOUND;
-		snprintf(r->msg, sizeof(r->msg), "no LED '%.40s' (ids 0-%zu)", arg, d->st.nleds - 1);
-	}
-	return i;
-}
-
-/* Apply an LED change to the line; undo it in the model if the line refuses. */
-static void led_command(struct ledd *d, const struct request *req, struct reply *r)
-{
-	int i = need_led(d, req->args[0], r);
-	struct led_state before;
-	bool did;
-
-	if (i < 0)
-		return;
-	before = d->st.leds[i];
-	if (req->verb == VERB_ON || req->verb == VERB_OFF)
-		did = state_led_set(&d->st, (size_t)i, req->verb == VERB_ON);
-	else if (req->verb == VERB_TOGGLE)
-		did = state_led_toggle(&d->st, (size_t)i);
-	else
-		did = state_led_blink(&d->st, (size_t)i, (unsigned int)req->on_ms,
-				      (unsigned int)req->off_ms, mono_ns());
-	if (drive_led(d, (size_t)i) < 0) {
-		d->st.leds[i] = before;
-		r->code = PROTO_GPIO;
-		snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", before.gpio, strerror(errno));
-		return;
-	}
-	if (did)
-		changed(d);
-	reply_state(d, r);
-}
-
-static void all_command(struct ledd *d, const struct request *req, struct reply *r)
-{
-	bool did = false;
-
-	for (size_t i = 0; i < d->st.nleds; i++) {
-		did |= state_led_set(&d->st, i, req->all_on);
-		if (drive_led(d, i) < 0) {
-			r->code = PROTO_GPIO;
-			snprintf(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
-		}
-	}
-	if (did)
-		changed(d);
-	if (r->code == PROTO_OK)
-		reply_state(d, r);
-}
-
-static void button_command(struct ledd *d, const struct request *req, struct reply *r)
-{
-	int b = state_find_button(&d->st, req->args[0]);
-
-	if (b < 0) {
-		r->code = PROTO_NOTFOUND;
-		if (d->st.nbuttons)
-			snprintf(r->msg, sizeof(r->msg), "no button '%.40s' (ids 0-%zu)", req->args[0],
-				 d->st.nbuttons - 1);
-		else
-			snprintf(r->msg, sizeof(r->msg), "no button '%.40s' (none configured)", req->args[0]);
-		return;
-	}
-	if (gpio_sim_set_input(d->gpio, d->st.nleds + (size_t)b, req->verb == VERB_PRESS) < 0) {
-		if (errno == ENOTSUP) {
-			r->code = PROTO_NOTSUPPORTED;
-			snprintf(r->msg, sizeof(r->msg), "%s needs the sim backend (this is %s)",
-				 req->verb == VERB_PRESS ? "PRESS" : "RELEASE", backend_name(d));
-		} else {
-			r->code = PROTO_INTERNAL;
-			snprintf(r->msg, sizeof(r->msg), "sim input: %s", strerror(errno));
-		}
-		return;
-	}
-	handle_edges(d);    /* so the reply already shows the press */
-	reply_state(d, r);
-}
-
-static void watch_command(struct ledd *d, const struct request *req, struct reply *r)
-{
-	char line[LEDD_LINE_MAX];
-	int n = event_line(d, line, sizeof(line));
-
-	if (n < 0) {
-		r->code = PROTO_INTERNAL;
-		snprintf(r->msg, sizeof(r->msg), "state does not fit in an event");
-		return;
-	}
-	r->code = fifo_watch_add(&d->fifo, req->args[0], line, (size_t)n, r->msg, sizeof(r->msg));
-	if (r->code != PROTO_OK)
-		return;
-	snprintf(r->payload, sizeof(r->payload), "{\"watching\":\"%s\"}", req->args[0]);
-	send_status(d);
-}
-
-static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
-{
-	switch (req->verb) {
-	case VERB_HELLO:
-		snprintf(r->payload, sizeof(r->payload),
-			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\"}", LEDD_PROTOCOL,
-			 LEDD_VERSION, backend_name(d));
-		return;
-	case VERB_STATE:
-		reply_state(d, r);
-		return;
-	case VERB_ON: case VERB_OFF: case VERB_TOGGLE: case VERB_BLINK:
-		led_command(d, req, r);
-		return;
-	case VERB_ALL:
-		all_command(d, req, r);
-		return;
-	case VERB_PRESS: case VERB_RELEASE:
-		button_command(d, req, r);
-		return;
-	case VERB_WATCH:
-		watch_command(d, req, r);
-		return;
-	}
-	r->code = PROTO_INTERNAL;
-	snprintf(r->msg, sizeof(r->msg), "verb not dispatched");
-}
-
-static void handle_line(void *ctx, const char *line, size_t len, bool complete)
-{
-	struct ledd *d = ctx;
-	static struct request req;     /* a few KiB each: kept off the stack */
-	static struct reply r;
-	char out[LEDD_LINE_MAX + 64];
-	int n;
-
-	r.code = protocol_parse(line, len, &req, r.msg, sizeof(r.msg));
-	r.payload[0] = '\0';
-	if (!complete && r.code != PROTO_BADREQUEST) {
-		r.code = PROTO_BADREQUEST;
-		snprintf(r.msg, sizeof(r.msg), "request without LF (one write per line)");
-	}
-	if (r.code == PROTO_OK)
-		dispatch(d, &req, &r);
-	if (r.code == PROTO_OK)
-		n = protocol_format_ok(out, sizeof(out), req.id, r.payload);
-	else
-		n = protocol_format_err(out, sizeof(out), req.id, r.code, r.msg);
-	if (r.code == PROTO_INTERNAL)
-		log_err("internal error answering request %s: %s", req.id, r.msg);
-	else if (r.code != PROTO_OK)
-		log_debug("request %s: %s %s", req.id, protocol_code_name(r.code), r.msg);
-	if (n < 0 || n >= PIPE_BUF) {
-		log_err("internal: reply to %s does not fit in one pipe write", req.id);
-		n = protocol_format_err(out, sizeof(out), req.id, PROTO_INTERNAL, "reply too long");
-	}
-	fifo_reply(&d->fifo, out, (size_t)n);
-}
-
 /* --- reload ---------------------------------------------------------------- */
 
 /* SIGHUP: read the config again. A bad config keeps the old one running. */
@@ -565,6 +214,11 @@ static void reload(struct ledd *d)
 		log_warn("runtime_dir changed to %s: that needs a restart; staying on %s",
 			 cfg.runtime_dir, d->cfg.runtime_dir);
 		strcpy(cfg.runtime_dir, d->cfg.runtime_dir);
+	}
+	if (config_equal(&cfg, &d->cfg)) {
+		/* Nothing to do: no seq, no event, blink phases go on undisturbed. */
+		log_notice("reloaded: nothing changed");
+		goto done;
 	}
 	/* Carry the state over by name, exactly as a restart would. */
 	state_init(&st, &cfg);
@@ -686,15 +340,22 @@ static void load_state(struct ledd *d)
 
 static void check_config_and_exit(const struct options *o)
 {
+	const char *path = o->config_path ? o->config_path : LEDD_CONFIG_PATH;
 	struct ledd_config cfg;
+	struct stat st;
 	char err[512];
 
+	if (!o->config_path && stat(path, &st) < 0 && errno == ENOENT) {
+		/* The daemon would start on the built-in wiring; a check must not call that "ok". */
+		fprintf(stderr, "%s: no such file (ledd would start with the built-in default wiring)\n",
+			path);
+		exit(1);
+	}
 	if (load_config(o, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	printf("%s: ok (%s, %zu LED%s, %zu button%s)\n",
-	       o->config_path ? o->config_path : LEDD_CONFIG_PATH, config_backend_name(cfg.backend),
+	printf("%s: ok (%s, %zu LED%s, %zu button%s)\n", path, config_backend_name(cfg.backend),
 	       cfg.nleds, cfg.nleds == 1 ? "" : "s", cfg.nbuttons, cfg.nbuttons == 1 ? "" : "s");
 	exit(0);
 }
@@ -804,7 +465,7 @@ static void run(struct ledd *d)
 		if (dropped)
 			send_status(d);
 		if (pfd[P_CMD].revents & POLLIN)
-			fifo_read_commands(&d->fifo, handle_line, d);
+			fifo_read_commands(&d->fifo, commands_handle_line, d);
 		if (pfd[P_GPIO].revents & POLLIN)
 			handle_edges(d);
 		if (pfd[P_INOTIFY].revents & POLLIN)

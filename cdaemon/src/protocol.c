@@ -3,7 +3,8 @@
  * A request is "<id> SP <VERB> [SP <arg>]*" (the LF already stripped). The
  * line is checked as a whole first (length, UTF-8, control bytes), but the
  * id is read before that, so even a rejected line is answered with its own
- * id whenever the id itself is readable. Everything here is pure: no I/O,
+ * id whenever the id itself is readable (the id names the client's reply
+ * FIFO, reply/<id>, so it is the only way back). Everything here is pure: no I/O,
  * no globals, so cdaemon/fuzz/ can link this file alone.
  */
 #define _GNU_SOURCE
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errmsg.h"
 #include "protocol.h"
 
 static const char *const code_names[] = {
@@ -25,23 +27,31 @@ static const char *const code_names[] = {
 	[PROTO_INTERNAL] = "internal",
 };
 
-/* Each verb with its exact argument count. */
+/* What each argument of a verb must look like (check_args reads this). */
+enum arg_kind {
+	ARG_END,        /* no more arguments */
+	ARG_TARGET,     /* an LED or button: an index or a configured name (resolved later) */
+	ARG_PERIOD,     /* a blink period in ms, LEDD_BLINK_MIN_MS..LEDD_BLINK_MAX_MS */
+	ARG_ONOFF,      /* ON or OFF, any case */
+};
+
+/* Each verb with the kinds of its arguments: the count is exact. */
 static const struct {
 	const char *name;
 	enum verb verb;
-	size_t nargs;
+	enum arg_kind args[LEDD_MAX_ARGS + 1];
 	const char *usage;
 } verbs[] = {
-	{ "HELLO", VERB_HELLO, 0, "HELLO" },
-	{ "STATE", VERB_STATE, 0, "STATE" },
-	{ "ON", VERB_ON, 1, "ON <led>" },
-	{ "OFF", VERB_OFF, 1, "OFF <led>" },
-	{ "TOGGLE", VERB_TOGGLE, 1, "TOGGLE <led>" },
-	{ "BLINK", VERB_BLINK, 3, "BLINK <led> <on_ms> <off_ms>" },
-	{ "ALL", VERB_ALL, 1, "ALL ON|OFF" },
-	{ "PRESS", VERB_PRESS, 1, "PRESS <button>" },
-	{ "RELEASE", VERB_RELEASE, 1, "RELEASE <button>" },
-	{ "WATCH", VERB_WATCH, 1, "WATCH <name>" },
+	{ "HELLO", VERB_HELLO, { ARG_END }, "HELLO" },
+	{ "STATE", VERB_STATE, { ARG_END }, "STATE" },
+	{ "ON", VERB_ON, { ARG_TARGET }, "ON <led>" },
+	{ "OFF", VERB_OFF, { ARG_TARGET }, "OFF <led>" },
+	{ "TOGGLE", VERB_TOGGLE, { ARG_TARGET }, "TOGGLE <led>" },
+	{ "BLINK", VERB_BLINK, { ARG_TARGET, ARG_PERIOD, ARG_PERIOD }, "BLINK <led> <on_ms> <off_ms>" },
+	{ "ALL", VERB_ALL, { ARG_ONOFF }, "ALL ON|OFF" },
+	{ "PRESS", VERB_PRESS, { ARG_TARGET }, "PRESS <button>" },
+	{ "RELEASE", VERB_RELEASE, { ARG_TARGET }, "RELEASE <button>" },
+	{ "WATCH", VERB_WATCH, { ARG_END }, "WATCH" },
 };
 
 const char *protocol_code_name(enum proto_code code)
@@ -55,11 +65,6 @@ static int is_name_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-static int is_id_char(unsigned char c)
-{
-	return is_name_char(c) || c == '.' || c == ':';
 }
 
 int protocol_valid_name(const char *name, size_t maxlen)
@@ -125,6 +130,23 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
+int protocol_cut(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && s[n])
+		n++;
+	/* Back up over continuation bytes (10xxxxxx) to the start of the
+	 * character that crosses the cut, unless it ends exactly there. */
+	if (n == max && s[n] != '\0') {
+		size_t start = n;
+		while (start > 0 && ((unsigned char)s[start] & 0xc0) == 0x80)
+			start--;
+		n = start;
+	}
+	return (int)n;
+}
+
 /* Copy the id (the bytes before the first space) if it is well formed. */
 static void read_id(const char *line, size_t len, struct request *req)
 {
@@ -136,7 +158,7 @@ static void read_id(const char *line, size_t len, struct request *req)
 	if (n == 0 || n > LEDD_MAX_ID)
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (!is_id_char((unsigned char)line[i]))
+		if (!is_name_char((unsigned char)line[i]))
 			return;
 	memcpy(req->id, line, n);
 	req->id[n] = '\0';
@@ -149,20 +171,20 @@ static enum proto_code check_bytes(const char *line, size_t len, char *err, size
 
 	for (size_t i = 0; i < len;) {
 		if (s[i] == '\0') {
-			snprintf(err, errlen, "NUL byte at offset %zu", i);
+			set_err(err, errlen, "NUL byte at offset %zu", i);
 			return PROTO_BADREQUEST;
 		}
 		if (s[i] == '\r') {
-			snprintf(err, errlen, "carriage return at offset %zu (lines end with LF only)", i);
+			set_err(err, errlen, "carriage return at offset %zu (lines end with LF only)", i);
 			return PROTO_BADREQUEST;
 		}
 		if (s[i] < 0x20 || s[i] == 0x7f) {
-			snprintf(err, errlen, "control byte 0x%02x at offset %zu", s[i], i);
+			set_err(err, errlen, "control byte 0x%02x at offset %zu", s[i], i);
 			return PROTO_BADREQUEST;
 		}
 		size_t n = utf8_seq(s + i, len - i);
 		if (n == 0) {
-			snprintf(err, errlen, "invalid UTF-8 at offset %zu", i);
+			set_err(err, errlen, "invalid UTF-8 at offset %zu", i);
 			return PROTO_BADREQUEST;
 		}
 		i += n;
@@ -170,53 +192,52 @@ static enum proto_code check_bytes(const char *line, size_t len, char *err, size
 	return PROTO_OK;
 }
 
-static enum proto_code check_args(struct request *req, const char *usage, char *err, size_t errlen)
+static size_t count_args(const enum arg_kind *kinds)
 {
-	switch (req->verb) {
-	case VERB_ON: case VERB_OFF: case VERB_TOGGLE: case VERB_PRESS: case VERB_RELEASE:
-		if (!protocol_valid_name(req->args[0], LEDD_MAX_NAME)) {
-			snprintf(err, errlen, "'%.40s' is neither an index nor a name", req->args[0]);
+	size_t n = 0;
+
+	while (n < LEDD_MAX_ARGS && kinds[n] != ARG_END)
+		n++;
+	return n;
+}
+
+/* Check argument a against its kind; fill req->num / req->on. */
+static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind kind,
+				 const char *usage, char *err, size_t errlen)
+{
+	const char *arg = req->args[a];
+
+	switch (kind) {
+	case ARG_TARGET:
+		if (protocol_valid_name(arg, LEDD_MAX_NAME))
+			return PROTO_OK;
+		set_err(err, errlen, "'%.*s' is neither an index nor a name", protocol_cut(arg, 40), arg);
+		return PROTO_BADARG;
+	case ARG_PERIOD: {
+		unsigned long v;
+		if (!protocol_parse_uint(arg, &v)) {
+			set_err(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
 			return PROTO_BADARG;
 		}
-		return PROTO_OK;
-	case VERB_BLINK:
-		if (!protocol_valid_name(req->args[0], LEDD_MAX_NAME)) {
-			snprintf(err, errlen, "'%.40s' is neither an index nor a name", req->args[0]);
-			return PROTO_BADARG;
-		}
-		if (!protocol_parse_uint(req->args[1], &req->on_ms) ||
-		    !protocol_parse_uint(req->args[2], &req->off_ms)) {
-			snprintf(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
-			return PROTO_BADARG;
-		}
-		if (req->on_ms < LEDD_BLINK_MIN_MS || req->on_ms > LEDD_BLINK_MAX_MS ||
-		    req->off_ms < LEDD_BLINK_MIN_MS || req->off_ms > LEDD_BLINK_MAX_MS) {
-			snprintf(err, errlen, "blink periods must be %d-%d ms",
+		if (v < LEDD_BLINK_MIN_MS || v > LEDD_BLINK_MAX_MS) {
+			set_err(err, errlen, "blink periods must be %d-%d ms",
 				 LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS);
 			return PROTO_BADARG;
 		}
-		return PROTO_OK;
-	case VERB_ALL:
-		if (strcasecmp(req->args[0], "ON") == 0)
-			req->all_on = 1;
-		else if (strcasecmp(req->args[0], "OFF") == 0)
-			req->all_on = 0;
-		else {
-			snprintf(err, errlen, "usage: %s", usage);
-			return PROTO_BADARG;
-		}
-		return PROTO_OK;
-	case VERB_WATCH:
-		if (!protocol_valid_name(req->args[0], LEDD_MAX_WATCH_NAME)) {
-			snprintf(err, errlen, "watcher name must be 1-%d of [A-Za-z0-9_-]",
-				 LEDD_MAX_WATCH_NAME);
-			return PROTO_BADARG;
-		}
-		return PROTO_OK;
-	case VERB_HELLO: case VERB_STATE:
+		req->num[a] = v;
 		return PROTO_OK;
 	}
-	snprintf(err, errlen, "unhandled verb");
+	case ARG_ONOFF:
+		if (strcasecmp(arg, "ON") == 0 || strcasecmp(arg, "OFF") == 0) {
+			req->on = strcasecmp(arg, "ON") == 0;
+			return PROTO_OK;
+		}
+		set_err(err, errlen, "usage: %s", usage);
+		return PROTO_BADARG;
+	case ARG_END:
+		break;
+	}
+	set_err(err, errlen, "unhandled argument kind");
 	return PROTO_INTERNAL;
 }
 
@@ -230,18 +251,18 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 	memset(req, 0, sizeof(*req));
 	read_id(line, len < LEDD_MAX_REQUEST ? len : LEDD_MAX_REQUEST, req);
 	if (len >= LEDD_MAX_REQUEST) {
-		snprintf(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
+		set_err(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
 		return PROTO_BADREQUEST;
 	}
 	rc = check_bytes(line, len, err, errlen);
 	if (rc != PROTO_OK)
 		return rc;
 	if (len == 0) {
-		snprintf(err, errlen, "empty request");
+		set_err(err, errlen, "empty request");
 		return PROTO_BADREQUEST;
 	}
 	if (strcmp(req->id, "-") == 0) {
-		snprintf(err, errlen, "request id must be 1-%d of [A-Za-z0-9._:-]", LEDD_MAX_ID);
+		set_err(err, errlen, "request id must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_ID);
 		return PROTO_BADREQUEST;
 	}
 	/* Split on single spaces: an empty field (two spaces, leading or
@@ -250,11 +271,11 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		if (i < len && line[i] != ' ')
 			continue;
 		if (i == start) {
-			snprintf(err, errlen, "fields are separated by exactly one space");
+			set_err(err, errlen, "fields are separated by exactly one space");
 			return PROTO_BADREQUEST;
 		}
 		if (nfields == 2 + LEDD_MAX_ARGS) {
-			snprintf(err, errlen, "too many arguments");
+			set_err(err, errlen, "too many arguments");
 			return PROTO_BADARG;
 		}
 		memcpy(fields[nfields], line + start, i - start);
@@ -263,7 +284,7 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		start = i + 1;
 	}
 	if (nfields < 2) {
-		snprintf(err, errlen, "missing verb");
+		set_err(err, errlen, "missing verb");
 		return PROTO_BADREQUEST;
 	}
 	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
@@ -271,15 +292,19 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 			continue;
 		req->verb = verbs[v].verb;
 		req->nargs = nfields - 2;
-		if (req->nargs != verbs[v].nargs) {
-			snprintf(err, errlen, "usage: %s", verbs[v].usage);
+		if (req->nargs != count_args(verbs[v].args)) {
+			set_err(err, errlen, "usage: %s", verbs[v].usage);
 			return PROTO_BADARG;
 		}
-		for (size_t a = 0; a < req->nargs; a++)
+		for (size_t a = 0; a < req->nargs; a++) {
 			memcpy(req->args[a], fields[2 + a], sizeof(req->args[a]));
-		return check_args(req, verbs[v].usage, err, errlen);
+			rc = check_arg(req, a, verbs[v].args[a], verbs[v].usage, err, errlen);
+			if (rc != PROTO_OK)
+				return rc;
+		}
+		return PROTO_OK;
 	}
-	snprintf(err, errlen, "unknown verb '%.32s'", fields[1]);
+	set_err(err, errlen, "unknown verb '%.*s'", protocol_cut(fields[1], 32), fields[1]);
 	return PROTO_BADVERB;
 }
 

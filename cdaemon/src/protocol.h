@@ -28,8 +28,8 @@ struct request {
 	enum verb verb;
 	size_t nargs;
 	char args[LEDD_MAX_ARGS][LEDD_MAX_REQUEST];
-	unsigned long on_ms, off_ms;    /* BLINK only */
-	int all_on;                     /* ALL only: 1 = ON, 0 = OFF */
+	unsigned long num[LEDD_MAX_ARGS]; /* numeric arguments by position (BLINK: 1, 2) */
+	int on;                         /* an ON|OFF argument: 1 = ON, 0 = OFF */
 };
 
 /* Parse one request line of `len` bytes, without its LF. A line of
@@ -49,6 +49,10 @@ const char *protocol_code_name(enum proto_code code);
 int protocol_format_ok(char *out, size_t outlen, const char *id, const char *payload);
 int protocol_format_err(char *out, size_t outlen, const char *id, enum proto_code code,
 			const char *message);
+
+/* The length of s cut to at most max bytes without splitting a UTF-8
+ * character, for quoting client bytes in messages: "%.*s", protocol_cut(s, 40), s. */
+int protocol_cut(const char *s, size_t max);
 
 /* 1 if name is 1..maxlen characters of [A-Za-z0-9_-]. */
 int protocol_valid_name(const char *name, size_t maxlen);

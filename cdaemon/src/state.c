@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "protocol.h"
 #include "state.h"
 
@@ -243,7 +244,7 @@ static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 
-	if (!s || *s < '0' || *s > '9' || strlen(s) > 19)
+	if (!s || *s < '0' || *s > '9' || strlen(s) > LEDD_U64_DIGITS)
 		return -1;
 	errno = 0;
 	*out = strtoull(s, &end, 10);
@@ -329,11 +330,11 @@ int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, s
 		while (pos + n < len && buf[pos + n] != '\n')
 			n++;
 		if (pos + n == len) {
-			snprintf(err, errlen, "line %u: truncated (no newline)", lineno);
+			set_err(err, errlen, "line %u: truncated (no newline)", lineno);
 			return -1;
 		}
 		if (n >= sizeof(line) || memchr(buf + pos, '\0', n)) {
-			snprintf(err, errlen, "line %u: not a state line", lineno);
+			set_err(err, errlen, "line %u: not a state line", lineno);
 			return -1;
 		}
 		memcpy(line, buf + pos, n);
@@ -341,18 +342,18 @@ int state_parse(struct ledd_state *st, const char *buf, size_t len, char *err, s
 		pos += n + 1;
 		if (lineno == 1) {
 			if (strcmp(line, STATE_MAGIC) != 0) {
-				snprintf(err, errlen, "line 1: not '%s'", STATE_MAGIC);
+				set_err(err, errlen, "line 1: not '%s'", STATE_MAGIC);
 				return -1;
 			}
 			continue;
 		}
 		if (parse_entry(&tmp, line, &unknown)) {
-			snprintf(err, errlen, "line %u: malformed", lineno);
+			set_err(err, errlen, "line %u: malformed", lineno);
 			return -1;
 		}
 	}
 	if (lineno == 0) {
-		snprintf(err, errlen, "empty file");
+		set_err(err, errlen, "empty file");
 		return -1;
 	}
 	*st = tmp;
@@ -366,7 +367,7 @@ int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return errno == ENOENT ? 1 : -1;
 	}
 	for (;;) {
@@ -374,7 +375,7 @@ int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			set_err(err, errlen, "%s: %s", path, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -382,7 +383,7 @@ int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen
 			break;
 		len += (size_t)r;
 		if (len > LEDD_STATE_MAX_BYTES) {
-			snprintf(err, errlen, "%s: larger than %d bytes", path, LEDD_STATE_MAX_BYTES);
+			set_err(err, errlen, "%s: larger than %d bytes", path, LEDD_STATE_MAX_BYTES);
 			close(fd);
 			return -1;
 		}
@@ -390,11 +391,11 @@ int state_load(struct ledd_state *st, const char *path, char *err, size_t errlen
 	close(fd);
 	int rc = state_parse(st, buf, len, why, sizeof(why));
 	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", path, why);
+		set_err(err, errlen, "%s: %s", path, why);
 		return -1;
 	}
 	if (rc > 0)
-		snprintf(err, errlen, "%s: %d entries name no configured LED or button", path, rc);
+		set_err(err, errlen, "%s: %d entries name no configured LED or button", path, rc);
 	else
 		err[0] = '\0';
 	return 0;
@@ -444,27 +445,27 @@ int state_save(const struct ledd_state *st, const char *path, bool durable, char
 	int fd;
 
 	if (len < 0 || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: state or path too long", path);
+		set_err(err, errlen, "%s: state or path too long", path);
 		return -1;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		set_err(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	if (write_all(fd, text, (size_t)len) < 0 || (durable && fsync(fd) < 0)) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		set_err(err, errlen, "%s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
 		return -1;
 	}
 	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}
 	if (durable && sync_parent_dir(path) < 0) {
-		snprintf(err, errlen, "%s: syncing its directory: %s", path, strerror(errno));
+		set_err(err, errlen, "%s: syncing its directory: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;

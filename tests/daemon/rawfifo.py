@@ -1,18 +1,20 @@
 """Low-level helpers for the daemon tests: talk to ledd's FIFOs byte by byte.
 
-The reference client (ledd/client.py) refuses malformed requests and discards
-replies that are not its own; these helpers do neither, so the tests can send
-hostile bytes and see every reply line ledd writes.
+The reference client (ledd/client.py) refuses malformed requests and makes
+its own reply FIFOs; these helpers do neither, so the tests can send hostile
+bytes to ``ledd.cmd`` and read every line ledd writes into a reply FIFO of
+the test's choosing (``reply/<id>``, protocol 2).
 """
 
-import fcntl
 import os
 import select
 import time
 from pathlib import Path
 
-CMD = "ledd.cmd"
-REPLY = "ledd.reply"
+from ledd import defaults
+
+CMD = defaults.CMD_FIFO
+REPLY_DIR = defaults.REPLY_DIR
 
 
 def read_lines(fd, count, timeout=3.0):
@@ -49,21 +51,45 @@ def drain(fd):
         out += chunk
 
 
-def exchange(runtime_dir, data, replies=1, timeout=3.0):
-    """Send raw ``data`` under the reply lock and return the next ``replies`` reply lines."""
-    runtime_dir = Path(runtime_dir)
-    rfd = os.open(runtime_dir / REPLY, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(rfd, fcntl.LOCK_EX)
-        drain(rfd)
-        cfd = os.open(runtime_dir / CMD, os.O_WRONLY | os.O_NONBLOCK)
+class ReplyFifo:
+    """``reply/<name>`` made by hand: open O_RDWR like the reference client (no hang-up between replies)."""
+
+    def __init__(self, runtime_dir, name, flags=os.O_RDWR):
+        self.path = Path(runtime_dir) / REPLY_DIR / (name.decode() if isinstance(name, bytes) else name)
+        os.mkfifo(self.path, 0o600)
+        os.chmod(self.path, defaults.REPLY_FIFO_MODE)
+        self.fd = os.open(self.path, flags | os.O_NONBLOCK)
+
+    def read_lines(self, count, timeout=3.0):
+        return read_lines(self.fd, count, timeout)
+
+    def close(self):
+        os.close(self.fd)
         try:
-            assert os.write(cfd, data) == len(data)
-        finally:
-            os.close(cfd)
-        return read_lines(rfd, replies, timeout)
-    finally:
-        os.close(rfd)
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def first_id(data):
+    """The id of the first request in raw ``data`` (what ledd answers to)."""
+    return data.lstrip(b"\n").split(b"\n", 1)[0].split(b" ", 1)[0]
+
+
+def exchange(runtime_dir, data, replies=1, timeout=3.0, name=None):
+    """Write raw ``data`` to ledd.cmd and return the next ``replies`` lines on ``reply/<name>``.
+
+    ``name`` defaults to the id of the first request in ``data``.
+    """
+    with ReplyFifo(runtime_dir, name or first_id(data)) as reply:
+        assert write_cmd(runtime_dir, data) == len(data)
+        return reply.read_lines(replies, timeout)
 
 
 def write_cmd(runtime_dir, data):

@@ -9,25 +9,32 @@ How a mismatched reply would show:
 - BLINK 15 with periods unique to (process, request): the reply must show those
   periods on LED 15;
 - ON 99 must come back as notfound, HELLO as a hello, STATE as a state.
+
+Meanwhile impatient clients time out (their late replies must go nowhere) and
+short-lived ones are killed mid-exchange (their FIFOs are left behind).
 """
 
 import multiprocessing
+import os
 import random
+import signal
 import sys
 from pathlib import Path
 
+from ledd import defaults
 import rawfifo
 
 PROCESSES = 64
 REQUESTS = 200
-TOGGLE_LEDS = 15          # LEDs 0..14 are toggled; LED 15 is blinked
+TOGGLE_LEDS = defaults.MAX_LEDS - 1   # LEDs 0..14 are toggled; the last one is blinked
 
 
 def worker(runtime_dir, p, out):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from ledd.client import Client, CommandError
+    from ledd.client import Client, CommandError, DaemonTimeout
 
     c = Client(runtime_dir, timeout=30)
+    impatient = Client(runtime_dir, timeout=0.0002)
     rng = random.Random(p)
     toggles, blinks, errors = [], [], []
     try:
@@ -39,18 +46,23 @@ def worker(runtime_dir, p, out):
                 toggles.append((led, s["seq"], s["leds"][led]["on"]))
             elif r < 0.45:
                 on_ms, off_ms = 20 + p * REQUESTS + i, 20 + i
-                s = c.blink(15, on_ms, off_ms)
-                if s["leds"][15]["blink"] != {"on_ms": on_ms, "off_ms": off_ms}:
-                    errors.append("BLINK reply shows %r" % s["leds"][15]["blink"])
+                s = c.blink(TOGGLE_LEDS, on_ms, off_ms)
+                if s["leds"][TOGGLE_LEDS]["blink"] != {"on_ms": on_ms, "off_ms": off_ms}:
+                    errors.append("BLINK reply shows %r" % s["leds"][TOGGLE_LEDS]["blink"])
                 blinks.append((s["seq"], on_ms, off_ms))
             elif r < 0.70:
                 s = c.state()
-                if len(s["leds"]) != 16:
+                if len(s["leds"]) != defaults.MAX_LEDS:
                     errors.append("STATE reply is not a state")
             elif r < 0.85:
                 h = c.hello()
-                if h.get("protocol") != 1 or "leds" in h:
+                if h.get("protocol") != defaults.PROTOCOL or "leds" in h:
                     errors.append("HELLO reply is %r" % h)
+            elif r < 0.87:
+                try:
+                    impatient.state()
+                except DaemonTimeout:
+                    pass
             else:
                 try:
                     c.on(99)
@@ -63,8 +75,20 @@ def worker(runtime_dir, p, out):
     out.put((p, toggles, blinks, errors))
 
 
+def victim(runtime_dir, p):
+    """A client killed mid-exchange, again and again (its FIFO stays behind)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from ledd.client import Client
+
+    threading = __import__("threading")
+    threading.Timer(0.001 * (p % 7 + 1), os.kill, (os.getpid(), signal.SIGKILL)).start()
+    c = Client(runtime_dir, timeout=30)
+    while True:
+        c.state()
+
+
 def test_64_processes_200_requests_each(ledd_factory, tmp_path):
-    cfg = rawfifo.write_config(tmp_path / "16.conf", leds=[("l%d" % i, i) for i in range(16)],
+    cfg = rawfifo.write_config(tmp_path / "16.conf", leds=[("l%d" % i, i) for i in range(defaults.MAX_LEDS)],
                                buttons=[("b0", 20)])
     d = ledd_factory(config=cfg).start()
     seq0 = d.client().state()["seq"]
@@ -74,9 +98,18 @@ def test_64_processes_200_requests_each(ledd_factory, tmp_path):
     procs = [ctx.Process(target=worker, args=(str(d.runtime_dir), p, out)) for p in range(PROCESSES)]
     for proc in procs:
         proc.start()
+    killed = 0
+    for wave in range(10):
+        victims = [ctx.Process(target=victim, args=(str(d.runtime_dir), 40 * wave + v)) for v in range(40)]
+        for v in victims:
+            v.start()
+        for v in victims:
+            v.join(30)
+            killed += v.exitcode == -signal.SIGKILL
     results = [out.get(timeout=240) for _ in procs]
     for proc in procs:
         proc.join(10)
+    assert killed >= 300, "the victims were not killed mid-traffic"
 
     errors = [e for r in results for e in r[3]]
     assert not errors, errors[:10]
@@ -95,5 +128,5 @@ def test_64_processes_200_requests_each(ledd_factory, tmp_path):
         assert [on for _, on in mine] == [k % 2 == 0 for k in range(len(mine))], "LED %d" % led
         assert final["leds"][led]["on"] == (len(mine) % 2 == 1)
     last_blink = max(blinks)
-    assert final["leds"][15]["blink"] == {"on_ms": last_blink[1], "off_ms": last_blink[2]}
+    assert final["leds"][TOGGLE_LEDS]["blink"] == {"on_ms": last_blink[1], "off_ms": last_blink[2]}
     assert "internal" not in d.read_log()

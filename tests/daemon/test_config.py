@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ledd import defaults
 import rawfifo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,8 @@ BAD = [
     (GOOD_HEAD + "[button b]\ngpio = 22\nbias = up\n", 8, "unknown key 'bias' in [button]"),
     (GOOD_HEAD + "x = \x01\n", 6, "control character"),
     ("[ledd]\nbackend = sim\n", None, "no [led NAME] section"),
-    (GOOD_HEAD + "".join("[led l%d]\ngpio = %d\n" % (i, i) for i in range(16)), 36, "more than 16 LEDs"),
+    (GOOD_HEAD + "".join("[led l%d]\ngpio = %d\n" % (i, i) for i in range(defaults.MAX_LEDS)),
+     2 * defaults.MAX_LEDS + 4, "more than %d LEDs" % defaults.MAX_LEDS),
     (GOOD_HEAD + "".join("[button b%d]\ngpio = %d\n" % (i, i) for i in range(9)), 22, "more than 8 buttons"),
 ]
 
@@ -99,6 +101,18 @@ def test_usage_errors_exit_2(ledd_binary, args):
     r = check(ledd_binary, *args)
     assert r.returncode == 2
     assert "sage" in r.stderr or "-b" in r.stderr
+
+
+def test_check_config_without_the_default_file_says_it_is_missing(tmp_path):
+    """ledd --check-config with no -c and no default config file must not say "ok"."""
+    missing = tmp_path / "etc" / "ledd.conf"
+    out = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(ROOT / "cdaemon"), "O=%s" % out,
+                    "EXTRA_CFLAGS=-DLEDD_CONFIG_PATH='\"%s\"'" % missing], check=True)
+    r = check(out / "ledd", "--check-config")
+    assert r.returncode == 1
+    assert "%s: no such file" % missing in r.stderr
+    assert "ok" not in r.stdout
 
 
 def test_missing_explicit_config_exits_1(ledd_binary, tmp_path):
@@ -164,6 +178,24 @@ def test_sighup_reload_applies_a_good_config_and_carries_state(ledd_factory, tmp
     assert s["buttons"][0]["gpio"] == 23 and s["buttons"][0]["presses"] == 1
     assert c.on("blue")["leds"][0]["on"] is True
     assert "reloaded" in d.read_log()
+
+
+def test_sighup_with_an_unchanged_config_changes_nothing(ledd_factory, tmp_path):
+    """No seq, no event, no restarted blink phase: a reload that changes nothing does nothing."""
+    path = rawfifo.write_config(tmp_path / "r.conf")
+    d = ledd_factory(config=path).start()
+    c = d.client()
+    before = c.blink("green", 1000, 1000)
+    with c.watch() as w:
+        w.next_event(2)
+        d.notifications.clear()
+        d.signal(signal.SIGHUP)
+        d.wait_for("READY=1")
+        assert w.next_event(0.3) is None, "a no-op reload sent an event"
+    after = c.state()
+    assert after["seq"] == before["seq"]
+    assert after["leds"][1]["blink"] == before["leds"][1]["blink"]
+    assert "reloaded: nothing changed" in d.read_log()
 
 
 def test_sighup_with_a_bad_config_keeps_the_running_one(ledd_factory, tmp_path):

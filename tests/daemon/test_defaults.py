@@ -26,8 +26,8 @@ def c_defines():
 def test_fifo_names_and_paths_agree():
     c = c_defines()
     assert c["LEDD_CMD_FIFO"] == defaults.CMD_FIFO
-    assert c["LEDD_REPLY_FIFO"] == defaults.REPLY_FIFO
-    assert c["LEDD_WATCH_DIR"] == defaults.WATCH_DIR
+    assert c["LEDD_REPLY_DIR"] == defaults.REPLY_DIR
+    assert c["LEDD_REPLY_FIFO_MODE"] == defaults.REPLY_FIFO_MODE
     assert c["LEDD_RUNTIME_DIR"] == defaults.RUNTIME_DIR
     assert c["LEDD_RUNTIME_DIR_ENV"] == defaults.RUNTIME_DIR_ENV
     assert c["LEDD_CONFIG_PATH"] == defaults.CONFIG_PATH
@@ -38,6 +38,14 @@ def test_limits_agree():
     c = c_defines()
     assert c["LEDD_MAX_REQUEST"] == defaults.MAX_REQUEST
     assert c["LEDD_PROTOCOL"] == defaults.PROTOCOL
+    assert c["LEDD_MAX_ID"] == defaults.MAX_ID
+    assert (c["LEDD_MAX_LEDS"], c["LEDD_MAX_BUTTONS"]) == (defaults.MAX_LEDS, defaults.MAX_BUTTONS)
+    assert c["LEDD_MAX_WATCHERS"] == defaults.MAX_WATCHERS
+    assert c["LEDD_MAX_DIGITS"] == defaults.MAX_DIGITS
+    assert c["LEDD_LINE_MAX"] == defaults.PIPE_BUF
+    assert (c["LEDD_REPLY_CHECK_EVERY"], c["LEDD_REPLY_SWEEP_AT"]) == (defaults.REPLY_CHECK_EVERY, defaults.REPLY_SWEEP_AT)
+    assert (c["LEDD_BLINK_MIN_MS"], c["LEDD_BLINK_MAX_MS"]) == (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS)
+    assert c["LEDD_MAX_NAME"] == defaults.MAX_NAME
 
 
 def test_protocol_doc_limits_table_matches_defaults_h():
@@ -50,6 +58,5 @@ def test_protocol_doc_limits_table_matches_defaults_h():
     assert "| blink period | %d–%d ms each |" % (c["LEDD_BLINK_MIN_MS"], c["LEDD_BLINK_MAX_MS"]) in table
     assert "| debounce | 0–%d ms |" % c["LEDD_DEBOUNCE_MAX_MS"] in table
     assert "| watchers | %d (`max_watchers`) |" % c["LEDD_MAX_WATCHERS"] in table
-    assert "1 to %d characters" % c["LEDD_MAX_ID"] in doc
-    assert "1–%d of `[A-Za-z0-9_-]`" % c["LEDD_MAX_WATCH_NAME"] in doc
+    assert "1 to %d characters of `[A-Za-z0-9_-]`" % c["LEDD_MAX_ID"] in doc
     assert "at most %d digits" % c["LEDD_MAX_DIGITS"] in doc

@@ -1,7 +1,6 @@
-"""Faults: clients that die mid-exchange, ledd killed with -9, FIFOs deleted under
-a running ledd, a reply pipe full of stale replies."""
+"""Faults: clients that die mid-exchange, ledd killed with -9, FIFOs deleted or
+replaced under a running ledd, a client that never reads its replies."""
 
-import fcntl
 import json
 import os
 import signal
@@ -12,49 +11,41 @@ import threading
 import time
 
 import pytest
+from pathlib import Path
+import stat
 
+from ledd import defaults
 from ledd.client import DaemonDown, DaemonTimeout, LeddError
 import rawfifo
 
 
 def test_client_killed_between_write_and_read(ledd):
-    """Its late reply waits in the pipe; the next client discards it by id."""
+    """Its reply finds no reader and is dropped; nobody else ever sees it."""
     script = textwrap.dedent("""
-        import fcntl, os, sys, time
+        import os, sys, time
         d = sys.argv[1]
-        r = os.open(d + "/ledd.reply", os.O_RDONLY | os.O_NONBLOCK)
-        fcntl.flock(r, fcntl.LOCK_EX)
+        name = "victim-" + sys.argv[2]
+        os.mkfifo(d + "/reply/" + name, 0o620)
+        r = os.open(d + "/reply/" + name, os.O_RDWR | os.O_NONBLOCK)
         c = os.open(d + "/ledd.cmd", os.O_WRONLY | os.O_NONBLOCK)
-        os.write(c, b"victim.1 ON 0\\n")
-        print("sent", flush=True)
-        time.sleep(60)
+        os.kill(os.getpid(), 9) if sys.argv[2] == "before" else None
+        os.write(c, b"\\n%s ON 0\\n" % name.encode())
+        os.kill(os.getpid(), 9)
     """)
-    victim = subprocess.Popen([sys.executable, "-c", script, str(ledd.runtime_dir)], stdout=subprocess.PIPE)
-    assert victim.stdout.readline() == b"sent\n"
-    time.sleep(0.1)  # ledd has answered into the pipe by now
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-
-    # The stale reply is still in the pipe ...
-    rfd = os.open(ledd.runtime_dir / "ledd.reply", os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(rfd, fcntl.LOCK_EX)
-        cfd = os.open(ledd.runtime_dir / "ledd.cmd", os.O_WRONLY | os.O_NONBLOCK)
-        os.write(cfd, b"next.1 HELLO\n")
-        os.close(cfd)
-        lines = rawfifo.read_lines(rfd, 2)
-    finally:
-        os.close(rfd)
-    assert lines[0].startswith(b"victim.1 OK "), "the late reply came first"
-    assert lines[1].startswith(b"next.1 OK {\"protocol\":1")
-    # ... and the reference client never mistakes one for its own.
-    victim2 = subprocess.Popen([sys.executable, "-c", script.replace("victim.1 ON 0", "victim.2 OFF 0"),
-                                str(ledd.runtime_dir)], stdout=subprocess.PIPE)
-    assert victim2.stdout.readline() == b"sent\n"
-    victim2.kill()
-    victim2.wait()
-    assert ledd.client().hello()["protocol"] == 1
-    assert ledd.client().state()["leds"][0]["on"] is False
+    for when in ("before", "after"):
+        victim = subprocess.run([sys.executable, "-c", script, str(ledd.runtime_dir), when])
+        assert victim.returncode == -signal.SIGKILL
+    c = ledd.client()
+    assert c.hello()["protocol"] == defaults.PROTOCOL
+    assert c.state()["leds"][0]["on"] is True, "the request written before the kill ran"
+    assert ledd.proc.poll() is None
+    # Its FIFO is a leftover now (no reader): the next ledd sweeps it at start.
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    assert sorted(p.name for p in reply.iterdir() if p.name.startswith("victim")) == ["victim-after", "victim-before"]
+    c.close()
+    ledd.restart()
+    assert list(reply.iterdir()) == []
+    assert "swept 2 leftover reply FIFOs" in ledd.read_log()
 
 
 def test_kill9_mid_traffic_then_restart_restores_acknowledged_state(ledd):
@@ -108,7 +99,7 @@ def wait_until_works(d, timeout=5.0):
             time.sleep(0.02)
 
 
-@pytest.mark.parametrize("victims", [("ledd.cmd",), ("ledd.reply",), ("ledd.cmd", "ledd.reply", "watch")])
+@pytest.mark.parametrize("victims", [(defaults.CMD_FIFO,), (defaults.REPLY_DIR,), (defaults.CMD_FIFO, defaults.REPLY_DIR)])
 def test_deleted_fifos_are_recreated(ledd, victims):
     ledd.client().on(0)
     for name in victims:
@@ -119,12 +110,31 @@ def test_deleted_fifos_are_recreated(ledd, victims):
             os.unlink(path)
     wait_until_works(ledd)
     assert ledd.client().state()["leds"][0]["on"] is True
-    for name in ("ledd.cmd", "ledd.reply"):
-        assert (ledd.runtime_dir / name).is_fifo()
-    assert (ledd.runtime_dir / "watch").is_dir()
+    assert (ledd.runtime_dir / defaults.CMD_FIFO).is_fifo()
+    assert stat.S_IMODE((ledd.runtime_dir / defaults.REPLY_DIR).stat().st_mode) == 0o3770
     with ledd.client().watch() as w:
         assert json.loads(w.next_event(2))["leds"][0]["on"] is True
     assert ledd.proc.poll() is None
+
+
+@pytest.mark.parametrize("when", ["at start", "while running"])
+def test_regular_file_in_place_of_the_command_fifo_is_replaced(ledd_factory, when):
+    d = ledd_factory()
+    cmd = d.runtime_dir / defaults.CMD_FIFO
+    if when == "at start":
+        d.runtime_dir.mkdir(parents=True)
+        cmd.write_text("not a fifo")
+        d.start()
+    else:
+        d.start()
+        tmp = d.runtime_dir / "imposter"
+        tmp.write_text("not a fifo")
+        os.rename(tmp, cmd)
+        wait_until_works(d)
+    assert cmd.is_fifo()
+    assert stat.S_IMODE(cmd.stat().st_mode) == 0o620
+    assert d.client().hello()["protocol"] == defaults.PROTOCOL
+    assert "is not a FIFO: replacing it" in d.read_log()
 
 
 def test_deleted_pid_file_is_recreated_and_still_locks(ledd, ledd_factory):
@@ -139,40 +149,68 @@ def test_deleted_pid_file_is_recreated_and_still_locks(ledd, ledd_factory):
     assert "already running" in second.read_log()
 
 
-def test_full_reply_pipe_does_not_block_ledd(ledd):
-    # Requests nobody reads the replies of: ~600 bytes each, 64 KiB pipe.
-    sent = 0
-    for i in range(300):
-        sent += rawfifo.write_cmd(ledd.runtime_dir, b"junk%d STATE\n" % i)
-    deadline = time.monotonic() + 10
-    while "draining" not in ledd.read_log():   # ledd hit the full pipe and drained it
-        assert time.monotonic() < deadline, "reply pipe never filled:\n" + ledd.read_log()
-        time.sleep(0.02)
-    start = time.monotonic()
-    assert ledd.client(timeout=5).hello()["protocol"] == 1
-    assert ledd.client().on(1)["leds"][1]["on"] is True
-    assert time.monotonic() - start < 5
+def test_client_that_never_reads_its_replies_does_not_block_ledd(ledd):
+    # ~600 bytes per reply: its 64 KiB pipe is full after ~100 of them.
+    with rawfifo.ReplyFifo(ledd.runtime_dir, "deaf"):
+        for i in range(300):
+            rawfifo.write_cmd(ledd.runtime_dir, b"\ndeaf STATE\n")
+        deadline = time.monotonic() + 10
+        while "its FIFO is full" not in ledd.read_log():
+            assert time.monotonic() < deadline, "the deaf client's FIFO never filled:\n" + ledd.read_log()
+            time.sleep(0.02)
+        start = time.monotonic()
+        assert ledd.client(timeout=5).hello()["protocol"] == defaults.PROTOCOL
+        assert ledd.client().on(1)["leds"][1]["on"] is True
+        assert time.monotonic() - start < 5
     assert ledd.proc.poll() is None
 
 
-def test_stale_bytes_in_fifos_are_drained_at_start(ledd_factory):
+def test_stale_requests_are_drained_and_leftover_fifos_swept_at_start(ledd_factory):
     d = ledd_factory()
-    d.runtime_dir.mkdir(parents=True)
-    os.mkfifo(d.runtime_dir / "ledd.cmd", 0o660)
-    os.mkfifo(d.runtime_dir / "ledd.reply", 0o660)
-    # Hold both open so the bytes stay in the pipes across ledd's start.
-    cmd = os.open(d.runtime_dir / "ledd.cmd", os.O_RDWR | os.O_NONBLOCK)
-    reply = os.open(d.runtime_dir / "ledd.reply", os.O_RDWR | os.O_NONBLOCK)
+    (d.runtime_dir / defaults.REPLY_DIR).mkdir(parents=True)
+    os.mkfifo(d.runtime_dir / defaults.CMD_FIFO, 0o620)
+    for i in range(5):   # crashed clients' FIFOs: nobody reads them
+        os.mkfifo(d.runtime_dir / defaults.REPLY_DIR / ("dead%d" % i), 0o620)
+    (d.runtime_dir / defaults.REPLY_DIR / "junk").write_text("")
+    # Hold the command FIFO open so the bytes stay in the pipe across ledd's start.
+    cmd = os.open(d.runtime_dir / defaults.CMD_FIFO, os.O_RDWR | os.O_NONBLOCK)
     try:
-        os.write(cmd, b"old.1 ON 0\npartial-line-without-lf")
-        os.write(reply, b"old.0 OK {}\n")
-        d.start()
-        lines = rawfifo.exchange(d.runtime_dir, b"new.1 STATE\n")
-        assert len(lines) == 1 and lines[0].startswith(b"new.1 OK ")
-        assert json.loads(lines[0].split(b" ", 2)[2])["leds"][0]["on"] is False
+        with rawfifo.ReplyFifo(d.runtime_dir, "alive") as alive:
+            os.write(cmd, b"\nold ON 0\npartial-line-without-lf")
+            d.start()
+            assert sorted(p.name for p in (d.runtime_dir / defaults.REPLY_DIR).iterdir()) == ["alive"]
+            lines = rawfifo.exchange(d.runtime_dir, b"\nnew STATE\n")
+            assert len(lines) == 1 and lines[0].startswith(b"new OK ")
+            assert json.loads(lines[0].split(b" ", 2)[2])["leds"][0]["on"] is False
+            assert rawfifo.drain(alive.fd) == b"", "no reply went to a live FIFO nobody named"
     finally:
         os.close(cmd)
-        os.close(reply)
+
+
+def test_leftover_fifos_are_swept_when_the_reply_dir_grows(ledd):
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    for i in range(defaults.REPLY_SWEEP_AT + 10):
+        os.mkfifo(reply / ("dead%d" % i), 0o620)
+    c = ledd.client()
+    with c.watch() as w:   # a live FIFO (held by ledd, unlinked) and c's own one survive
+        for _ in range(defaults.REPLY_CHECK_EVERY):
+            c.hello()
+        assert sorted(p.name for p in reply.iterdir()) == [c._idle[0].name]
+        c.on(0)
+        assert json.loads(w.next_event(2))["leds"][0]["on"] is False
+        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+    assert "swept %d leftover reply FIFOs" % (defaults.REPLY_SWEEP_AT + 10) in ledd.read_log()
+
+
+def test_no_sweep_below_the_bound(ledd):
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    for i in range(10):
+        os.mkfifo(reply / ("dead%d" % i), 0o620)
+    c = ledd.client()
+    for _ in range(2 * defaults.REPLY_CHECK_EVERY):
+        c.hello()
+    assert len(list(reply.iterdir())) == 11
+    assert "swept" not in ledd.read_log()
 
 
 def test_clients_giving_up_early_never_disturb_others(ledd):
@@ -198,7 +236,7 @@ def test_clients_giving_up_early_never_disturb_others(ledd):
         for i in range(40):
             s = c.blink(0, 1000 + i, 2000 + i)
             assert s["leds"][0]["blink"] == {"on_ms": 1000 + i, "off_ms": 2000 + i}
-            assert c.hello()["protocol"] == 1
+            assert c.hello()["protocol"] == defaults.PROTOCOL
     finally:
         stop.set()
         for t in threads:
@@ -206,17 +244,42 @@ def test_clients_giving_up_early_never_disturb_others(ledd):
     assert gave_up[0] > 0, "the impatient clients never timed out: the test proves nothing"
 
 
-def test_reader_of_the_reply_fifo_sees_hangup_when_ledd_dies(ledd):
-    """A client mid-exchange with a dying ledd fails at once (503), not after its timeout."""
-    import select
+def test_client_mid_exchange_sees_ledd_die_at_once(ledd):
+    """POLLERR on its ledd.cmd write end: 503 at once, not after the timeout; its FIFO is removed."""
+    c = ledd.client(timeout=30)
+    c.hello()
+    fifo = ledd.runtime_dir / defaults.REPLY_DIR / c._idle[0].name
+    ledd.signal(signal.SIGSTOP)   # it will never answer what comes next
+    outcome = []
 
-    rfd = os.open(ledd.runtime_dir / "ledd.reply", os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        poller = select.poll()
-        poller.register(rfd, select.POLLIN)
-        assert poller.poll(100) == [], "nothing to read while ledd lives (it holds a writer)"
-        ledd.kill9()
-        events = poller.poll(2000)
-        assert events and events[0][1] & select.POLLHUP
-    finally:
-        os.close(rfd)
+    def ask():
+        start = time.monotonic()
+        try:
+            c.state()
+            outcome.append("answered")
+        except DaemonDown:
+            outcome.append(time.monotonic() - start)
+
+    t = threading.Thread(target=ask)
+    t.start()
+    time.sleep(0.3)
+    ledd.kill9()
+    t.join(10)
+    assert len(outcome) == 1 and outcome[0] != "answered" and outcome[0] < 5, outcome
+    assert not fifo.exists(), "the client removes its FIFO when ledd is gone"
+
+
+@pytest.mark.skipif(bool(os.environ.get("LEDD_EXEC_PREFIX") or os.environ.get("LEDD_BINARY")),
+                    reason="LD_PRELOAD reaches only a native, dynamically linked ledd")
+def test_drain_stops_at_eof_even_after_an_eintr(ledd_factory, tmp_path):
+    """drain() must not test errno after a read() that returned 0: the stale EINTR kept it spinning."""
+    shim = tmp_path / "eof_after_eintr.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim),
+                    str(Path(__file__).parent / "shims" / "eof_after_eintr.c"), "-ldl"], check=True)
+    window_s = 3.0
+    d = ledd_factory(env={"LD_PRELOAD": str(shim), "EOF_AFTER_EINTR_MS": str(int(window_s * 1000))})
+    start = time.monotonic()
+    d.start()   # the start-up drain of ledd.cmd meets EINTR, then EOF
+    assert time.monotonic() - start < window_s - 1, "drain() spun on EOF until the shim gave up"
+    time.sleep(max(0.0, start + window_s - time.monotonic()))
+    assert d.client().hello()["protocol"] == defaults.PROTOCOL

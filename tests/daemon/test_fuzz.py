@@ -1,4 +1,4 @@
-"""Fuzz ledd's request, config and state-file parsers with libFuzzer, for a bounded time.
+"""Fuzz ledd's request framing and parser, config and state-file parsers with libFuzzer, for a bounded time.
 
 The harnesses (cdaemon/fuzz/) link only the parser they fuzz and check
 the parsers' promises on every input, not only the absence of crashes (see
@@ -7,8 +7,8 @@ then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 30) from it; any crash, leak,
 sanitizer report, violated property or slow input fails the test with the
 offending input in the message. New inputs go to a temporary directory.
 
-A last test plants a bug in a copy of protocol.c and expects the harness to
-catch it from the seed corpus: the fuzz test can fail.
+The last tests plant a bug in a copy of protocol.c or framing.c and expect
+the harness to catch it from the seed corpus: the fuzz tests can fail.
 """
 
 import os
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 FUZZ = ROOT / "cdaemon" / "fuzz"
 SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "30"))
-HARNESSES = ["request", "config", "state"]
+HARNESSES = ["request", "framing", "config", "state"]
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed (tests/run installs it)")
 
@@ -70,18 +70,33 @@ def test_fuzz_for_a_while(fuzz_build, name, tmp_path):
     assert runs and int(runs[0].split(":")[-1]) > 1000, "the fuzzer barely ran:\n" + result.stderr[-2000:]
 
 
-def test_harness_catches_a_planted_bug(tmp_path):
-    """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
+def seeds_against_planted_bug(tmp_path, harness, source, good, bad):
+    """Build ``fuzz_<harness>`` over a copy of cdaemon/src with ``good`` replaced by ``bad``
+    in ``source``, replay the seed corpus, and return the result."""
     src = tmp_path / "src"
     shutil.copytree(ROOT / "cdaemon" / "src", src)
-    protocol = src / "protocol.c"
-    text = protocol.read_text()
-    assert "req->on_ms < LEDD_BLINK_MIN_MS" in text, "protocol.c changed: update the planted bug"
-    protocol.write_text(text.replace("req->on_ms < LEDD_BLINK_MIN_MS", "req->on_ms < 1"))
+    text = (src / source).read_text()
+    assert good in text, "%s changed: update the planted bug" % source
+    (src / source).write_text(text.replace(good, bad))
     out = tmp_path / "build"
-    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_request" % out], check=True)
-    seeds = [str(s) for s in sorted((FUZZ / "corpus" / "request").iterdir())]
-    result = subprocess.run([str(out / "fuzz_request")] + seeds, capture_output=True, text=True, errors="replace",
-                            timeout=60)
+    subprocess.run(["make", "-s", "-C", str(FUZZ), "O=%s" % out, "SRC=%s" % src, "%s/fuzz_%s" % (out, harness)],
+                   check=True)
+    seeds = [str(s) for s in sorted((FUZZ / "corpus" / harness).iterdir())]
+    return subprocess.run([str(out / ("fuzz_" + harness))] + seeds, capture_output=True, text=True, errors="replace",
+                          timeout=60)
+
+
+def test_harness_catches_a_planted_bug(tmp_path):
+    """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
+    result = seeds_against_planted_bug(tmp_path, "request", "protocol.c", "v < LEDD_BLINK_MIN_MS", "v < 1")
     assert result.returncode != 0
-    assert "property violated: req->on_ms >= LEDD_BLINK_MIN_MS" in result.stderr
+    assert "property violated: req->num[1] >= LEDD_BLINK_MIN_MS" in result.stderr
+
+
+def test_framing_harness_catches_a_tail_that_runs(tmp_path):
+    """framer_idle() forgetting to skip the rest of a line cut into writes (defect 2's kind)."""
+    answered = "\t\tfn(ctx, f->buf, f->len, false);\n"
+    result = seeds_against_planted_bug(tmp_path, "framing", "framing.c", answered + "\t\tf->skipping = true;\n",
+                                       answered)
+    assert result.returncode != 0
+    assert "property violated" in result.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ledd import defaults
 import rawfifo
 
 
@@ -26,8 +27,8 @@ def test_ready_and_status(ledd):
 
 def test_ready_only_once_fifos_exist(ledd):
     # READY=1 came (fixture); right then the FIFOs must exist and answer.
-    assert (ledd.runtime_dir / "ledd.cmd").is_fifo() and (ledd.runtime_dir / "ledd.reply").is_fifo()
-    assert ledd.client().hello()["protocol"] == 1
+    assert (ledd.runtime_dir / defaults.CMD_FIFO).is_fifo() and (ledd.runtime_dir / defaults.REPLY_DIR).is_dir()
+    assert ledd.client().hello()["protocol"] == defaults.PROTOCOL
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -57,7 +58,7 @@ def test_second_daemon_on_the_same_dir_is_refused(ledd, ledd_factory):
     second.start(wait=False)
     assert second.proc.wait(10) == 1
     assert "another ledd (pid %d) is already running" % ledd.proc.pid in second.read_log()
-    assert ledd.client().hello()["protocol"] == 1   # the first one is untouched
+    assert ledd.client().hello()["protocol"] == defaults.PROTOCOL   # the first one is untouched
 
 
 def test_runtime_dir_and_fifo_modes(ledd_factory):
@@ -68,10 +69,51 @@ def test_runtime_dir_and_fifo_modes(ledd_factory):
     finally:
         os.umask(old)
     run = d.runtime_dir
-    assert stat.S_IMODE(run.stat().st_mode) in (0o770, 0o755, 0o700)  # pre-created by the fixture
-    assert stat.S_IMODE((run / "ledd.cmd").stat().st_mode) == 0o660
-    assert stat.S_IMODE((run / "ledd.reply").stat().st_mode) == 0o660
-    assert stat.S_IMODE((run / "watch").stat().st_mode) == 0o1770
+    assert stat.S_IMODE(run.stat().st_mode) == 0o770   # pre-created by the fixture: mode set
+    assert stat.S_IMODE((run / defaults.CMD_FIFO).stat().st_mode) == 0o620   # ledd reads, the group writes
+    assert stat.S_IMODE((run / defaults.REPLY_DIR).stat().st_mode) == 0o3770   # setgid, sticky
+    c = d.client()
+    c.hello()
+    # A reply FIFO is the reverse of ledd.cmd: its client reads, ledd (the group) writes.
+    fifo = run / defaults.REPLY_DIR / c._idle[0].name
+    assert stat.S_IMODE(fifo.stat().st_mode) == defaults.REPLY_FIFO_MODE == 0o620
+    assert fifo.stat().st_gid == (run / defaults.REPLY_DIR).stat().st_gid
+    c.close()
+    assert not fifo.exists()
+
+
+def test_mode_of_an_existing_runtime_dir_is_set(ledd_factory):
+    d = ledd_factory()
+    d.runtime_dir.mkdir(parents=True)
+    os.chmod(d.runtime_dir, 0o777)
+    d.start()
+    assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o770
+    assert "had mode 0777: set to 0770" in d.read_log()
+
+
+def test_symlinked_runtime_dir_is_refused(ledd_binary, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "run")
+    r = subprocess.run(rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", rawfifo.write_config(tmp_path / "c.conf"),
+                                         "-r", tmp_path / "run", "-s", tmp_path / "state"),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "is a symlink or not a directory: refusing it" in r.stderr
+    assert list(real.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a directory of another user")
+def test_runtime_dir_of_another_user_is_refused(ledd_binary, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.chown(run, 23999, 23999)
+    r = subprocess.run(rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", rawfifo.write_config(tmp_path / "c.conf"),
+                                         "-r", run, "-s", tmp_path / "state"),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1
+    assert "belongs to uid 23999" in r.stderr
+    assert list(run.iterdir()) == []
 
 
 def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
 
@@ -19,7 +20,7 @@ def leds(state):
 
 def test_hello(ledd):
     hello = ledd.client().hello()
-    assert hello["protocol"] == 1
+    assert hello["protocol"] == defaults.PROTOCOL
     assert hello["backend"] == "sim"
     assert isinstance(hello["version"], str) and hello["version"]
 
@@ -33,7 +34,7 @@ def test_state_shape_matches_the_default_wiring(ledd):
         assert (led["on"], led["blink"], led["level"]) == (False, None, 0)
     button = state["buttons"][0]
     assert (button["pressed"], button["presses"], button["last_press_ms"]) == (False, 0, None)
-    assert state["backend"] == "sim" and state["protocol"] == 1
+    assert state["backend"] == "sim" and state["protocol"] == defaults.PROTOCOL
 
 
 def test_on_off_by_id_and_by_name(ledd):
@@ -81,7 +82,10 @@ def test_blink_reports_periods_and_really_blinks(ledd):
     assert leds(s)["green"]["blink"] is None and leds(s)["green"]["level"] == 1
 
 
-@pytest.mark.parametrize("on_ms,off_ms", [(19, 100), (100, 19), (60001, 100), (100, 60001), (0, 0)])
+LOW, HIGH = defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS
+
+
+@pytest.mark.parametrize("on_ms,off_ms", [(LOW - 1, 100), (100, LOW - 1), (HIGH + 1, 100), (100, HIGH + 1), (0, 0)])
 def test_blink_period_out_of_range(ledd, on_ms, off_ms):
     with pytest.raises(CommandError) as err:
         ledd.client().blink(0, on_ms, off_ms)
@@ -89,8 +93,8 @@ def test_blink_period_out_of_range(ledd, on_ms, off_ms):
 
 
 def test_blink_limits_are_inclusive(ledd):
-    s = ledd.client().blink(0, 20, 60000)
-    assert s["leds"][0]["blink"] == {"on_ms": 20, "off_ms": 60000}
+    s = ledd.client().blink(0, LOW, HIGH)
+    assert s["leds"][0]["blink"] == {"on_ms": LOW, "off_ms": HIGH}
 
 
 def test_all_on_off(ledd):
@@ -134,6 +138,24 @@ def test_seq_counts_changes_only(ledd):
     assert c.release(0)["seq"] == seq + 4
 
 
+def test_all_refused_by_one_line_changes_nothing(ledd_factory):
+    """The kernel refuses green's line: ALL answers ERR gpio and every LED stays as it was."""
+    d = ledd_factory(env={"LEDD_SIM_REFUSE_GPIO": "27"}).start()
+    c = d.client()
+    c.on("red")
+    before = c.state()
+    with c.watch() as w:
+        w.next_event(2)
+        for on in (False, True):
+            with pytest.raises(CommandError) as err:
+                c.all(on)
+            assert err.value.code == "gpio" and "GPIO27" in str(err.value)
+            assert c.state() == before, "the model was rolled back"
+        assert w.next_event(0.3) is None, "no event for a change that did not happen"
+    assert "seq %d\n" % before["seq"] in d.state_file.read_text()
+    assert "led red on 1" in d.state_file.read_text()
+
+
 # --- errors --------------------------------------------------------------------
 
 @pytest.mark.parametrize("verb,args,code", [
@@ -152,11 +174,9 @@ def test_seq_counts_changes_only(ledd):
     ("BLINK", ("0", "100"), "badarg"),
     ("BLINK", ("0", "abc", "100"), "badarg"),
     ("BLINK", ("0", "+100", "100"), "badarg"),
-    ("BLINK", ("0", "1000000000", "100"), "badarg"),
+    ("BLINK", ("0", "1" + "0" * defaults.MAX_DIGITS, "100"), "badarg"),
     ("ALL", (), "badarg"),
-    ("WATCH", ("bad.name",), "badarg"),
-    ("WATCH", ("x" * 65,), "badarg"),
-    ("WATCH", ("nosuchfifo",), "notfound"),
+    ("WATCH", ("x",), "badarg"),
 ])
 def test_error_codes(ledd, verb, args, code):
     c = ledd.client()
@@ -179,35 +199,43 @@ def test_client_refuses_to_pack_two_requests_in_one_argument(ledd):
 
 HOSTILE = [
     # (raw bytes, expected reply id, expected code)
-    (b"x" * 300 + b"\n", b"-", b"badrequest"),
     (b"long1 ON " + b"0" * 300 + b"\n", b"long1", b"badrequest"),
     (b"long2 " + b"A" * 5000 + b"\n", b"long2", b"badrequest"),
     (b"nul1 ON\x000\n", b"nul1", b"badrequest"),
-    (b"nul\x00x ON 0\n", b"-", b"badrequest"),
     (b"bin1 \xff\xfe\x00\x01\n", b"bin1", b"badrequest"),
-    (b"\xff\xfe ON 0\n", b"-", b"badrequest"),
     (b"utf1 ON \xc0\xaf\n", b"utf1", b"badrequest"),       # overlong encoding
     (b"utf2 ON \xed\xa0\x80\n", b"utf2", b"badrequest"),   # UTF-16 surrogate
     (b"utf3 ON \xe2\x82\n", b"utf3", b"badrequest"),       # truncated sequence
     (b"cr1 ON 0\r\n", b"cr1", b"badrequest"),
     (b"ctl1 ON\t0\n", b"ctl1", b"badrequest"),
     (b"del1 ON \x7f\n", b"del1", b"badrequest"),
-    (b"\n", b"-", b"badrequest"),
-    (b"    \n", b"-", b"badrequest"),
     (b"sp1  ON 0\n", b"sp1", b"badrequest"),
     (b"sp2 ON 0 \n", b"sp2", b"badrequest"),
     (b"only-id\n", b"only-id", b"badrequest"),
-    (b"i" * 41 + b" ON 0\n", b"-", b"badrequest"),
-    (b"bad/id ON 0\n", b"-", b"badrequest"),
     (b"verb1 LAUNCH 0\n", b"verb1", b"badverb"),
     (b"verb2 \xc3\xa9\n", b"verb2", b"badverb"),
+    (b"verb3 a" + "\u00e9".encode() * 20 + b"\n", b"verb3", b"badverb"),   # quoted, cut at 32 bytes
     (b"args1 ON 0 1 2 3 4 5\n", b"args1", b"badarg"),
     (b"args2 ON red\xc3\xa9\n", b"args2", b"badarg"),
+    (b"args3 ON a" + "\u00e9".encode() * 30 + b"\n", b"args3", b"badarg"),  # quoted, cut at 40 bytes
     (b"num1 BLINK 0 99999999999999999999 100\n", b"num1", b"badarg"),
     (b"num2 BLINK 0 -100 100\n", b"num2", b"badarg"),
     (b"num3 ON 99999999999999999999\n", b"num3", b"notfound"),
     (b"neg1 ON -1\n", b"neg1", b"notfound"),
     (b"neg2 PRESS -1\n", b"neg2", b"notfound"),
+]
+
+# Lines whose id cannot be read: there is no reply FIFO to answer on, so ledd
+# logs them (and changes nothing).
+UNANSWERABLE = [
+    b"x" * 300 + b"\n",
+    b"nul\x00x ON 0\n",
+    b"\xff\xfe ON 0\n",
+    b"    \n",
+    b"i" * (defaults.MAX_ID + 1) + b" ON 0\n",
+    b"bad/id ON 0\n",
+    b"bad.id ON 0\n",
+    b"../x ON 0\n",
 ]
 
 
@@ -223,47 +251,64 @@ def test_hostile_line_gets_its_error_and_changes_nothing(ledd, raw, rid, code):
     assert message, "the error has a human message"
     assert lines[0].decode("utf-8")  # replies are valid UTF-8, whatever the request was
     assert c.state() == before
-    assert c.hello()["protocol"] == 1
+    assert c.hello()["protocol"] == defaults.PROTOCOL
+
+
+@pytest.mark.parametrize("raw", UNANSWERABLE, ids=[repr(u[:24]) for u in UNANSWERABLE])
+def test_line_without_a_readable_id_is_logged_and_changes_nothing(ledd, raw):
+    c = ledd.client()
+    c.on("red")
+    before = c.state()
+    rawfifo.write_cmd(ledd.runtime_dir, raw)
+    assert c.state() == before   # answered after the hostile line: ledd has handled it
+    assert "request without a readable id dropped" in ledd.read_log()
 
 
 def test_all_hostile_lines_in_one_burst_then_normal_service(ledd):
     before = ledd.client().state()
-    burst = b"".join(raw for raw, _, _ in HOSTILE)
-    lines = rawfifo.exchange(ledd.runtime_dir, burst, replies=len(HOSTILE))
-    assert [(l.split(b" ")[0], l.split(b" ")[2]) for l in lines] == [(rid, code) for _, rid, code in HOSTILE]
+    burst = b"".join(raw for raw, _, _ in HOSTILE) + b"".join(UNANSWERABLE)
+    fifos = {rid: rawfifo.ReplyFifo(ledd.runtime_dir, rid) for _, rid, _ in HOSTILE}
+    try:
+        rawfifo.write_cmd(ledd.runtime_dir, burst)
+        for _, rid, code in HOSTILE:
+            lines = fifos[rid].read_lines(1)
+            assert [l.split(b" ")[:3] for l in lines] == [[rid, b"ERR", code]]
+    finally:
+        for f in fifos.values():
+            f.close()
     assert ledd.client().state() == before
 
 
 def test_two_requests_in_one_write_get_two_replies_in_order(ledd):
-    lines = rawfifo.exchange(ledd.runtime_dir, b"r1 ON 1\nr2 OFF 1\nr3 STATE\n", replies=3)
-    assert [l.split(b" ")[:2] for l in lines] == [[b"r1", b"OK"], [b"r2", b"OK"], [b"r3", b"OK"]]
+    lines = rawfifo.exchange(ledd.runtime_dir, b"r1 ON 1\nr1 OFF 1\nr1 STATE\n", replies=3)
+    assert [l.split(b" ")[:2] for l in lines] == [[b"r1", b"OK"]] * 3
     assert json.loads(lines[0].split(b" ", 2)[2])["leds"][1]["on"] is True
     assert json.loads(lines[2].split(b" ", 2)[2])["leds"][1]["on"] is False
 
 
 def test_reply_and_state_fit_in_one_pipe_write_with_maximal_config(ledd_factory, tmp_path):
-    names = ["L%023d" % i for i in range(16)]
+    names = ["L%0*d" % (defaults.MAX_NAME - 1, i) for i in range(defaults.MAX_LEDS)]
     cfg = rawfifo.write_config(tmp_path / "max.conf", leds=[(n, i) for i, n in enumerate(names)],
-                               buttons=[("B%023d" % i, 20 + i) for i in range(8)])
+                               buttons=[("B%0*d" % (defaults.MAX_NAME - 1, i), 20 + i) for i in range(defaults.MAX_BUTTONS)])
     d = ledd_factory(config=cfg).start()
     c = d.client()
-    for i in range(16):
-        c.blink(i, 60000, 60000)
-    for i in range(8):
+    for i in range(defaults.MAX_LEDS):
+        c.blink(i, defaults.BLINK_MAX_MS, defaults.BLINK_MAX_MS)
+    for i in range(defaults.MAX_BUTTONS):
         c.press(i)
-    rid = b"i" * 40
+    rid = b"i" * defaults.MAX_ID
     lines = rawfifo.exchange(d.runtime_dir, rid + b" STATE\n")
-    assert len(lines[0]) + 1 < os.sysconf("SC_PAGESIZE")  # PIPE_BUF is 4096 on Linux
+    assert len(lines[0]) + 1 < defaults.PIPE_BUF
     state = json.loads(lines[0].split(b" ", 2)[2])
-    assert len(state["leds"]) == 16 and len(state["buttons"]) == 8
+    assert len(state["leds"]) == defaults.MAX_LEDS and len(state["buttons"]) == defaults.MAX_BUTTONS
 
 
 def test_request_without_lf_is_an_error_not_glued_to_the_next(ledd):
-    lines = rawfifo.exchange(ledd.runtime_dir, b"frag.1 ON 0")
-    assert lines[0].startswith(b"frag.1 ERR badrequest "), lines
-    rawfifo.write_cmd(ledd.runtime_dir, b"frag.2 ON")   # and nobody reads its reply
+    lines = rawfifo.exchange(ledd.runtime_dir, b"frag-1 ON 0")
+    assert lines[0].startswith(b"frag-1 ERR badrequest "), lines
+    rawfifo.write_cmd(ledd.runtime_dir, b"frag-2 ON")   # and nobody reads its reply
     time.sleep(0.05)
     c = ledd.client()
-    assert c.hello()["protocol"] == 1
+    assert c.hello()["protocol"] == defaults.PROTOCOL
     assert c.on(1)["leds"][1]["on"] is True
     assert c.state()["leds"][0]["on"] is False

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from ledd.client import CommandError
+from ledd import defaults
 import rawfifo
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -163,7 +164,7 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
     config.write_text((ROOT / "cdaemon" / "ledd.conf").read_text())
     daemon = ledd_factory(binary=binary, config=config, env=ENV).start()
     client = daemon.client(timeout=5)
-    assert client.hello()["protocol"] == 1
+    assert client.hello()["protocol"] == defaults.PROTOCOL
     client.state()
     client.on("red")
     client.off(0)
@@ -176,8 +177,9 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
     for bad in (lambda: client.on("nosuch"), lambda: client.blink(0, 1, 1), lambda: client.call("FROB")):
         with pytest.raises(CommandError):
             bad()
-    hostile = b"x" * 300 + b"\n" + b"id\x00 ON 0\n" + b"id ON \xff\n" + b"id BLINK 0 999999999 1\n"
-    assert len(rawfifo.exchange(daemon.runtime_dir, hostile, replies=4, timeout=5)) == 4
+    hostile = (b"x" * 300 + b"\n" + b"id ON\x00 0\n" + b"id ON \xff\n" + b"id BLINK 0 999999999 1\n"
+               + b"id " + b"A" * 5000 + b"\n" + b"\xff no id\n")
+    assert len(rawfifo.exchange(daemon.runtime_dir, hostile, replies=4, timeout=5, name="id")) == 4
     dropped = client.watch()
     dropped.next_event(5)
     dropped.close()  # ledd drops it on the next event
@@ -186,7 +188,7 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
     client.on("green")
     kept.next_event(5)
     time.sleep(0.1)  # let ledd blink a few phases (timerfd path)
-    reload(daemon, "reloaded: wiring unchanged")
+    reload(daemon, "reloaded: nothing changed")
     config.write_text(config.read_text().replace("[led green]", "[led yellow]"))
     reload(daemon, "reloaded: lines requested again")
     assert client.state()["leds"][1]["name"] == "yellow", daemon.read_log()

@@ -142,3 +142,17 @@ def test_state_directory_is_created(ledd_factory, tmp_path):
     d.state_file = tmp_path / "newdir" / "state"
     d.start().client().on(0)
     assert d.state_file.read_text().startswith("ledd-state 1\n")
+
+
+def test_counters_at_the_top_of_their_64_bit_range_survive_a_restart(ledd_factory):
+    """seq and presses are 64-bit: every value ledd can write, it reads back (20 digits)."""
+    d = ledd_factory()
+    big_seq, big_presses = 2 ** 64 - 2, 2 ** 64 - 1
+    d.state_file.write_text("ledd-state 1\nseq %d\nled red on 1 blink 0 0\nled green on 0 blink 0 0\n"
+                            "button button presses %d last_press_ms 1795978892980\n" % (big_seq, big_presses))
+    d.start()
+    s = d.client().state()
+    assert "ignoring the state file" not in d.read_log()
+    assert (s["seq"], s["buttons"][0]["presses"], s["leds"][0]["on"]) == (big_seq, big_presses, True)
+    assert d.client().off("red")["seq"] == big_seq + 1
+    assert d.restart().client().state()["seq"] == big_seq + 1

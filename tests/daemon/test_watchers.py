@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ledd import defaults
 from ledd.client import CommandError, DaemonDown
 import rawfifo
 
@@ -53,38 +54,85 @@ def test_many_watchers_all_get_events(ledd):
             w.close()
 
 
-def test_watch_reply_and_fifo_may_be_unlinked(ledd):
-    path = ledd.runtime_dir / "watch" / "mywatch"
-    os.mkfifo(path, 0o600)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+def raw_watcher(ledd, name):
+    """reply/<name> opened for reading as a watcher would, and WATCH sent for it; returns the fd."""
+    fifo = rawfifo.ReplyFifo(ledd.runtime_dir, name, flags=os.O_RDONLY)
+    rawfifo.write_cmd(ledd.runtime_dir, b"\n%s WATCH\n" % name.encode())
+    return fifo
+
+
+def test_watch_reply_then_events_on_the_same_fifo_which_may_be_unlinked(ledd):
+    fifo = raw_watcher(ledd, "mywatch")
     try:
-        assert ledd.client().call("WATCH", "mywatch") == {"watching": "mywatch"}
-        os.unlink(path)
+        lines = rawfifo.read_lines(fifo.fd, 2)
+        assert lines[0] == b'mywatch OK {"watching":"mywatch"}'
+        assert lines[1].startswith(b"event state ")
+        os.unlink(fifo.path)
         ledd.client().on(1)
-        lines = rawfifo.read_lines(fd, 2)
-        assert [l.split(b" ")[:2] for l in lines] == [[b"event", b"state"]] * 2
-        assert json.loads(lines[1].split(b" ", 2)[2])["leds"][1]["on"] is True
+        line, = rawfifo.read_lines(fifo.fd, 1)
+        assert line.split(b" ")[:2] == [b"event", b"state"]
+        assert json.loads(line.split(b" ", 2)[2])["leds"][1]["on"] is True
     finally:
-        os.close(fd)
+        fifo.close()
 
 
-def test_watch_refuses_symlinks_and_non_fifos(ledd, tmp_path):
-    watch = ledd.runtime_dir / "watch"
-    (watch / "plain").write_text("")
+def wait_for_log(ledd, text, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while text not in ledd.read_log():
+        assert time.monotonic() < deadline, "no %r in the log:\n%s" % (text, ledd.read_log())
+        time.sleep(0.02)
+
+
+def test_reply_to_a_symlink_or_non_fifo_is_never_written(ledd, tmp_path):
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    (reply / "plain").write_text("")
     target = tmp_path / "target"
     os.mkfifo(target)
-    os.symlink(target, watch / "link")
-    for name in ("plain", "link"):
-        with pytest.raises(CommandError) as err:
-            ledd.client().call("WATCH", name)
-        assert err.value.code == "badarg", name
+    tfd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    os.symlink(target, reply / "link")
+    try:
+        for name in ("plain", "link"):
+            for verb in (b"WATCH", b"STATE"):
+                rawfifo.write_cmd(ledd.runtime_dir, b"\n%s %s\n" % (name.encode(), verb))
+        wait_for_log(ledd, "reply/link is not a FIFO")
+        assert ledd.client().on(0)["leds"][0]["on"] is True   # and it keeps serving
+        assert (reply / "plain").read_text() == ""
+        assert rawfifo.drain(tfd) == b""
+        assert ledd.notifications and "0 watchers" in ledd.notifications[-1]
+    finally:
+        os.close(tfd)
 
 
-def test_watch_without_reader_is_notfound(ledd):
-    os.mkfifo(ledd.runtime_dir / "watch" / "noreader")
-    with pytest.raises(CommandError) as err:
-        ledd.client().call("WATCH", "noreader")
-    assert err.value.code == "notfound"
+def test_symlinked_reply_dir_is_replaced_not_followed(ledd, tmp_path):
+    """ledd writes replies through its descriptor of reply/, never through a path."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.mkfifo(elsewhere / "evil")
+    efd = os.open(elsewhere / "evil", os.O_RDONLY | os.O_NONBLOCK)
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    try:
+        ledd.signal(signal.SIGSTOP)   # swap the directory while ledd cannot look
+        os.rename(reply, ledd.runtime_dir / "reply.old")
+        os.symlink(elsewhere, reply)
+        ledd.signal(signal.SIGCONT)
+        rawfifo.write_cmd(ledd.runtime_dir, b"\nevil WATCH\n")
+        rawfifo.write_cmd(ledd.runtime_dir, b"\nevil STATE\n")
+        deadline = time.monotonic() + 3
+        while reply.is_symlink() or not reply.is_dir():
+            assert time.monotonic() < deadline, "the symlinked reply/ was not replaced:\n" + ledd.read_log()
+            time.sleep(0.02)
+        assert ledd.client().hello()["protocol"] == defaults.PROTOCOL
+        assert rawfifo.drain(efd) == b""
+        assert reply.is_dir() and not reply.is_symlink()
+    finally:
+        os.close(efd)
+
+
+def test_watch_without_reader_adds_nothing(ledd):
+    os.mkfifo(ledd.runtime_dir / defaults.REPLY_DIR / "noreader")
+    rawfifo.write_cmd(ledd.runtime_dir, b"\nnoreader WATCH\n")
+    assert ledd.client().hello()   # handled after the WATCH
+    assert "0 watchers" in ledd.notifications[-1]
 
 
 def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
@@ -109,12 +157,10 @@ def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
 
 
 def test_watcher_that_never_reads_is_dropped_and_ledd_stays_fast(ledd):
-    path = ledd.runtime_dir / "watch" / "sleeper"
-    os.mkfifo(path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    sleeper = raw_watcher(ledd, "sleeper")
+    fd = sleeper.fd
     c = ledd.client()
     try:
-        c.call("WATCH", "sleeper")
         with c.watch() as good:
             good.next_event(2)
             seqs = []
@@ -135,7 +181,7 @@ def test_watcher_that_never_reads_is_dropped_and_ledd_stays_fast(ledd):
         assert data.endswith(b"\n"), "events are never cut in half"
         assert os.read(fd, 1) == b"", "ledd closed its end: the watcher sees EOF"
     finally:
-        os.close(fd)
+        sleeper.close()
     assert "dropped" in ledd.read_log()
 
 
@@ -148,9 +194,9 @@ def test_watchers_see_eof_when_ledd_stops(ledd):
     w.close()
 
 
-def test_watch_dir_is_sticky_and_group_writable(ledd):
-    mode = (ledd.runtime_dir / "watch").stat().st_mode
-    assert stat.S_IMODE(mode) == 0o1770
+def test_reply_dir_is_setgid_sticky_and_group_writable(ledd):
+    mode = (ledd.runtime_dir / defaults.REPLY_DIR).stat().st_mode
+    assert stat.S_IMODE(mode) == 0o3770
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
@@ -174,7 +220,7 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
-            while not (base / "run" / "ledd.reply").exists():
+            while not (base / "run" / defaults.REPLY_DIR).exists():
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.02)
             script = ("import sys; sys.path.insert(0, %r)\n"
@@ -218,4 +264,15 @@ def test_descriptor_limit_caps_watchers_and_saves_still_work(ledd_factory):
     finally:
         for w in watchers:
             w.close()
-    assert c.hello()["protocol"] == 1
+    assert c.hello()["protocol"] == defaults.PROTOCOL
+
+
+def test_first_event_waits_in_the_pipe_so_poll_sees_it(ledd):
+    """The SSE pump polls fileno() before reading: the subscription must not swallow the first event."""
+    import select
+
+    with ledd.client().watch() as w:
+        poller = select.poll()
+        poller.register(w.fileno(), select.POLLIN)
+        assert poller.poll(2000), "the first event is not readable on fileno()"
+        assert json.loads(w.next_event(0))["seq"] == ledd.client().state()["seq"]

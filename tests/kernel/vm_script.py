@@ -81,12 +81,12 @@ case "$PI_CHIP" in gpiochip0) fail chip-not-gpiochip0 "the Pi chip is gpiochip0:
   *) pass chip-not-gpiochip0;; esac
 
 N=0
-# req VERB ARGS...: one request; the reply line lands in $REPLY_LINE. fd 5 is ledd.cmd
-# opened read-write (a write never blocks, even with ledd gone), fd 3 the reply FIFO
-# with a reader kept open so no reply is lost.
+# req VERB ARGS...: one request (protocol 2); the reply line lands in $REPLY_LINE. fd 5 is
+# ledd.cmd opened read-write (a write never blocks, even with ledd gone), fd 3 our own reply
+# FIFO reply/vm, opened read-write so it never hangs up between replies.
 req() {
-    N=$((N + 1)); id="t$N"; REPLY_LINE=""
-    echo "$id $*" >&5 || return 1
+    N=$((N + 1)); id="vm"; REPLY_LINE=""
+    printf '\n%s %s\n' "$id" "$*" >&5 || return 1
     while read -t 5 -r line <&3; do
         case "$line" in "$id "*) REPLY_LINE=$line; return 0;; esac
     done
@@ -97,15 +97,18 @@ ok_reply() { case "$REPLY_LINE" in *" OK "*) return 0;; esac; return 1; }
 field() { echo "$REPLY_LINE" | grep -o "{[^{}]*\"name\":\"$1\"[^}]*" | grep -o "\"$2\":[a-z0-9]*" | head -1 | cut -d: -f2; }
 
 start_ledd() {
+    READY_BEFORE=$(cat "$LOG" 2>/dev/null | grep -c " ready: ")
     @LEDD@ -c @CONFIG@ -b chardev -r "$R" -s @STATE@ >> "$LOG" 2>&1 &
     LEDD=$!
     i=0
-    while [ ! -p "$R/ledd.reply" ] || [ ! -p "$R/ledd.cmd" ]; do
+    # Ready once it logged so: its start-up sweep of reply/ is over, our FIFO is safe.
+    while [ "$(cat "$LOG" 2>/dev/null | grep -c " ready: ")" = "$READY_BEFORE" ]; do
         i=$((i + 1)); [ $i -gt 100 ] && return 1
         kill -0 $LEDD 2>/dev/null || return 1
         sleep 0.1
     done
-    exec 3<> "$R/ledd.reply" 5<> "$R/ledd.cmd"
+    rm -f "$R/reply/vm"; mkfifo -m 620 "$R/reply/vm"
+    exec 3<> "$R/reply/vm" 5<> "$R/ledd.cmd"
     i=0
     until req HELLO && ok_reply; do
         i=$((i + 1)); [ $i -gt 3 ] && return 1
@@ -131,9 +134,11 @@ check blink-reply "$REPLY_LINE" eval 'ok_reply && echo "$REPLY_LINE" | grep -q "
 req OFF red; sleep 0.5
 check blink-stops-on-off "GPIO17=$(value 17) after OFF" eval '[ "$(value 17)" = 0 ] && [ "$(field red on)" = false ]'
 
-# Watcher: a private FIFO, then presses made by pulling the (active-low) line down.
-mkfifo "$R/watch/w1" && exec 4<> "$R/watch/w1"
-req WATCH w1; check watch-ok "$REPLY_LINE" ok_reply
+# Watcher: its own reply FIFO, which ledd keeps as its event stream; then presses made by
+# pulling the (active-low) line down.
+mkfifo -m 620 "$R/reply/w1" && exec 4<> "$R/reply/w1"
+printf '\nw1 WATCH\n' >&5; REPLY_LINE=""; read -t 5 -r REPLY_LINE <&4
+check watch-ok "$REPLY_LINE" eval 'case "$REPLY_LINE" in "w1 OK "*) true;; *) false;; esac'
 EV=""; read -t 5 -r EV <&4
 check watch-initial-event "first event: $EV" eval 'case "$EV" in "event state {"*) true;; *) false;; esac'
 # wait_event PATTERN: read events until one matches (5 s).

@@ -1,0 +1,68 @@
+/* ledd.h -- the daemon's one object (struct ledd) and what its modules share.
+ *
+ * main.c owns the lifecycle and the poll loop, changes.c applies state
+ * changes (drive a line, persist, tell the watchers), commands.c answers
+ * requests. Only the daemon's own .c files include this header; the pure
+ * modules (protocol, config, state, framing) know nothing of it.
+ */
+#ifndef LEDD_LEDD_H
+#define LEDD_LEDD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "defaults.h"
+#include "fifo.h"
+#include "gpio.h"
+#include "state.h"
+
+/* What the command line says; NULL/-1 = not given. Flags win over the
+ * environment, which wins over the config file. */
+struct options {
+	const char *config_path;
+	const char *backend;
+	const char *runtime_dir;
+	const char *state_file;
+	const char *chip;
+	bool check_config;
+	int verbose;
+};
+
+struct ledd {
+	struct options opt;
+	struct ledd_config cfg;
+	struct gpio *gpio;
+	struct ledd_state st;
+	struct fifo_server fifo;
+	int sig_fd, wd_fd;
+	bool running;
+	bool save_failed;       /* log a failing save once, not per command */
+	uint64_t sync_due_ns;   /* when the unsynced state file gets its fsync; 0 = synced */
+	bool led_failed[LEDD_MAX_LEDS]; /* same for a line that refuses (blinking: 50/s) */
+};
+
+/* changes.c: clocks. */
+uint64_t mono_ns(void);
+int64_t wall_ms(void);
+
+/* changes.c: applying state changes. */
+const char *backend_name(const struct ledd *d);
+void send_status(struct ledd *d);
+void save_state(struct ledd *d, bool durable);
+/* Drive LED i's line to its model level; logs a refusal once. -1 with errno. */
+int drive_led(struct ledd *d, size_t i);
+/* "event state <json>\n" into out; its length, or -1 if it does not fit. */
+int event_line(struct ledd *d, char *out, size_t outlen);
+/* Rename the new state into place now; schedule its fsync for the burst. */
+void persist(struct ledd *d);
+/* A state change: count it, persist it, tell the watchers. */
+void changed(struct ledd *d);
+/* Read pending button edges into the model (and tell the watchers). */
+void handle_edges(struct ledd *d);
+
+/* commands.c: answer one request line (a fifo_line_fn; ctx is the struct ledd). */
+void commands_handle_line(void *ctx, const char *line, size_t len, bool complete);
+
+#endif
