@@ -36,9 +36,11 @@ __all__ = ["Client", "Watcher", "LeddError", "DaemonDown", "DaemonTimeout", "Com
 
 
 class LeddError(Exception):
-    """Base of every error the client raises; carries an HTTP status and a machine code."""
+    """Base of every error the client raises; carries a machine code (docs/protocol.md).
 
-    http_status = 500
+    What each code means over HTTP is the web layer's business (``ledd.web.DAEMON_ERRORS``).
+    """
+
     code = "internal"
 
     def __init__(self, message, code=None):
@@ -50,28 +52,13 @@ class LeddError(Exception):
 class DaemonDown(LeddError):
     """ledd is not running (no reader on the command FIFO) or stopped mid-exchange."""
 
-    http_status = 503
     code = "daemon_down"
 
 
 class DaemonTimeout(LeddError):
     """ledd did not answer before the deadline."""
 
-    http_status = 504
     code = "timeout"
-
-
-#: Daemon error codes (docs/protocol.md) and the HTTP status the web layer answers with.
-HTTP_STATUS_OF_CODE = {
-    "badrequest": 400,
-    "badverb": 400,
-    "badarg": 400,
-    "notfound": 404,
-    "notsupported": 409,
-    "gpio": 500,
-    "busy": 503,
-    "internal": 500,
-}
 
 
 class CommandError(LeddError):
@@ -79,7 +66,6 @@ class CommandError(LeddError):
 
     def __init__(self, message, code="internal"):
         super().__init__(message, code)
-        self.http_status = HTTP_STATUS_OF_CODE.get(code, 500)
 
 
 def getenv(name):

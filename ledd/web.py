@@ -99,7 +99,7 @@ class HTTPError(Exception):
         A daemon_down message names ledd's FIFOs: it goes to lighttpd's error log,
         and the client gets :data:`DAEMON_DOWN_MESSAGE`.
         """
-        code, status = DAEMON_ERRORS.get(err.code, (err.code, err.http_status))
+        code, status = DAEMON_ERRORS.get(err.code, (err.code, 500))  # a code newer than this table
         message = str(err)
         if code == "daemon_down":
             log("ledd api: %s" % message)

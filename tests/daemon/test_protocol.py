@@ -89,7 +89,7 @@ LOW, HIGH = defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS
 def test_blink_period_out_of_range(ledd, on_ms, off_ms):
     with pytest.raises(CommandError) as err:
         ledd.client().blink(0, on_ms, off_ms)
-    assert err.value.code == "badarg" and err.value.http_status == 400
+    assert err.value.code == "badarg"
 
 
 def test_blink_limits_are_inclusive(ledd):

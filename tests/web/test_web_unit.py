@@ -1,11 +1,13 @@
 """ledd.web's pieces on their own: error mapping, the hand-made JSON, the origin check."""
 
 import json
+import re
 import os
 
 import pytest
 
 from ledd import defaults, web
+from webstack import ROOT
 from ledd.client import CommandError, DaemonDown, DaemonTimeout
 
 
@@ -39,11 +41,14 @@ def test_503_never_names_a_server_path_but_logs_it(err, capsys):
 
 
 def test_one_error_table_in_the_web_layer():
-    """Every daemon code the client knows has one (API code, HTTP status) in ledd.web."""
+    """Every daemon code docs/protocol.md lists has one (API code, HTTP status) in ledd.web."""
     from ledd import client, remote
 
-    for code, status in client.HTTP_STATUS_OF_CODE.items():
-        assert web.DAEMON_ERRORS[code][1] == status, code
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", (ROOT / "docs" / "protocol.md").read_text(), re.M))
+    assert {"badrequest", "notfound", "busy"} <= documented
+    assert not hasattr(client, "HTTP_STATUS_OF_CODE")  # the table lives in the web layer only
+    assert documented <= set(web.DAEMON_ERRORS)
+    assert web.HTTPError.from_ledd(client.CommandError("x", "no-such-code")).status == 500
     for code, (api_code, status) in web.DAEMON_ERRORS.items():
         assert web.HTTPError.from_ledd(client.CommandError("x", code)).code == api_code
         # remote.py maps an API code back to a daemon code that maps to it again.
