@@ -57,7 +57,7 @@ INITIAL_STATE = {
     "buttons": [{"id": 0, "name": "button", "gpio": 22, "pressed": False, "presses": 0, "last_press_ms": None}],
     "seq": 0,
     "backend": "sim",
-    "protocol": 1,
+    "protocol": 2,
 }
 
 

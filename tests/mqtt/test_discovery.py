@@ -15,7 +15,7 @@ STATE = {
     "leds": [{"id": 0, "name": "red", "gpio": 17, "on": True, "blink": None, "level": 1},
              {"id": 1, "name": "green", "gpio": 27, "on": True, "blink": {"on_ms": 500, "off_ms": 500}, "level": 0}],
     "buttons": [{"id": 0, "name": "button", "gpio": 22, "pressed": False, "presses": 3, "last_press_ms": 1}],
-    "seq": 17, "backend": "sim", "protocol": 1,
+    "seq": 17, "backend": "sim", "protocol": 2,
 }
 
 
