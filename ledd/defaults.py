@@ -40,3 +40,11 @@ BOARD_CPUINFO = "/proc/cpuinfo"
 BLINK_MIN_MS = 20
 BLINK_MAX_MS = 60000
 MAX_NAME = 24
+
+# -- the gpiozero pin factory (ledd/gpiozero_factory.py, issue 12) -----------
+
+#: gpiozero looks pin factories up under this entry-point group; ours is named ``ledd``.
+GPIOZERO_ENTRY_GROUP = "gpiozero_pin_factories"
+GPIOZERO_FACTORY_NAME = "ledd"
+#: While ledd is down, the factory's watcher tries to subscribe again this often, in seconds.
+GPIOZERO_RECONNECT_S = 0.1
