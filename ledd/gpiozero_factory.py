@@ -128,6 +128,8 @@ class LeddFactory(PiFactory):
         self._seq = -1
         self._detecting = {}                     # gpio -> pin with when_changed set
         self._connected = threading.Event()      # the watcher is subscribed
+        self._settings = {}                      # gpio -> button's pull, active_low, debounce_ms
+        self.load_settings()
         self._apply(self.request("STATE"), from_event=True)
         self._thread = _EventThread(self)
         self._thread.start()
@@ -143,6 +145,17 @@ class LeddFactory(PiFactory):
         except LeddError as err:
             raise _wrap(err) from None
         return json.loads(reply)
+
+    def load_settings(self):
+        """Buttons' pull, active_low and debounce_ms: HELLO has them (the state has no room)."""
+        buttons = self.request("HELLO").get("buttons", [])
+        with self._state_lock:
+            self._settings = {b["gpio"]: b for b in buttons}
+
+    def settings(self, gpio):
+        """A button's settings; defaults of ledd.conf for a ledd that does not report them."""
+        with self._state_lock:
+            return self._settings.get(gpio, {"pull": "up", "active_low": True, "debounce_ms": 0})
 
     def command(self, verb, *args):
         """A command whose reply is the new state: apply it to the cache."""
@@ -165,7 +178,7 @@ class LeddFactory(PiFactory):
                 old = self._buttons.get(gpio)
                 new = buttons.get(gpio)
                 if old is not None and new is not None and old["pressed"] != new["pressed"]:
-                    changed.append((pin, _button_level(new)))
+                    changed.append((pin, _level(new, self._settings.get(gpio))))
             self._buttons = buttons
             return changed
 
@@ -278,9 +291,9 @@ def _gpio_number(name):
     return name if isinstance(name, int) else int(str(name)[4:])
 
 
-def _button_level(button):
-    """The electrical level of a button line: low when pressed unless ledd says active high."""
-    active_low = button.get("active_low", button.get("pull", "up") == "up")
+def _level(button, settings):
+    """The electrical level of a button line: low when pressed, unless it is active high."""
+    active_low = True if settings is None else settings["active_low"]
     return int(button["pressed"] != active_low)
 
 
@@ -323,6 +336,7 @@ class _EventThread(GPIOThread):
                 self.stopping.wait(defaults.GPIOZERO_RECONNECT_S)
                 continue
             try:
+                factory.load_settings()  # a new ledd may have a new config
                 self._follow(watcher)
             except LeddError:
                 pass  # EOF: ledd stopped or dropped us; subscribe again
@@ -390,7 +404,7 @@ class LeddPin(PiPin):
         kind, obj = self._factory.line(self.gpio)
         if kind == "led":
             return int(obj["on"])
-        return _button_level(obj)
+        return _level(obj, self._factory.settings(self.gpio))
 
     def _set_state(self, value):
         kind, obj = self._factory.line(self.gpio)
@@ -421,7 +435,7 @@ class LeddPin(PiPin):
         kind, obj = self._factory.line(self.gpio)
         if kind == "led":
             return "floating"
-        pull = obj.get("pull", "up")
+        pull = self._factory.settings(self.gpio)["pull"]
         return "floating" if pull == "none" else pull
 
     def _set_pull(self, value):
@@ -432,7 +446,7 @@ class LeddPin(PiPin):
 
     def _get_bounce(self):
         kind, obj = self._factory.line(self.gpio)
-        ms = obj.get("debounce_ms", 0) if kind == "button" else 0
+        ms = self._factory.settings(self.gpio)["debounce_ms"] if kind == "button" else 0
         return ms / 1000 if ms else None
 
     def _set_bounce(self, value):

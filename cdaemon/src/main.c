@@ -335,6 +335,11 @@ static void changed(struct ledd *d)
 	broadcast(d);
 }
 
+static int drive_cb(void *d, size_t i)
+{
+	return drive_led(d, i);
+}
+
 static void handle_edges(struct ledd *d)
 {
 	struct gpio_edge edges[LEDD_MAX_EDGES];
@@ -363,6 +368,9 @@ static void handle_edges(struct ledd *d)
 			broadcast(d);
 			any = true;
 			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
+			if (action_run(bt->pressed ? &d->cfg.buttons[b].on_press : &d->cfg.buttons[b].on_release,
+				       &d->st, mono_ns(), drive_cb, d))
+				changed(d); /* a button action: an ordinary state change */
 		}
 	}
 	if (n < 0)
@@ -491,11 +499,14 @@ static void watch_command(struct ledd *d, const struct request *req, struct repl
 static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
 {
 	switch (req->verb) {
-	case VERB_HELLO:
+	case VERB_HELLO: {
+		char buttons[LEDD_LINE_MAX / 2]; /* button settings: actions.h */
+		actions_hello_buttons(&d->cfg, buttons, sizeof(buttons));
 		snprintf(r->payload, sizeof(r->payload),
-			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\"}", LEDD_PROTOCOL,
-			 LEDD_VERSION, backend_name(d));
+			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\",\"buttons\":%s}",
+			 LEDD_PROTOCOL, LEDD_VERSION, backend_name(d), buttons);
 		return;
+	}
 	case VERB_STATE:
 		reply_state(d, r);
 		return;
