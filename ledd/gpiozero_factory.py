@@ -375,6 +375,9 @@ class LeddPin(PiPin):
         self.gpio = self._number
         self._edges = "both"
         self._blink_thread = None
+        # A new device starts from ledd's state as it is now, even if another
+        # client changed it a moment ago and its event is still on the way.
+        factory._apply(factory.request("STATE"), from_event=False)
 
     # -- what ledd says about this line --------------------------------------
     @property
