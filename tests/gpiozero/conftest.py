@@ -71,8 +71,12 @@ class Script:
                         PYTHONPATH=os.pathsep.join([str(site_dir), str(ROOT)]), PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self.log = open(self.path.with_suffix(".log"), "w+b")
-        self.proc = subprocess.Popen([python, str(self.path)], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=full_env, cwd=self.path.parent)
+        self.proc = subprocess.Popen([python, str(self.path)], stdin=subprocess.PIPE, stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=full_env, cwd=self.path.parent)
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
 
     def output(self):
         self.log.flush()
@@ -91,6 +95,7 @@ class Script:
         assert self.proc.poll() is None, "script ended (%s):\n%s" % (self.proc.returncode, self.output())
 
     def stop(self):
+        self.proc.stdin.close()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
