@@ -166,12 +166,12 @@ class LeddFactory(PiFactory):
     def _apply(self, state, from_event=False, reconnected=False):
         """Take a state into the cache; returns the pins whose level changed (events only)."""
         with self._state_lock:
-            if not reconnected and state["seq"] < self._seq:
-                return []       # an older state than one already seen
-            self._seq = state["seq"]
-            self._leds = {led["gpio"]: led for led in state["leds"]}
+            # A reply and an event may cross: never go back to an older LED state.
+            if reconnected or state["seq"] >= self._seq:
+                self._seq = state["seq"]
+                self._leds = {led["gpio"]: led for led in state["leds"]}
             if not from_event:
-                return []       # buttons change only with events: each edge fires once
+                return []       # buttons change only with events (in order): each edge fires once
             changed = []
             buttons = {b["gpio"]: b for b in state["buttons"]}
             for gpio, pin in self._detecting.items():

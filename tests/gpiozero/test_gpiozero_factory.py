@@ -334,3 +334,46 @@ def test_pyproject_declares_the_entry_point():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     group = project["entry-points"][defaults.GPIOZERO_ENTRY_GROUP]
     assert group[defaults.GPIOZERO_FACTORY_NAME] == "ledd.gpiozero_factory:LeddFactory"
+
+
+def test_no_press_is_lost_while_the_script_sends_commands(factory, ledd):
+    """A command's reply (newer seq) may overtake the event of a press: the
+    press must still reach when_pressed."""
+    c = ledd.client()
+    red = LED("red")
+    button = Button("button")
+    presses = []
+    button.when_pressed = lambda: presses.append(1)
+    stop = threading.Event()
+
+    def toggling():
+        while not stop.is_set():
+            red.toggle()
+
+    workers = [threading.Thread(target=toggling) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(100):
+            c.press("button")
+            c.release("button")
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+    assert eventually(lambda: len(presses) == 100, 5), len(presses)
+
+
+def test_an_event_older_than_a_reply_still_fires_its_edge(factory, ledd):
+    """The race above, made deterministic: the reply of a later command is
+    applied before the event of a press; the press must fire all the same."""
+    button = Button("button")
+    fired = []
+    button.when_pressed = lambda: fired.append(1)
+    state = ledd.client().state()
+    reply = dict(state, seq=state["seq"] + 2)
+    event = dict(state, seq=state["seq"] + 1, buttons=[dict(state["buttons"][0], pressed=True)])
+    factory._apply(reply)
+    factory._dispatch(event)
+    assert fired == [1]
+    assert factory._seq == state["seq"] + 2  # the LEDs did not go back to the older state
