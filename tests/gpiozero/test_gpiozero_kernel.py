@@ -35,8 +35,11 @@ RESULT_RE = re.compile(r"^LEDD-TEST (PASS|FAIL) ([\w.-]+)(?:: (.*))?$", re.M)
 CHECKS = ["ledd-ready", "script-running", "press-toggles-on", "press-toggles-off", "line-held-by-ledd"]
 
 PROBE = r"""
-import sys, pkg_resources
-list(pkg_resources.iter_entry_points("gpiozero_pin_factories"))
+import site, sys
+site.addsitedir(sys.argv[1])
+import pkg_resources
+for entry_point in pkg_resources.iter_entry_points("gpiozero_pin_factories", "ledd"):
+    entry_point.load()   # what gpiozero 1.6 does: it parses the dist-info's METADATA too
 import gpiozero, gpiozero.pins.pi, gpiozero.pins.data, signal, ledd.gpiozero_factory, ledd.board
 for name, module in sorted(sys.modules.items()):
     path = getattr(module, "__file__", None)
@@ -83,10 +86,10 @@ poweroff -f
 """
 
 
-def python_files(python):
+def python_files(python, site_dir):
     """{VM path: host Path} of the interpreter, its libraries and the modules the script needs."""
     files = {}
-    out = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, check=True,
+    out = subprocess.run([python, "-c", PROBE, str(site_dir)], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout.split()
     packages = set()
     for path in out:
@@ -130,7 +133,11 @@ def vm(tmp_path_factory):
     site.mkdir()
     subprocess.run([SYSTEM_PYTHON, "-m", "ledd.gpiozero_factory", "--register", str(site), "--home", "/opt/ledd"],
                    cwd=ROOT, check=True, capture_output=True)
-    files = python_files(SYSTEM_PYTHON)
+    probe_site = work / "probe-site"
+    probe_site.mkdir()
+    subprocess.run([SYSTEM_PYTHON, "-m", "ledd.gpiozero_factory", "--register", str(probe_site)],
+                   cwd=ROOT, check=True, capture_output=True)
+    files = python_files(SYSTEM_PYTHON, probe_site)
     for f in site.rglob("*"):
         if f.is_file():
             files["%s/%s" % (SITE, f.relative_to(site))] = f
