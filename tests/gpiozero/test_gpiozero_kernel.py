@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 VM_TIMEOUT_S = 420
 SITE = "/usr/local/lib/python3.11/dist-packages"
 DIST = "/usr/lib/python3/dist-packages"
-RESULT_RE = re.compile(r"^LEDD-TEST (PASS|FAIL) ([\w.-]+)(?:: (.*))?$", re.M)
+# Not anchored at the line start: the console's escape codes may precede the first marker.
+RESULT_RE = re.compile(r"LEDD-TEST (PASS|FAIL) ([\w.-]+)(?:: (.*))?$", re.M)
 CHECKS = ["ledd-ready", "script-running", "press-toggles-on", "press-toggles-off", "line-held-by-ledd"]
 
 PROBE = r"""
@@ -48,6 +49,7 @@ for name, module in sorted(sys.modules.items()):
 """
 
 INIT = r"""#!/bin/sh
+echo
 @MODULES@
 @CHIP@
 pass() { echo "LEDD-TEST PASS $1"; }
