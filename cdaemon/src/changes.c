@@ -126,6 +126,11 @@ void changed(struct ledd *d)
 	broadcast(d);
 }
 
+static int drive_cb(void *d, size_t i)
+{
+	return drive_led(d, i);
+}
+
 void handle_edges(struct ledd *d)
 {
 	struct gpio_edge edges[LEDD_MAX_EDGES];
@@ -154,6 +159,9 @@ void handle_edges(struct ledd *d)
 			broadcast(d);
 			any = true;
 			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
+			if (action_run(bt->pressed ? &d->cfg.buttons[b].on_press : &d->cfg.buttons[b].on_release,
+				       &d->st, mono_ns(), drive_cb, d))
+				changed(d); /* a button action: an ordinary state change */
 		}
 	}
 	if (n < 0)

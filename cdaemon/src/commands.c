@@ -153,11 +153,14 @@ static void watch_command(struct ledd *d, const struct request *req, struct repl
 static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
 {
 	switch (req->verb) {
-	case VERB_HELLO:
+	case VERB_HELLO: {
+		char buttons[LEDD_LINE_MAX / 2]; /* button settings: actions.h */
+		actions_hello_buttons(&d->cfg, buttons, sizeof(buttons));
 		snprintf(r->payload, sizeof(r->payload),
-			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\"}", LEDD_PROTOCOL,
-			 LEDD_VERSION, backend_name(d));
+			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\",\"buttons\":%s}",
+			 LEDD_PROTOCOL, LEDD_VERSION, backend_name(d), buttons);
 		return;
+	}
 	case VERB_STATE:
 		reply_state(d, r);
 		return;

@@ -283,10 +283,12 @@ static int set_led_key(struct parser *p, const char *key, const char *val)
 
 static int set_button_key(struct parser *p, const char *key, const char *val)
 {
-	static const char *const keys[] = { "gpio", "active_low", "pull", "debounce_ms" };
+	static const char *const keys[] = { "gpio", "active_low", "pull", "debounce_ms", "on_press",
+					    "on_release" };
+	char msg[160];
 	struct button_config *b = &p->cfg->buttons[p->cfg->nbuttons - 1];
 
-	switch (key_bit(p, keys, 4, key, "[button]")) {
+	switch (key_bit(p, keys, 6, key, "[button]")) {
 	case 0:
 		return parse_uint(p, key, val, 0, LEDD_MAX_GPIO, "a GPIO number", &b->gpio);
 	case 1:
@@ -305,6 +307,14 @@ static int set_button_key(struct parser *p, const char *key, const char *val)
 		b->debounce_set = true;
 		return parse_uint(p, key, val, 0, LEDD_DEBOUNCE_MAX_MS, "a debounce time in ms",
 				  &b->debounce_ms);
+	case 4:
+	case 5: {
+		struct action *a = strcmp(key, "on_press") == 0 ? &b->on_press : &b->on_release;
+		if (action_parse(val, a, msg, sizeof(msg)) < 0)
+			return fail(p, "%s: %s", key, msg);
+		a->line = p->lineno;
+		return 0;
+	}
 	}
 	return -1;
 }
@@ -394,7 +404,7 @@ static int check_whole(struct parser *p)
 	for (size_t i = 0; i < cfg->nbuttons; i++)
 		if (!cfg->buttons[i].debounce_set)
 			cfg->buttons[i].debounce_ms = cfg->debounce_ms;
-	return 0;
+	return actions_check(cfg, p->filename, p->err, p->errlen);
 }
 
 int config_parse(const char *buf, size_t len, const char *filename,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "actions.h"
 #include "defaults.h"
 #include "gpio.h"
 
@@ -28,6 +29,7 @@ struct button_config {
 	enum gpio_bias bias;
 	unsigned int debounce_ms;
 	bool debounce_set;              /* else the [ledd] default applies */
+	struct action on_press, on_release;     /* actions.h */
 };
 
 struct ledd_config {

@@ -44,6 +44,8 @@ void state_init(struct ledd_state *st, const struct ledd_config *cfg)
 		snprintf(st->buttons[i].name, sizeof(st->buttons[i].name), "%s", cfg->buttons[i].name);
 		st->buttons[i].gpio = cfg->buttons[i].gpio;
 		st->buttons[i].last_press_ms = -1;
+		action_button_json(&cfg->buttons[i], st->buttons[i].config_json,
+				   sizeof(st->buttons[i].config_json));
 	}
 }
 
@@ -208,9 +210,9 @@ int state_json(const struct ledd_state *st, const char *backend, char *out, size
 		    ",\"last_press_ms\":", i ? "," : "", i, bt->name, bt->gpio,
 		    bt->pressed ? "true" : "false", bt->presses);
 		if (bt->last_press_ms < 0)
-			put(&b, "null}");
+			put(&b, "null,%s}", bt->config_json);
 		else
-			put(&b, "%" PRId64 "}", bt->last_press_ms);
+			put(&b, "%" PRId64 ",%s}", bt->last_press_ms, bt->config_json);
 	}
 	put(&b, "],\"seq\":%" PRIu64 ",\"backend\":\"%s\",\"protocol\":%d}", st->seq, backend,
 	    LEDD_PROTOCOL);

@@ -26,6 +26,7 @@ struct button_state {
 	bool pressed;
 	uint64_t presses;
 	int64_t last_press_ms;          /* wall clock, ms since the epoch; -1 = never */
+	char config_json[ACTION_BUTTON_JSON_MAX]; /* "on_press":...,"on_release":... */
 };
 
 struct ledd_state {
