@@ -129,6 +129,12 @@ int actions_check(struct ledd_config *cfg, const char *filename, char *err, size
 	return 0;
 }
 
+bool action_equal(const struct action *a, const struct action *b)
+{
+	return a->kind == b->kind && strcmp(a->led_name, b->led_name) == 0 &&
+	       a->on_ms == b->on_ms && a->off_ms == b->off_ms;
+}
+
 int action_format(const struct action *a, char *out, size_t outlen)
 {
 	switch (a->kind) {

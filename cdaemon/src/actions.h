@@ -45,6 +45,9 @@ int action_parse(const char *text, struct action *out, char *err, size_t errlen)
  * with "<filename>:<line>: on_press: no [led NAME] ..." in err. */
 int actions_check(struct ledd_config *cfg, const char *filename, char *err, size_t errlen);
 
+/* Do two actions do the same thing (where in the file they were written aside)? */
+bool action_equal(const struct action *a, const struct action *b);
+
 /* The canonical text of an action ("toggle red"); "" for none. */
 int action_format(const struct action *a, char *out, size_t outlen);
 

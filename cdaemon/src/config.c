@@ -519,9 +519,19 @@ bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config
 	return false;
 }
 
+static bool actions_differ(const struct ledd_config *a, const struct ledd_config *b)
+{
+	for (size_t i = 0; i < a->nbuttons; i++)
+		if (!action_equal(&a->buttons[i].on_press, &b->buttons[i].on_press) ||
+		    !action_equal(&a->buttons[i].on_release, &b->buttons[i].on_release))
+			return true;
+	return false;
+}
+
 bool config_equal(const struct ledd_config *a, const struct ledd_config *b)
 {
-	return !config_wiring_differs(a, b) && strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
+	return !config_wiring_differs(a, b) && !actions_differ(a, b) &&
+	       strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
 	       strcmp(a->state_file, b->state_file) == 0 && a->debounce_ms == b->debounce_ms &&
 	       a->max_watchers == b->max_watchers;
 }

@@ -4,7 +4,7 @@ and a script living through a restart of ledd."""
 
 import time
 
-from conftest import TRAFFIC_CONFIG, examples, led
+from zerostack import TRAFFIC_CONFIG, examples, led
 
 
 def press_until(client, obs, script, predicate, hold=0.0, timeout=15, wait=1.0):
@@ -130,7 +130,7 @@ def test_script_gets_a_clear_error_while_ledd_is_down_and_carries_on(python, led
     script.wait_output("pressed")
     c.release("button")
     ledd.stop()
-    script.wait_output("down: LeddDown: ledd is not running")
+    script.wait_output("down: LeddDown: ledd ")  # "is not running", or "stopped while answering" mid-toggle
     assert "unreachable until ledd is back" in script.output()
     ledd.close_notify()
     ledd.notifications = []

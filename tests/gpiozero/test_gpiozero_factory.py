@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT, led
+from zerostack import ROOT, led
 
 gpiozero = pytest.importorskip("gpiozero")
 from gpiozero import LED, Button, Device, PWMLED  # noqa: E402

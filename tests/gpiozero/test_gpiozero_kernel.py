@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SYSTEM_PYTHON, examples
+from zerostack import ROOT, SYSTEM_PYTHON, examples
 
 sys.path.insert(0, str(ROOT / "tests" / "kernel"))
 import kbuild  # noqa: E402

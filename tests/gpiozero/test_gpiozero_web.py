@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import led
+from zerostack import led
 
 webstack = pytest.importorskip("webstack")
 if not os.path.exists(webstack.LIGHTTPD):
