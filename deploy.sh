@@ -16,6 +16,7 @@
 # LEDD_* variables that lighttpd.conf reads. Debian's /etc/lighttpd is never
 # edited; removing the drop-in (on failure or --uninstall) restores the
 # original site exactly. See docs/deploy.md.
+# shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +47,13 @@ WEB_USER=www-data
 DEFAULT_PORT=80
 LOCAL_PORT=8080
 LOCAL_RUNTIME_DIR=$ROOT/run
+LOCAL_RESTART_S=1                             # --local restarts a dead ledd like ledd.service:
+LOCAL_START_LIMIT_BURST=10                    #   RestartSec, StartLimitBurst,
+LOCAL_START_LIMIT_S=60                        #   StartLimitIntervalSec
+# ledd's runtime files (cdaemon/src/defaults.h, ledd/defaults.py; tests check they agree)
+LEDD_CMD_NAME=ledd.cmd
+LEDD_PID_NAME=ledd.pid
+LEDD_WATCH_NAME=watch
 HEALTH_TIMEOUT_S=30
 APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero python3-requests apache2-utils)
 TREE_DIRS=(www cgi-bin ledd bin docs)
@@ -70,6 +78,9 @@ TMP_DIR=
 DROPIN_BACKUP=
 DROPIN_WRITTEN=0
 LOCAL_PIDS=()
+LOCAL_RUN=
+LOCAL_LEDD_LOG=
+LOCAL_OWNS_RUN=0
 
 info() { printf '[deploy] %s\n' "$*"; }
 warn() { printf '[deploy] warning: %s\n' "$*" >&2; }
@@ -862,117 +873,8 @@ do_uninstall() {
 	fi
 }
 
-# --- Local run (./deploy.sh --local) ------------------------------------------------
-
-local_tools() {
-	local missing=() need
-	command -v lighttpd >/dev/null || missing+=(lighttpd)
-	command -v make >/dev/null || missing+=(make)
-	command -v cc >/dev/null || missing+=(gcc libc6-dev)
-	[ -x "$PYTHON" ] || missing+=(python3)
-	[ ${#missing[@]} -eq 0 ] && return 0
-	need="apt-get install -y ${missing[*]}"
-	if [ "$(id -u)" -ne 0 ]; then fatal "missing tools; install them with: sudo $need"; fi
-	info "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-}
-
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-local_stop() {
-	trap - INT TERM EXIT
-	local pid
-	for pid in "${LOCAL_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${LOCAL_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	LOCAL_PIDS=()
-	# ledd saved its state on SIGTERM; the FIFOs and pid file have no further use.
-	# (Only ours: when another ledd owns the directory, its files stay.)
-	if [ "${LOCAL_OWNS_RUN:-0}" = 1 ]; then
-		rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.reply" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
-		rm -rf "$LOCAL_RUN/watch" "$LOCAL_RUN/web"
-	fi
-	cleanup
-	info "stopped"
-}
-
-# Ready: our ledd holds the pid file (it writes its pid there under flock) and the FIFOs exist.
-local_wait_ready() {
-	local pid=$1 _
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		if [ "$(cat "$LOCAL_RUN/ledd.pid" 2>/dev/null)" = "$pid" ] &&
-			[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -p "$LOCAL_RUN/ledd.reply" ]; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
-# Another ledd (a second --local, a test) holding the runtime dir's pid lock?
-local_check_rundir_free() {
-	local pidfile=$LOCAL_RUN/ledd.pid
-	[ -f "$pidfile" ] || return 0
-	flock -n "$pidfile" true 2>/dev/null && return 0
-	fatal "another ledd (pid $(cat "$pidfile")) already runs on $LOCAL_RUN; stop it or set LEDD_RUNTIME_DIR to another directory"
-}
-
-do_local() {
-	local ledd_log http
-	local_tools
-	LOCAL_RUN=${LEDD_RUNTIME_DIR:-$LOCAL_RUNTIME_DIR}
-	mkdir -p "$LOCAL_RUN"
-	LOCAL_RUN=$(cd "$LOCAL_RUN" && pwd)
-	if port_in_use "$PORT"; then
-		fatal "port $PORT on 127.0.0.1 is already in use (another ./deploy.sh --local?); try --port $((PORT + 1))"
-	fi
-	local_check_rundir_free
-	info "building ledd"
-	make -s -C "$ROOT/cdaemon" >&2 || fatal "building ledd failed (compiler output above)"
-	if [ -f "$ROOT/ledd/board.py" ]; then
-		(cd "$ROOT" && "$PYTHON" -m ledd.board --out "$ROOT/www/board.json") ||
-			warn "www/board.json not generated; the page shows no header diagram"
-	fi
-	mkdir -p "$LOCAL_RUN/web"
-	: >"$LOCAL_RUN/auth-none.conf" # no auth locally: lighttpd binds 127.0.0.1 only
-	export LEDD_HOME=$ROOT LEDD_HTTP_BIND=127.0.0.1 LEDD_HTTP_PORT=$PORT LEDD_RUNTIME_DIR=$LOCAL_RUN
-	export LEDD_WEB_STATE_DIR=$LOCAL_RUN/web LEDD_AUTH_INCLUDE=$LOCAL_RUN/auth-none.conf
-	lighttpd -tt -f "$ROOT/lighttpd.conf" >&2 || fatal "lighttpd rejects lighttpd.conf (above)"
-
-	trap local_stop EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	ledd_log=$LOCAL_RUN/ledd.log
-	"$ROOT/cdaemon/ledd" -c "$ROOT/cdaemon/ledd.conf" -b sim -r "$LOCAL_RUN" -s "$LOCAL_RUN/state" 2>"$ledd_log" &
-	LOCAL_PIDS+=($!)
-	if ! local_wait_ready "$!"; then
-		cat "$ledd_log" >&2
-		fatal "ledd did not start (its log above, also in $ledd_log)"
-	fi
-	LOCAL_OWNS_RUN=1
-	lighttpd -D -f "$ROOT/lighttpd.conf" &
-	http=$!
-	LOCAL_PIDS+=("$http")
-	sleep 0.3
-	if ! kill -0 "$http" 2>/dev/null; then
-		port_in_use "$PORT" && fatal "port $PORT on 127.0.0.1 is already in use"
-		fatal "lighttpd exited at start (its message above)"
-	fi
-	info "ledd (sim pins) and lighttpd are running"
-	info "dashboard: http://127.0.0.1:$PORT/"
-	info "runtime dir: $LOCAL_RUN   (other terminal: LEDD_RUNTIME_DIR=$LOCAL_RUN bin/ledctl state)"
-	info "ledd log: $ledd_log. Ctrl-C stops everything."
-	# Either process ending ends the run; the EXIT trap stops the other.
-	wait -n "${LOCAL_PIDS[@]}" || true
-	warn "a process exited; stopping (ledd log: $ledd_log)"
-	exit 1
-}
+# shellcheck source=deploy.d/local.sh
+. "$ROOT/deploy.d/local.sh"
 
 main() {
 	parse_args "$@"
@@ -987,4 +889,5 @@ main() {
 	esac
 }
 
-main "$@"
+# Sourced (by a test, to call one function) it only defines; run, it runs.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

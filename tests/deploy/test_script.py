@@ -13,11 +13,14 @@ import pytest
 
 from deployutil import DEPLOY, ROOT, deploy_var, run_deploy
 
-SCRIPTS = [DEPLOY, ROOT / "tests/deploy/vmimage.sh", ROOT / "tests/deploy/guest-agent.sh"]
+SCRIPTS = [DEPLOY, *sorted((ROOT / "deploy.d").glob("*.sh")), ROOT / "tests/deploy/vmimage.sh",
+           ROOT / "tests/deploy/guest-agent.sh"]
 
 
 def test_shellcheck_clean():
-    proc = subprocess.run(["shellcheck", "--severity=style", *map(str, SCRIPTS)], capture_output=True, text=True)
+    # -x: follow the sourced deploy.d/ parts, so that their use of deploy.sh's globals is checked.
+    proc = subprocess.run(["shellcheck", "-x", "--severity=style", *map(str, SCRIPTS)], capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stdout
 
 
