@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2153 # globals shared with deploy.sh, checked there with -x
 # deploy.d/local.sh -- `./deploy.sh --local`: the whole stack from the checkout on 127.0.0.1.
 #
 # Sourced by deploy.sh (its globals, info/warn/fatal). ledd runs under a small
