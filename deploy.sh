@@ -124,6 +124,8 @@ TMP_DIR=
 ARCH=
 MODEL=
 KEPT=()                 # remembered settings this run applied again
+PAUSE_PID=              # the test hook's sleep
+JOURNAL_COPY=           # --uninstall reads this copy of the install journal
 LOCAL_PIDS=()
 LOCAL_RUN=
 LOCAL_LEDD_LOG=
@@ -323,7 +325,8 @@ run_steps() {
 		if [ "$PAUSE_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then
 			info "test hook: pausing before step $step (pid $$)"
 			sleep 3600 &
-			wait $! || true
+			PAUSE_PID=$!
+			wait "$PAUSE_PID" || true
 		fi
 		if [ "$FAIL_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then fatal "test hook: step $step fails (LEDD_DEPLOY_FAIL_AT)"; fi
 		"step_$step"

@@ -76,7 +76,8 @@ rollback() {
 		dir) rm -rf -- "$a" ;;
 		user) userdel "$a" ;;
 		group)
-			groupdel "$a"
+			# (userdel may have taken the user's own group already)
+			if getent group "$a" >/dev/null; then groupdel "$a"; fi
 			if [ "$a" = "$GPIO_GROUP" ]; then rm -f "$GPIO_GROUP_MARKER"; fi
 			;;
 		member) gpasswd -d "$a" "$b" >/dev/null ;;
@@ -145,6 +146,7 @@ on_error() {
 # INT/TERM trap: stop here (on_exit rolls back).
 on_signal() {
 	trap '' INT TERM
+	if [ -n "$PAUSE_PID" ]; then kill "$PAUSE_PID" 2>/dev/null || true; fi
 	printf '[deploy] error: interrupted by SIG%s\n' "$1" >&2
 	exit "$2"
 }

@@ -116,10 +116,7 @@ step_build() {
 		return 0
 	fi
 	info "building ledd (make -C cdaemon O=$out)"
-	if [ ! -d "$out" ] && [ "$out" = "$BUILD_DIR" ]; then
-		mkdir -p "$(dirname "$BUILD_DIR")"
-		[ -d "$(dirname "$BUILD_DIR")" ] && journal dir "$(dirname "$BUILD_DIR")"
-	fi
+	if [ "$out" = "$BUILD_DIR" ]; then make_parents "$BUILD_DIR"; fi
 	mkdir -p "$out"
 	make -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
 		cat "$TMP_DIR/make.log" >&2
@@ -145,8 +142,9 @@ step_users() {
 		journal group "$GPIO_GROUP"
 		# At once: a later failure or an uninstall knows the group is ours.
 		if [ "$DRY_RUN" = 0 ]; then
-			install -d -m 0755 "$DEPLOY_STATE_DIR"
+			make_parents "$DEPLOY_STATE_DIR"
 			: >"$GPIO_GROUP_MARKER"
+			journal file "$GPIO_GROUP_MARKER" -
 		fi
 	fi
 	if ! getent passwd "$DAEMON_USER" >/dev/null; then

@@ -28,7 +28,7 @@ confirm_purge() {
 remove_created() {
 	local path=$1
 	if [ "$PURGE" = 0 ]; then
-		case $path in "$CONF_DIR" | "$CONF_FILE" | "$DEPLOY_CONF" | "$STATE_DIR"*) return 0 ;; esac
+		case $path in "$CONF_DIR" | "$CONF_FILE" | "$DEPLOY_CONF" | "$STATE_DIR"* | "$DEPLOY_STATE_DIR"*) return 0 ;; esac
 	fi
 	remove_path "$path"
 }
@@ -66,17 +66,20 @@ do_uninstall() {
 	[ "$PURGE" = 0 ] || confirm_purge
 	take_lock
 	open_log
+	# A copy: the journal's own directory may go (--purge) while it is read.
+	JOURNAL_COPY=$TMP_DIR/installed.journal
+	if [ -f "$INSTALL_JOURNAL" ]; then cp "$INSTALL_JOURNAL" "$JOURNAL_COPY"; else : >"$JOURNAL_COPY"; fi
 	stop_our_units
 	if [ -f "$LEGACY_DROPIN" ]; then web_was_legacy=1; fi
 	# Files and directories first (journal order reversed), then users and groups.
-	if [ -f "$INSTALL_JOURNAL" ]; then
+	if [ -s "$JOURNAL_COPY" ]; then
 		while IFS=$'\t' read -r type a b; do
 			case $type in
 			file | dir) remove_created "$a" ;;
 			debian-web) debian_state=$a ;;
 			package) packages+=("$a") ;;
 			esac
-		done < <(tac "$INSTALL_JOURNAL")
+		done < <(tac "$JOURNAL_COPY")
 	fi
 	while IFS= read -r path; do remove_path "$path"; done < <(legacy_paths)
 	rmdir "$(dirname "$LEGACY_DROPIN")" 2>/dev/null || true
@@ -107,7 +110,7 @@ do_uninstall() {
 # Users and groups deploy.sh created (the journal's, else the legacy ones), and memberships it added.
 remove_accounts() {
 	local type a b
-	if [ -f "$INSTALL_JOURNAL" ]; then
+	if [ -s "$JOURNAL_COPY" ]; then
 		while IFS=$'\t' read -r type a b; do
 			case $type in
 			member) if getent group "$b" | grep -qw "$a"; then
@@ -123,7 +126,7 @@ remove_accounts() {
 				run groupdel "$a"
 			fi ;;
 			esac
-		done < <(tac "$INSTALL_JOURNAL")
+		done < <(tac "$JOURNAL_COPY")
 	fi
 	# An install from before the journal: user and group ledd, gpio when the marker says so.
 	for a in "$WEB_USER" "$DAEMON_USER"; do

@@ -165,11 +165,12 @@ unit_state() {
 	echo "$enabled $active"
 }
 
-# Stop and disable Debian's lighttpd instance (journaled, so rollback and --uninstall restore it).
+# quiet_debian_web WHY [EARLIER_STATE]: stop and disable Debian's lighttpd instance
+# (journaled with the state to restore, so rollback and --uninstall put it back).
 quiet_debian_web() {
 	local why=$1 state
 	state=$(unit_state "$DEBIAN_WEB_UNIT")
-	grep -qs "^debian-web"$'\t' "$INSTALL_JOURNAL" || journal debian-web "$state"
+	grep -qs "^debian-web"$'\t' "$INSTALL_JOURNAL" || journal debian-web "${2:-$state}"
 	if [[ $state == *" active" ]]; then
 		note_change "stop $DEBIAN_WEB_UNIT ($why)"
 		journal stop "$DEBIAN_WEB_UNIT"
@@ -193,7 +194,7 @@ step_legacy_migration() {
 		RELOAD_SYSTEMD=1
 		quiet_debian_web "it served ledd through the old drop-in; ledd-web.service does now"
 	elif [ "$DEBIAN_WEB_FRESH" = 1 ]; then
-		quiet_debian_web "deploy.sh installed lighttpd: its placeholder site would take port 80"
+		quiet_debian_web "deploy.sh installed lighttpd: its placeholder site would take port 80" "disabled inactive"
 	fi
 }
 

@@ -61,6 +61,7 @@ class Pi:
         self.vm = vm
         self.password = None
         self.sysfs = None
+        self.port = 80
 
     def sh(self, script, timeout=120):
         return self.vm.check(script, timeout)
@@ -71,11 +72,11 @@ class Pi:
     def pull(self, gpio, direction):
         self.sh("echo pull-%s > %s/sim_gpio%d/pull" % (direction, self.sysfs, gpio))
 
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.vm.http_port, path)
+    def url(self, path, port=80):
+        return "http://127.0.0.1:%d%s" % (self.vm.ports[port], path)
 
     def api(self, method, path, body=None, auth=True):
-        return requests.request(method, self.url(path), json=body, timeout=15,
+        return requests.request(method, self.url(path, self.port), json=body, timeout=15,
                                 auth=("ledd", self.password) if auth else None)
 
     def main_pid(self, unit):
@@ -154,29 +155,98 @@ def add_admin(pi):
           "echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s\n" % (ADMIN, ADMIN, ADMIN))
 
 
-def deploy(pi, *args):
-    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo ./deploy.sh %s" % (SHARE, ADMIN, " ".join(args)),
-                        timeout=DEPLOY_TIMEOUT_S)
-    assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
-        " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
-    return out
+def deploy(pi, *args, env="", check=True):
+    """``sudo [env ...] ./deploy.sh ARGS`` as the admin user; returns (status, output)."""
+    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo %s ./deploy.sh %s"
+                        % (SHARE, ADMIN, ("env " + env) if env else "", " ".join(args)), timeout=DEPLOY_TIMEOUT_S)
+    if check:
+        assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
+            " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
+        return out
+    return rc, out
+
+
+#: What "the system" is for the before/after comparisons: files under /etc and /opt, enabled units,
+#: installed packages, users and groups. (Logs, caches and /var/lib are not part of it.)
+LISTING = ("find /etc /opt /usr/local -xdev ! -path '/etc/ld.so.cache' ! -path '/etc/machine-id' "
+           "! -path '/etc/.pwd.lock' ! -name '*-' | sort; echo ---; "
+           "systemctl list-unit-files --state=enabled --no-legend | awk '{print $1}' | sort; echo ---; "
+           "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' | awk '$1 == \"ii\" {print $2}' | sort; echo ---; "
+           "cut -d: -f1 /etc/passwd | sort; cut -d: -f1,4 /etc/group | sort")
+
+
+def listing(pi):
+    return pi.sh(LISTING, timeout=120)
+
+
+def assert_same_listing(before, after, what):
+    if before != after:
+        import difflib
+        diff = "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
+        raise AssertionError("%s: the system differs:\n%s" % (what, diff))
+
+
+def debian_page(pi):
+    """Debian's own lighttpd site on :80 (status, body)."""
+    r = requests.get(pi.url("/"), timeout=15)
+    return r.status_code, r.text
 
 
 def test_virtual_pi(pi):
     step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
     step(pi, "admin user", lambda: add_admin(pi))
 
-    # -- first install ------------------------------------------------------------
-    out = step(pi, "first deploy", lambda: deploy(pi))
+    # -- a Pi with a life: Debian's lighttpd already serves a site on :80 ----------------------
+    def existing_site():
+        pi.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends lighttpd "
+              ">/tmp/apt.log 2>&1 || { tail /tmp/apt.log; exit 1; }\n"
+              "echo '<h1>the owner site</h1>' > /var/www/html/index.html", timeout=600)
+        return wait_for(lambda: debian_page(pi)[0] == 200 and debian_page(pi), 60, "Debian's site answers")
+    page = step(pi, "existing lighttpd site", existing_site)
+    assert "the owner site" in page[1]
+    before = step(pi, "listing", lambda: listing(pi))
+
+    def port_taken():
+        rc, out = deploy(pi, check=False)
+        assert rc != 0, out
+        assert re.search(r"port 80 is in use by lighttpd \(pid \d+, lighttpd.service\); nothing was changed", out), out
+        assert "--port 8080" in out, out
+        assert_same_listing(before, listing(pi), "after the refused run")
+        assert debian_page(pi) == page
+    step(pi, "port taken: refused before any change", port_taken)
+
+    def failed_first_install():
+        rc, out = deploy(pi, "--port", "8080", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+        assert rc != 0 and "test hook: step health fails" in out, out
+        assert "rolled back" in out, out
+        assert_same_listing(before, listing(pi), "after a failed first install")
+        assert debian_page(pi) == page
+    step(pi, "first install fails at the health check: rolled back", failed_first_install)
+
+    def interrupted_first_install():
+        sigterm_midway(pi, "--port 8080", "services")
+        assert_same_listing(before, listing(pi), "after SIGTERM during a first install")
+        assert debian_page(pi) == page
+    step(pi, "first install killed by SIGTERM midway: rolled back", interrupted_first_install)
+
+    # -- first install, next to the owner's site ---------------------------------------------------
+    out = step(pi, "first deploy", lambda: deploy(pi, "--port", "8080"))
     match = re.search(r"user: ledd  password: (\S+)", out)
     assert match, "no credentials printed:\n" + out
     pi.password = match.group(1)
-    assert "health check: the API answers through lighttpd: backend chardev" in out, out
+    pi.port = 8080
+    assert "health check: the API answers through the web server: backend chardev" in out, out
+    assert "Basic auth without TLS" in out
+    assert debian_page(pi) == page
 
     def services_up():
-        assert pi.sh("systemctl is-active ledd lighttpd").split() == ["active", "active"]
+        assert pi.sh("systemctl is-active ledd ledd-web lighttpd").split() == ["active"] * 3
         rc, state = pi.vm.run("systemctl is-system-running --wait", timeout=120)
         assert state.strip() == "running", state + pi.sh("systemctl --failed --no-pager")
+        assert pi.sh("ps -o user= -p $(systemctl show -p MainPID --value ledd-web)").strip() == "ledd-web"
+        assert "ledd" not in pi.sh("id -nG www-data").split()  # other web apps cannot reach the FIFOs
+        listen = pi.sh("ss -Htln 'sport = :8080'")
+        assert "0.0.0.0:8080" in listen and "[::]:8080" in listen, listen
     step(pi, "services", services_up)
 
     # -- the API from the host, auth on -----------------------------------------------
@@ -195,19 +265,12 @@ def test_virtual_pi(pi):
         r = pi.api("POST", "/api/leds/0", {"on": True})
         assert r.status_code == 200 and r.json()["leds"][0]["on"] is True, r.text
         assert pi.line_value(LED_GPIO) == 1
-        pi.api("POST", "/api/leds/0", {"on": False})
-        assert pi.line_value(LED_GPIO) == 0
-        pi.api("POST", "/api/leds/0", {"on": True})
-        assert pi.line_value(LED_GPIO) == 1
     step(pi, "LED on the simulated line", led_on)
 
     def ledctl_as_admin():
-        # deploy.sh put the sudo user in group ledd: a new login (ssh) can use ledctl on the FIFOs.
         assert "ledd" in pi.sh("id -nG %s" % ADMIN).split()
         pi.sh("runuser -u %s -- ledctl on green" % ADMIN)
         assert pi.line_value(27) == 1
-        state = json.loads(pi.sh("runuser -u %s -- ledctl -j status" % ADMIN))
-        assert state["leds"][1]["on"] is True and state["backend"] == "chardev"
         pi.sh("runuser -u %s -- ledctl off green" % ADMIN)
         assert pi.line_value(27) == 0
         rc, out = pi.vm.run("runuser -u nobody -- ledctl status")  # not in the group
@@ -216,51 +279,92 @@ def test_virtual_pi(pi):
 
     step(pi, "button press in the API and in Chromium", lambda: button_press_in_browser(pi))
 
-    # -- crash recovery -------------------------------------------------------------------
     def kill_and_restart():
         old = pi.main_pid("ledd")
         pi.sh("systemctl kill -s KILL ledd")
         wait_for(lambda: pi.main_pid("ledd") not in (0, old) and
                  pi.sh("systemctl is-active ledd").strip() == "active", 30, "ledd restarted by systemd")
-        assert int(pi.sh("systemctl show -p NRestarts --value ledd").strip()) >= 1
         wait_for(lambda: pi.api("GET", "/api/state").json()["leds"][0]["on"] is True, 20, "LED state restored")
         assert pi.line_value(LED_GPIO) == 1
     step(pi, "systemctl kill -s KILL ledd", kill_and_restart)
 
-    # -- second run: idempotent -----------------------------------------------------------
+    # -- second run: remembered choices, idempotent -------------------------------------------
     def second_run():
-        pids = pi.main_pid("ledd"), pi.main_pid("lighttpd")
-        stamp = pi.sh("find /opt/ledd /etc/ledd /etc/systemd/system/ledd.service /usr/local/sbin/ledd "
-                      "-printf '%p %T@\\n' | sort")
+        pids = pi.main_pid("ledd"), pi.main_pid("ledd-web")
         out = deploy(pi)
+        assert "settings kept from the last run" in out and "port=8080" in out, out
         assert "nothing changed" in out and "nothing restarted" in out, out
-        assert "password:" in out and pi.password not in out
-        assert (pi.main_pid("ledd"), pi.main_pid("lighttpd")) == pids
-        assert pi.sh("find /opt/ledd /etc/ledd /etc/systemd/system/ledd.service /usr/local/sbin/ledd "
-                     "-printf '%p %T@\\n' | sort") == stamp
+        assert pi.password not in out
+        assert (pi.main_pid("ledd"), pi.main_pid("ledd-web")) == pids
+        assert debian_page(pi) == page
     step(pi, "second deploy", second_run)
 
-    # -- uninstall -----------------------------------------------------------------------------
+    def password_nowhere():
+        rc, out = pi.vm.run("grep -rlF -- '%s' /var/log /etc /opt /root /home /var/lib /tmp 2>/dev/null; "
+                            "journalctl -b --no-pager | grep -cF -- '%s'" % (pi.password, pi.password))
+        assert out.strip() == "0", "the password is on disk or in the journal:\n" + out
+        assert pi.sh("cut -d: -f2 /etc/ledd/web/htpasswd").startswith("$2y$")
+    step(pi, "the password is in no file and no journal line", password_nowhere)
+
+    def reload_broken_config():
+        pi.sh("cp /etc/ledd/ledd.conf /root/ledd.conf.good && printf '\\n[led bad]\\ngpio = banana\\n' >> /etc/ledd/ledd.conf")
+        rc, out = pi.vm.run("systemctl reload ledd; journalctl -u ledd -n 5 --no-pager")
+        assert rc != 0 or "ledd.conf:" in out
+        assert pi.vm.run("systemctl reload ledd")[0] != 0, "reload of a broken config succeeded"
+        assert "/etc/ledd/ledd.conf:" in pi.sh("journalctl -u ledd -n 10 --no-pager")
+        assert pi.sh("systemctl is-active ledd").strip() == "active"
+        r = pi.api("POST", "/api/leds/0", {"on": False})
+        assert r.status_code == 200 and pi.line_value(LED_GPIO) == 0
+        pi.sh("cp /root/ledd.conf.good /etc/ledd/ledd.conf && rm /root/ledd.conf.good && systemctl reload ledd")
+    step(pi, "systemctl reload ledd with a broken config", reload_broken_config)
+
+    def failed_upgrade():
+        installed = listing(pi)
+        conf = pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf")
+        rc, out = deploy(pi, "--port", "8081", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+        assert rc != 0 and "rolled back" in out, out
+        assert_same_listing(installed, listing(pi), "after a failed upgrade")
+        assert pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf") == conf
+        wait_for(lambda: pi.api("GET", "/api/state").status_code == 200, 30, "the old dashboard answers")
+        sigterm_midway(pi, "--no-auth", "health")
+        assert_same_listing(installed, listing(pi), "after SIGTERM during an upgrade")
+        wait_for(lambda: pi.api("GET", "/api/state").status_code == 200, 30, "the old dashboard answers")
+        assert pi.api("GET", "/api/state", auth=False).status_code == 401
+    step(pi, "failed and interrupted upgrades: the old install keeps running", failed_upgrade)
+
+    # -- uninstall, then purge -------------------------------------------------------------------
     def uninstall():
-        out = deploy(pi, "--uninstall")
+        out = pi.vm.check("/opt/ledd/deploy.sh --uninstall", timeout=DEPLOY_TIMEOUT_S)  # no checkout needed
         assert "uninstalled" in out, out
-        rc, _ = pi.vm.run("systemctl cat ledd.service")
-        assert rc != 0, "ledd.service still known"
-        for what in ("id ledd", "getent group ledd", "test -e /opt/ledd", "test -e /usr/local/sbin/ledd",
-                     "test -e /usr/local/bin/ledctl", "test -e /etc/systemd/system/lighttpd.service.d/ledd.conf",
-                     "test -e /etc/ledd/web", "test -e /etc/udev/rules.d/60-ledd-gpio.rules"):
+        for what in ("systemctl cat ledd.service", "systemctl cat ledd-web.service", "id ledd", "id ledd-web",
+                     "getent group ledd", "test -e /opt/ledd", "test -e /usr/local/sbin/ledd",
+                     "test -e /usr/local/bin/ledctl", "test -e /etc/ledd/web"):
             assert pi.vm.run(what)[0] != 0, "still there after --uninstall: " + what
-        assert pi.vm.run("test -f /etc/ledd/ledd.conf && test -f /var/lib/ledd/state")[0] == 0, \
-            "config and state must be kept without --purge"
-        # lighttpd runs Debian's own, untouched configuration again.
-        assert "/etc/lighttpd/lighttpd.conf" in pi.sh("systemctl show -p ExecStart --value lighttpd")
-        pi.sh("dpkg-query -W -f='${Conffiles}\\n' lighttpd | awk '$1 == \"/etc/lighttpd/lighttpd.conf\" "
-              "{print $2 \"  \" $1}' | md5sum -c -")
-        assert pi.sh("systemctl is-active lighttpd").strip() == "active"
-        # (a list: a 404 Response is falsy)
-        r = wait_for(lambda: [requests.get(pi.url("/api/state"), timeout=10)], 30, "lighttpd answers")[0]
-        assert r.status_code == 404 and "WWW-Authenticate" not in r.headers
+        assert pi.vm.run("test -f /etc/ledd/ledd.conf && test -f /var/lib/ledd/state")[0] == 0
+        assert debian_page(pi) == page  # the owner's site never moved
+        assert pi.sh("systemctl is-enabled lighttpd; systemctl is-active lighttpd").split() == ["enabled", "active"]
     step(pi, "uninstall", uninstall)
+
+    def purge():
+        out = pi.vm.check("cd %s && ./deploy.sh --uninstall --purge --yes" % SHARE, timeout=DEPLOY_TIMEOUT_S)
+        assert "apt-get purge" in out, out
+        assert_same_listing(before, listing(pi), "after --uninstall --purge")
+        assert pi.vm.run("test -e /var/log/ledd-deploy.log || test -e /var/lib/ledd")[0] != 0
+        assert debian_page(pi) == page
+    step(pi, "purge", purge)
+
+
+def sigterm_midway(pi, args, step_name):
+    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back."""
+    pi.sh("cd %s && (setsid env LEDD_DEPLOY_PAUSE_AT=%s ./deploy.sh %s >/root/deploy-bg.log 2>&1 & "
+          "echo $! >/root/deploy-bg.pid)" % (SHARE, step_name, args))
+    wait_for(lambda: "test hook: pausing before step %s" % step_name in pi.sh("cat /root/deploy-bg.log"),
+             DEPLOY_TIMEOUT_S, "deploy.sh reaches step " + step_name)
+    pid = re.search(r"pausing before step \S+ \(pid (\d+)\)", pi.sh("cat /root/deploy-bg.log")).group(1)
+    pi.sh("kill -TERM %s" % pid)
+    wait_for(lambda: pi.vm.run("kill -0 %s" % pid)[0] != 0, 600, "deploy.sh ends after SIGTERM")
+    out = pi.sh("cat /root/deploy-bg.log; rm -f /root/deploy-bg.log /root/deploy-bg.pid")
+    assert "interrupted by SIGTERM" in out and "rolled back" in out, out
 
 
 def button_press_in_browser(pi):
@@ -273,7 +377,7 @@ def button_press_in_browser(pi):
         try:
             context = browser.new_context(http_credentials={"username": "ledd", "password": pi.password})
             page = context.new_page()
-            page.goto(pi.url("/"))
+            page.goto(pi.url("/", pi.port))
             card = page.locator("#buttons li.button").first
             card.locator(".presses").wait_for()
             page.wait_for_function("document.querySelector('#buttons .presses').textContent === '%d'"
