@@ -99,7 +99,15 @@ OPT_TLS=
 OPT_TLS_CERT=
 OPT_TLS_KEY=
 OPT_HOSTS=()
+OPT_HOSTS_LINE=
 OPT_CLEAR_HOSTS=0
+OPT_REDIRECT_PORT=
+# deploy.conf keys -> the variables above (deploy.d/settings.sh; parts add theirs with register_setting)
+SETTING_KEYS=(port auth tls tls_cert tls_key redirect_port hosts backend chip)
+declare -A SETTING_VARS=([port]=OPT_PORT [auth]=OPT_AUTH [tls]=OPT_TLS [tls_cert]=OPT_TLS_CERT
+	[tls_key]=OPT_TLS_KEY [redirect_port]=OPT_REDIRECT_PORT [hosts]=OPT_HOSTS_LINE [backend]=BACKEND [chip]=CHIP)
+declare -A SETTING_DEFAULTS=([auth]=basic [tls]=off [redirect_port]=80)
+declare -A REMEMBERED=()
 PORT=                   # the effective choices of this run
 AUTH=basic
 TLS=off
@@ -126,6 +134,9 @@ MODEL=
 KEPT=()                 # remembered settings this run applied again
 PAUSE_PID=              # the test hook's sleep
 JOURNAL_COPY=           # --uninstall reads this copy of the install journal
+TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
+RUN_JOURNAL=
+BACKUP_DIR=
 LOCAL_PIDS=()
 LOCAL_RUN=
 LOCAL_LEDD_LOG=
@@ -156,6 +167,7 @@ Install options (remembered in $DEPLOY_CONF; a plain re-run keeps them):
                      host name or addresses change); HTTP redirects to HTTPS
   --tls-cert FILE --tls-key FILE   HTTPS with your own certificate
   --no-tls           plain HTTP again
+  --redirect-port N|off   the plain-HTTP port that redirects to HTTPS (default 80)
   --host NAME        one more name the dashboard answers to (repeatable;
                      LEDD_ALLOWED_HOSTS of the web server); --no-hosts clears them
   --backend chardev|sim   --chip CHIP   for a NEW $CONF_FILE only
@@ -213,6 +225,7 @@ parse_args() {
 		--tls-key) need_value "$1" "${2:-}" && OPT_TLS_KEY=$2 && shift ;;
 		--host) need_value "$1" "${2:-}" && OPT_HOSTS+=("$2") && shift ;;
 		--no-hosts) OPT_CLEAR_HOSTS=1 ;;
+		--redirect-port) need_value "$1" "${2:-}" && OPT_REDIRECT_PORT=$2 && shift ;;
 		--backend) need_value "$1" "${2:-}" && BACKEND=$2 && shift ;;
 		--chip) need_value "$1" "${2:-}" && CHIP=$2 && shift ;;
 		--port)

@@ -18,10 +18,6 @@
 # back by then, so the previous install runs again). Commit appends the
 # records of things created to $INSTALL_JOURNAL, which --uninstall reads.
 
-TXN_OPEN=0
-RUN_JOURNAL=
-BACKUP_DIR=
-
 # Only one deploy.sh at a time (install, uninstall): fail at once if another holds the lock.
 take_lock() {
 	[ "$DRY_RUN" = 1 ] && return 0

@@ -8,13 +8,8 @@
 # load_settings then keeps the remembered value when no flag was given and
 # save_settings_now writes it back, through the journal like every file.
 
-SETTING_KEYS=(port auth tls tls_cert tls_key redirect_port hosts backend chip)
-declare -A SETTING_VARS=([port]=OPT_PORT [auth]=OPT_AUTH [tls]=OPT_TLS [tls_cert]=OPT_TLS_CERT
-	[tls_key]=OPT_TLS_KEY [redirect_port]=OPT_REDIRECT_PORT [hosts]=OPT_HOSTS_LINE [backend]=BACKEND [chip]=CHIP)
-declare -A SETTING_DEFAULTS=([auth]=basic [tls]=off [redirect_port]=80)
-declare -A REMEMBERED=()
-OPT_REDIRECT_PORT=
-OPT_HOSTS_LINE=
+# The tables live in deploy.sh's globals; this only tells shellcheck their kind (no reset).
+declare -A REMEMBERED SETTING_VARS SETTING_DEFAULTS
 
 # register_setting KEY VARIABLE [DEFAULT]: one more remembered choice (for deploy.d parts).
 register_setting() {

@@ -113,29 +113,30 @@ EOF
 
 # The site snippet: IPv6 next to IPv4, and with TLS the certificate and the HTTP redirect.
 render_site() {
+	local ssl=
 	printf '# ledd: listening sockets, TLS and auth; written by deploy.sh, included last by lighttpd.conf.\n'
-	printf '# server.bind is 0.0.0.0; this adds IPv6.\n'
+	if [ "$TLS" != off ]; then
+		ssl='ssl.engine = "enable" '
+		printf 'server.modules += ("mod_openssl")\n'
+		printf '# HTTPS on server.bind (0.0.0.0:%s) and on IPv6\n' "$PORT"
+		printf 'ssl.engine = "enable"\nssl.pemfile = "%s"\nssl.privkey = "%s"\n' "$TLS_CERT" "$TLS_KEY"
+	fi
 	# shellcheck disable=SC2016 # lighttpd's $SERVER, not the shell's
-	printf '$SERVER["socket"] == "[::]:%s" { }\n' "$PORT"
+	printf '$SERVER["socket"] == "[::]:%s" { %s}\n' "$PORT" "$ssl"
+	if [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" != off ]; then render_redirect; fi
 	printf 'include "%s"\n' "$AUTH_SNIPPET"
-	[ "$TLS" != off ] || return 0
-	local redirect_to="https://%1:$PORT"
-	if [ "$PORT" = 443 ]; then redirect_to="https://%1"; fi
-	cat <<EOF
-server.modules += ("mod_openssl")
-ssl.engine = "enable"
-ssl.pemfile = "$TLS_CERT"
-ssl.privkey = "$TLS_KEY"
-\$SERVER["socket"] == "[::]:$PORT" { ssl.engine = "enable" }
-EOF
-	[ "$OPT_REDIRECT_PORT" != off ] || return 0
-	local sock
+}
+
+# Plain HTTP on the redirect port (IPv4 and IPv6) answers 308 to the same URL on HTTPS.
+render_redirect() {
+	local sock target="https://%1:$PORT"
+	if [ "$PORT" = 443 ]; then target="https://%1"; fi
 	for sock in "0.0.0.0:$OPT_REDIRECT_PORT" "[::]:$OPT_REDIRECT_PORT"; do
 		cat <<EOF
 \$SERVER["socket"] == "$sock" {
 	ssl.engine = "disable"
 	\$HTTP["host"] =~ "^(\\[[^]]*\\]|[^:]*)(:[0-9]+)?\$" {
-		url.redirect = ("" => "$redirect_to\${url.path}\${qsa}")
+		url.redirect = ("" => "$target\${url.path}\${qsa}")
 		url.redirect-code = 308
 	}
 }
