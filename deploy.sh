@@ -78,9 +78,12 @@ APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero apache2-utils
 TLS_PACKAGES=(lighttpd-mod-openssl openssl)
 TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
 TREE_FILES=(deploy.sh lighttpd.conf)
-# The install, in order; deploy.d parts may add theirs with add_step (see there).
+# The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;
+# e.g. issue 12's gpiozero pin factory entry point: add_step python_entry_points validate.
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration validate
 	services health)
+UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
+CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -301,6 +304,17 @@ group_or_root() {
 	if getent group "$1" >/dev/null; then echo "$1"; else echo root; fi
 }
 
+# add_step NAME BEFORE: run step_NAME just before step BEFORE (for deploy.d add-ons).
+add_step() {
+	local steps=() step
+	for step in "${INSTALL_STEPS[@]}"; do
+		if [ "$step" = "$2" ]; then steps+=("$1"); fi
+		steps+=("$step")
+	done
+	[[ " ${steps[*]} " == *" $1 "* ]] || fatal "add_step $1: no step '$2'"
+	INSTALL_STEPS=("${steps[@]}")
+}
+
 # A new temporary file in this run's private directory.
 tmp_file() {
 	mktemp "$TMP_DIR/XXXXXX"
@@ -322,10 +336,11 @@ tmp_file() {
 . "$ROOT/deploy.d/uninstall.sh"
 # shellcheck source=deploy.d/local.sh
 . "$ROOT/deploy.d/local.sh"
-# Optional parts (e.g. deploy.d/mqtt.sh) register their steps and settings when sourced.
-for part in "$ROOT"/deploy.d/extra-*.sh; do
+# Every other deploy.d/*.sh is an add-on (e.g. mqtt.sh): sourced last, it registers its
+# steps (add_step), remembered settings (register_setting) and uninstall hooks.
+for part in "$ROOT"/deploy.d/*.sh; do
 	# shellcheck disable=SC1090
-	[ -f "$part" ] && . "$part"
+	[[ " $CORE_PARTS " == *" ${part##*/} "* ]] || . "$part"
 done
 unset part
 

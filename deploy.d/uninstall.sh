@@ -61,7 +61,7 @@ stop_our_units() {
 
 # sudo ./deploy.sh --uninstall [--purge]
 do_uninstall() {
-	local type a b debian_state='' packages=() path web_was_legacy=0
+	local type a b debian_state='' packages=() path web_was_legacy=0 hook
 	check_root
 	[ "$PURGE" = 0 ] || confirm_purge
 	take_lock
@@ -70,6 +70,7 @@ do_uninstall() {
 	JOURNAL_COPY=$TMP_DIR/installed.journal
 	if [ -f "$INSTALL_JOURNAL" ]; then cp "$INSTALL_JOURNAL" "$JOURNAL_COPY"; else : >"$JOURNAL_COPY"; fi
 	stop_our_units
+	for hook in "${UNINSTALL_HOOKS[@]}"; do "$hook"; done
 	if [ -f "$LEGACY_DROPIN" ]; then web_was_legacy=1; fi
 	# Files and directories first (journal order reversed), then users and groups.
 	if [ -s "$JOURNAL_COPY" ]; then
