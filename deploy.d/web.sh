@@ -193,7 +193,16 @@ step_legacy_migration() {
 			journal removed "$(dirname "$LEGACY_DROPIN")" "$(backup_of "$LEGACY_DROPIN")-dir"
 		fi
 		RELOAD_SYSTEMD=1
-		quiet_debian_web "it served ledd through the old drop-in; ledd-web.service does now"
+		if [ "$PORT" = "$DEFAULT_PORT" ] || [ "$OPT_REDIRECT_PORT" = "$DEFAULT_PORT" ]; then
+			# Debian's own site would take the port ledd-web needs: keep it off (recorded for --uninstall).
+			quiet_debian_web "it served ledd through the old drop-in; ledd-web.service does now"
+		elif systemctl is-active --quiet "$DEBIAN_WEB_UNIT"; then
+			# The old drop-in had taken Debian's instance over: give it back its own site.
+			note_change "restart $DEBIAN_WEB_UNIT with Debian's own configuration (ledd moves to ledd-web.service)"
+			journal restart "$DEBIAN_WEB_UNIT"
+			run systemctl daemon-reload
+			run systemctl restart "$DEBIAN_WEB_UNIT"
+		fi
 	elif [ "$DEBIAN_WEB_FRESH" = 1 ]; then
 		quiet_debian_web "deploy.sh installed lighttpd: its placeholder site would take port 80" "disabled inactive"
 	fi
