@@ -137,6 +137,7 @@ MODEL=
 KEPT=()                 # remembered settings this run applied again
 PAUSE_PID=              # the test hook's sleep
 JOURNAL_COPY=           # --uninstall reads this copy of the install journal
+GPIO_WAS_OURS=0         # --uninstall: an older install's marker said deploy.sh created group gpio
 TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
 RUN_JOURNAL=
 BACKUP_DIR=

@@ -69,6 +69,8 @@ do_uninstall() {
 	# A copy: the journal's own directory may go (--purge) while it is read.
 	JOURNAL_COPY=$TMP_DIR/installed.journal
 	if [ -f "$INSTALL_JOURNAL" ]; then cp "$INSTALL_JOURNAL" "$JOURNAL_COPY"; else : >"$JOURNAL_COPY"; fi
+	# Before /opt/ledd goes: an install from before the journal kept its gpio marker there.
+	if [ -f "$LEGACY_GPIO_MARKER" ]; then GPIO_WAS_OURS=1; fi
 	stop_our_units
 	for hook in "${UNINSTALL_HOOKS[@]}"; do "$hook"; done
 	if [ -f "$LEGACY_DROPIN" ]; then web_was_legacy=1; fi
@@ -140,7 +142,7 @@ remove_accounts() {
 			run groupdel "$a"
 		fi
 	done
-	if [ -f "$LEGACY_GPIO_MARKER" ] || [ -f "$GPIO_GROUP_MARKER" ]; then
+	if [ "$GPIO_WAS_OURS" = 1 ] || [ -f "$GPIO_GROUP_MARKER" ]; then
 		if getent group "$GPIO_GROUP" >/dev/null; then
 			note_change "delete group $GPIO_GROUP (deploy.sh created it)"
 			run groupdel "$GPIO_GROUP"
