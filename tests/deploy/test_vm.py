@@ -308,10 +308,8 @@ def test_virtual_pi(pi):
 
     def reload_broken_config():
         pi.sh("cp /etc/ledd/ledd.conf /root/ledd.conf.good && printf '\\n[led bad]\\ngpio = banana\\n' >> /etc/ledd/ledd.conf")
-        rc, out = pi.vm.run("systemctl reload ledd; journalctl -u ledd -n 5 --no-pager")
-        assert rc != 0 or "ledd.conf:" in out
         assert pi.vm.run("systemctl reload ledd")[0] != 0, "reload of a broken config succeeded"
-        assert "/etc/ledd/ledd.conf:" in pi.sh("journalctl -u ledd -n 10 --no-pager")
+        assert "/etc/ledd/ledd.conf:" in pi.sh("journalctl -u ledd -n 10 --no-pager")  # ledd's file:line
         assert pi.sh("systemctl is-active ledd").strip() == "active"
         r = pi.api("POST", "/api/leds/0", {"on": False})
         assert r.status_code == 200 and pi.line_value(LED_GPIO) == 0
