@@ -1,22 +1,23 @@
 """The virtual Pi: `sudo ./deploy.sh` on a real Debian with systemd, apt, lighttpd and kernel GPIO.
 
-One long scenario (each step needs the previous one), in a qemu VM (TCG, no
-KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
+One long scenario in one boot (each step needs the previous one's system), in a
+qemu VM (TCG, no KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
 
-1. load gpio-sim (tests/kernel/kbuild.py, built for the same kernel) and make
-   a Pi-like chip (label pinctrl-bcm2711, lines GPIO0..GPIO31) after a decoy;
-2. run deploy.sh from a read-only 9p share of the checkout, as user pi via sudo;
-3. ledd and lighttpd active, the system "running";
-4. from the host, through the forwarded port, with the printed credentials:
-   the state API (backend chardev), an LED switched on shows on the simulated
-   line, a button pulled low shows as a press in the API and in Chromium;
-   ledctl works for pi (added to group ledd), not for other users;
-5. `systemctl kill -s KILL ledd`: systemd restarts it, the LED comes back on;
-6. deploy.sh again: nothing changed, nothing restarted;
-7. deploy.sh --uninstall: service, user, files gone, lighttpd's own site back.
+1. gpio-sim makes a Pi-like chip after a decoy; a login user `pi` with sudo;
+2. a Pi with a life: Debian's lighttpd serves the owner's page on :80;
+3. a plain deploy is refused (port 80 named, --port suggested) and changes nothing;
+   a first install failing at the health check (LEDD_DEPLOY_FAIL_AT) and one killed
+   by SIGTERM midway (LEDD_DEPLOY_PAUSE_AT) are both rolled back: the listing of
+   /etc, /opt, /usr/local, enabled units, packages, users and groups is unchanged;
+4. the install on --port 8080 next to the owner's page (which never changes):
+   ledd-web as its own user on IPv4 and IPv6, the API, LEDs, ledctl, a button in
+   Chromium, ledd killed and restarted by systemd;
+5. a re-run keeps port 8080 and changes nothing; the password is in no file and no
+   journal line; a broken config makes `systemctl reload ledd` fail, the old wiring
+   works on; a failed and an interrupted upgrade leave the old install running;
+6. /opt/ledd/deploy.sh --uninstall, then --purge --yes: back to the listing of step 2.
 
-Any failure carries the guest's journal and console. Typical time: ~4 min
-with the base image cached, +5-8 min to build it (docs/deploy.md).
+Any failure carries the guest's journal and console.
 """
 
 import json
