@@ -134,6 +134,15 @@ add_member() {
 	journal member "$1" "$2"
 }
 
+# create_user NAME GROUP HOME COMMENT: a system user with its own group, member of GROUP (journaled).
+create_user() {
+	note_change "create system user $1 (groups $1, $2)"
+	run useradd --system --user-group --groups "$2" --home-dir "$3" --no-create-home \
+		--shell /usr/sbin/nologin --comment "$4" "$1"
+	journal group "$1"
+	journal user "$1"
+}
+
 # Step: group gpio, users ledd and ledd-web, and who may use the FIFOs (group ledd).
 step_users() {
 	if ! getent group "$GPIO_GROUP" >/dev/null; then
@@ -148,21 +157,13 @@ step_users() {
 		fi
 	fi
 	if ! getent passwd "$DAEMON_USER" >/dev/null; then
-		note_change "create system user $DAEMON_USER (groups $DAEMON_USER, $GPIO_GROUP)"
-		run useradd --system --user-group --groups "$GPIO_GROUP" --home-dir "$STATE_DIR" \
-			--no-create-home --shell /usr/sbin/nologin --comment "ledd GPIO daemon" "$DAEMON_USER"
-		journal group "$DAEMON_USER"
-		journal user "$DAEMON_USER"
+		create_user "$DAEMON_USER" "$GPIO_GROUP" "$STATE_DIR" "ledd GPIO daemon"
 	elif ! id -nG "$DAEMON_USER" | grep -qw "$GPIO_GROUP"; then
 		add_member "$DAEMON_USER" "$GPIO_GROUP"
 		RESTART_LEDD=1
 	fi
 	if ! getent passwd "$WEB_USER" >/dev/null; then
-		note_change "create system user $WEB_USER (the web server; member of $DAEMON_USER for the FIFOs)"
-		run useradd --system --user-group --groups "$DAEMON_USER" --home-dir "$WEB_STATE_DIR" \
-			--no-create-home --shell /usr/sbin/nologin --comment "ledd web dashboard" "$WEB_USER"
-		journal group "$WEB_USER"
-		journal user "$WEB_USER"
+		create_user "$WEB_USER" "$DAEMON_USER" "$WEB_STATE_DIR" "ledd web dashboard (reaches the FIFOs)"
 	else
 		add_member "$WEB_USER" "$DAEMON_USER"
 	fi
