@@ -265,3 +265,43 @@ def test_tls_serves_https_with_the_generated_certificate_and_redirects_http(tmp_
     finally:
         server.terminate()
         server.wait(10)
+
+
+def run_on_a_terminal(args, env, answers, timeout=120):
+    """Run deploy.sh on a new pseudo-terminal, typing each answer after its prompt; return (status, output)."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.chdir(ROOT)
+        os.execve(str(DEPLOY), [str(DEPLOY), *args], env)
+    out, deadline = b"", time.monotonic() + timeout
+    answers = list(answers)
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+        if answers and out.rstrip().endswith((b":", b"]")):
+            os.write(fd, answers.pop(0).encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_set_password_prompts_twice_and_never_echoes(tmp_path, ledd_binary):
+    dest = tmp_path / "root"
+    env = dict(os.environ, DESTDIR=str(dest))
+    status, out = run_on_a_terminal(["--stage", "--set-password"], env, ["typed-secret-1", "typed-secret-1"])
+    assert status == 0, out
+    assert "New dashboard password for 'ledd':" in out and "Again:" in out
+    assert out.count("typed-secret-1") == 1  # not echoed while typed; shown once at the end
+    htpasswd = staged(dest, "HTPASSWD_FILE")
+    assert subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "typed-secret-1"],
+                          capture_output=True).returncode == 0
+    status, out = run_on_a_terminal(["--stage", "--set-password"], env, ["first-try-1", "other-try-2"])
+    assert status == 1 and "the two passwords differ; nothing was changed" in out
+    assert subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "typed-secret-1"],
+                          capture_output=True).returncode == 0
