@@ -225,6 +225,8 @@ step_validate() {
 # Step: daemon-reload, then enable and (re)start ledd and ledd-web as needed.
 step_services() {
 	if [ "$RELOAD_SYSTEMD" = 1 ]; then run systemctl daemon-reload; fi
+	# systemd creates ledd's StateDirectory at the first start: ours, for a rollback too.
+	if [ ! -d "$STATE_DIR" ]; then journal dir "$STATE_DIR"; fi
 	start_unit "$LEDD_UNIT" "$RESTART_LEDD"
 	start_unit "$WEB_UNIT" "$RESTART_WEB"
 }
