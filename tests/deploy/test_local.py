@@ -101,6 +101,9 @@ class LocalRun:
 @pytest.fixture
 def local_run(tmp_path, ledd_binary):
     runs = []
+    # --local writes www/board.json into the checkout (it serves www/); the test leaves it as it was.
+    board = ROOT / "www" / "board.json"
+    board_before = board.read_bytes() if board.exists() else None
 
     def start(port=None, runtime_dir=None):
         run = LocalRun(port or free_port(), runtime_dir or tmp_path / "run", tmp_path / ("local%d.log" % len(runs)))
@@ -110,6 +113,10 @@ def local_run(tmp_path, ledd_binary):
     yield start
     for run in runs:
         run.kill()
+    if board_before is None:
+        board.unlink(missing_ok=True)
+    else:
+        board.write_bytes(board_before)
 
 
 def test_local_run_serves_the_api_and_stops_cleanly_on_ctrl_c(local_run, tmp_path):
