@@ -193,7 +193,7 @@ step_legacy_migration() {
 			journal removed "$(dirname "$LEGACY_DROPIN")" "$(backup_of "$LEGACY_DROPIN")-dir"
 		fi
 		RELOAD_SYSTEMD=1
-		if [ "$PORT" = "$DEFAULT_PORT" ] || [ "$OPT_REDIRECT_PORT" = "$DEFAULT_PORT" ]; then
+		if [ "$PORT" = "$DEFAULT_PORT" ] || { [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" = "$DEFAULT_PORT" ]; }; then
 			# Debian's own site would take the port ledd-web needs: keep it off (recorded for --uninstall).
 			quiet_debian_web "it served ledd through the old drop-in; ledd-web.service does now"
 		elif systemctl is-active --quiet "$DEBIAN_WEB_UNIT"; then

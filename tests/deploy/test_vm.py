@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -106,6 +107,11 @@ def pi(tmp_path_factory):
     shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
     vm = VM(image, workdir, share=src)
     (workdir / "xfer").mkdir()
+    # The older tree for the upgrade scenario, from git (the snapshot has no .git).
+    old = workdir / "xfer" / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_TREE_COMMIT], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     (workdir / "xfer" / "gpio-sim.ko").write_bytes(Path(kernel["gpio_sim_ko"]).read_bytes())
     vm.start()
     pi = Pi(vm)
@@ -193,9 +199,15 @@ def debian_page(pi):
     return r.status_code, r.text
 
 
+def prepare(pi):
+    """gpio-sim and the admin user, once per boot (each test may run alone)."""
+    if pi.sysfs is None:
+        step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
+        step(pi, "admin user", lambda: add_admin(pi))
+
+
 def test_virtual_pi(pi):
-    step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
-    step(pi, "admin user", lambda: add_admin(pi))
+    prepare(pi)
 
     # -- a Pi with a life: Debian's lighttpd already serves a site on :80 ----------------------
     def existing_site():
@@ -391,3 +403,64 @@ def button_press_in_browser(pi):
             browser.close()
     after = pi.api("GET", "/api/state").json()["buttons"][0]
     assert after["presses"] == before["presses"] + 1 and after["pressed"] is False, after
+
+
+def test_upgrade_from_the_drop_in_version_then_tls(pi):
+    """An install by the older deploy.sh (lighttpd drop-in, --port 8081 --no-auth, rewired), upgraded
+    by a plain run of this one: port, auth mode, config and LED state are kept, and Debian's lighttpd
+    gets its own site back. Then --tls: HTTPS with the generated certificate, HTTP redirects."""
+    prepare(pi)
+    old = XFER + "/old"
+    pi.sh("systemctl is-active lighttpd || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+          "--no-install-recommends lighttpd >/tmp/apt.log 2>&1)", timeout=600)
+    pi.port, pi.password = 8081, None
+
+    def old_install():
+        rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo ./deploy.sh --port 8081 --no-auth" % (old, ADMIN),
+                            timeout=DEPLOY_TIMEOUT_S)
+        assert rc == 0, out[-3000:]
+        assert pi.vm.run("test -f /etc/systemd/system/lighttpd.service.d/ledd.conf")[0] == 0
+        # The owner rewires: green moves to GPIO 5 (reload), and switches it on.
+        pi.sh("sed -i 's/^gpio = 27$/gpio = 5/' /etc/ledd/ledd.conf && systemctl reload ledd")
+        wait_for(lambda: [led["gpio"] for led in pi.api("GET", "/api/state", auth=False).json()["leds"]] == [17, 5],
+                 30, "the new wiring")
+        assert pi.api("POST", "/api/leds/1", {"on": True}, auth=False).status_code == 200
+        assert pi.line_value(5) == 1
+    step(pi, "install by the older deploy.sh", old_install)
+    conf = pi.sh("md5sum /etc/ledd/ledd.conf")
+
+    def upgrade():
+        out = deploy(pi)
+        assert "taken over from the previous install (port 8081, auth none)" in out, out
+        assert "password:" not in out  # --no-auth kept: no new random password
+        assert pi.sh("md5sum /etc/ledd/ledd.conf") == conf
+        assert pi.vm.run("test -e /etc/systemd/system/lighttpd.service.d/ledd.conf")[0] != 0
+        assert pi.sh("systemctl is-active ledd ledd-web lighttpd").split() == ["active"] * 3
+        state = wait_for(lambda: pi.api("GET", "/api/state", auth=False).json(), 30, "the API on 8081, no auth")
+        assert [led["gpio"] for led in state["leds"]] == [17, 5] and state["leds"][1]["on"] is True
+        assert pi.line_value(5) == 1
+        assert "/etc/lighttpd/lighttpd.conf" in pi.sh("systemctl show -p ExecStart --value lighttpd")
+        assert requests.get(pi.url("/"), timeout=15).status_code == 200  # Debian's own site on :80 again
+        assert "port=8081" in pi.sh("cat /etc/ledd/deploy.conf")
+    step(pi, "plain upgrade keeps port, auth, config and state", upgrade)
+
+    def tls():
+        out = deploy(pi, "--tls", "--port", "443", "--redirect-port", "8081")
+        fingerprint = re.search(r"SHA-256 fingerprint: ([0-9A-F:]{95})", out)
+        assert fingerprint, out
+        pi.sh("cp /etc/ledd/web/tls/cert.pem %s/cert.pem" % XFER)
+        cert = str(Path(pi.vm.xfer) / "cert.pem")
+        r = wait_for(lambda: requests.get("https://127.0.0.1:%d/api/state" % pi.vm.ports[443], verify=cert,
+                                          timeout=15), 30, "HTTPS answers")
+        assert r.status_code == 200 and r.json()["leds"][1]["on"] is True
+        r = requests.get(pi.url("/api/state?x=1", 8081), allow_redirects=False, timeout=15)
+        assert r.status_code == 308 and r.headers["Location"] == "https://127.0.0.1/api/state?x=1", r.headers
+        kept = deploy(pi)  # TLS is remembered too
+        assert "tls=self-signed" in kept and "nothing changed" in kept, kept
+    step(pi, "--tls", tls)
+
+    def uninstall():
+        pi.vm.check("/opt/ledd/deploy.sh --uninstall --purge --yes", timeout=DEPLOY_TIMEOUT_S)
+        assert pi.sh("systemctl is-active lighttpd").strip() == "active"
+        assert requests.get(pi.url("/"), timeout=15).status_code == 200
+    step(pi, "uninstall after the upgrade", uninstall)
