@@ -42,6 +42,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_IGNORE = (".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "obj", "build", "run", "*.o",
                    "board.json")
+#: The last version of deploy.sh that ran the site through a drop-in for Debian's lighttpd.service.
+OLD_TREE_COMMIT = "7ab5113"
 SHARE = "/mnt/src"
 ADMIN = "pi"         # the login user who runs `sudo ./deploy.sh`
 XFER = "/mnt/xfer"
