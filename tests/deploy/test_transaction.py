@@ -285,6 +285,7 @@ def run_on_a_terminal(args, env, answers, timeout=120):
             break
         out += chunk
         if answers and out.rstrip().endswith((b":", b"]")):
+            time.sleep(0.3)  # as a person would: type-ahead before read -s starts is echoed by any tty
             os.write(fd, answers.pop(0).encode() + b"\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
