@@ -3,118 +3,215 @@
 #
 #   sudo ./deploy.sh                 install on Raspberry Pi OS / Debian (bookworm, trixie)
 #   ./deploy.sh --local [--port N]   run the whole stack from this checkout, simulated pins
-#   sudo ./deploy.sh --uninstall     remove what the install added (--purge: config and state too)
+#   sudo /opt/ledd/deploy.sh --uninstall   remove what the install added (--purge: everything)
 #
-# How: one function per step, each idempotent. Every file goes through
-# put_file(), which compares content, mode and owner first and only writes
-# (and counts a change) when something differs; services are restarted only
-# when something they read changed. So a second run changes nothing and says
-# so, and --dry-run can print every change without making it.
+# How: one function per step (INSTALL_STEPS below), each idempotent. Every
+# change goes through the transaction journal (deploy.d/journal.sh): a file is
+# compared before it is written and backed up when it is replaced; users,
+# groups, units enabled or started and packages installed are recorded as they
+# happen. Any failure (fatal, an unexpected error, Ctrl-C, SIGTERM) undoes the
+# run in reverse, so the system is left as it was, and for an upgrade the
+# previous install keeps running. A successful run appends what it created to
+# the install journal, which --uninstall reads.
 #
-# lighttpd: our config (/opt/ledd/lighttpd.conf) is selected through a systemd
-# drop-in for lighttpd.service (ExecStart ... -f), which also passes the
-# LEDD_* variables that lighttpd.conf reads. Debian's /etc/lighttpd is never
-# edited; removing the drop-in (on failure or --uninstall) restores the
-# original site exactly. See docs/deploy.md.
+# The dashboard is served by our own lighttpd instance, ledd-web.service, as
+# the dedicated user ledd-web: Debian's lighttpd.service and /etc/lighttpd are
+# never edited. Choices (port, auth, TLS, hosts, backend, chip) are remembered
+# in /etc/ledd/deploy.conf and applied again by a plain re-run. See docs/deploy.md.
+# shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # --- Install layout (the one place these paths live on the shell side) ------
-LEDD_HOME_DIR=/opt/ledd                       # www/, cgi-bin/, ledd/, bin/, lighttpd.conf
+LEDD_HOME_DIR=/opt/ledd                       # the whole tree, deploy.sh included
 LEDD_SBIN=/usr/local/sbin/ledd
 LEDCTL_LINK=/usr/local/bin/ledctl
 CONF_DIR=/etc/ledd
 CONF_FILE=$CONF_DIR/ledd.conf
-WEB_CONF_DIR=$CONF_DIR/web                    # Basic-auth snippet + bcrypt htpasswd
+DEPLOY_CONF=$CONF_DIR/deploy.conf             # remembered choices (deploy.d/settings.sh)
+WEB_CONF_DIR=$CONF_DIR/web                    # lighttpd snippets, bcrypt htpasswd, TLS
+WEB_ENV_FILE=$WEB_CONF_DIR/web.env            # ledd-web.service's EnvironmentFile
 AUTH_SNIPPET=$WEB_CONF_DIR/auth.conf
+SITE_SNIPPET=$WEB_CONF_DIR/site.conf          # IPv6 listen, TLS, HTTP->HTTPS
 HTPASSWD_FILE=$WEB_CONF_DIR/htpasswd
-UNIT_FILE=/etc/systemd/system/ledd.service
-LIGHTTPD_DROPIN=/etc/systemd/system/lighttpd.service.d/ledd.conf
+TLS_DIR=$WEB_CONF_DIR/tls
+TLS_CERT=$TLS_DIR/cert.pem
+TLS_KEY=$TLS_DIR/key.pem
+UNIT_DIR=/etc/systemd/system
+UNIT_FILE=$UNIT_DIR/ledd.service
+WEB_UNIT_FILE=$UNIT_DIR/ledd-web.service
+WEB_UNIT=ledd-web.service
+LEDD_UNIT=ledd.service
+DEBIAN_WEB_UNIT=lighttpd.service
+LEGACY_DROPIN=$UNIT_DIR/lighttpd.service.d/ledd.conf # deploy.sh before ledd-web.service
 UDEV_RULE=/etc/udev/rules.d/60-ledd-gpio.rules
 WEB_STATE_DIR=/var/lib/ledd-web
 STATE_DIR=/var/lib/ledd
 RUNTIME_DIR=/run/ledd
 BUILD_DIR=/var/cache/ledd/build
-GPIO_GROUP_MARKER=$LEDD_HOME_DIR/.created-gpio-group
+DEPLOY_STATE_DIR=/var/lib/ledd-deploy         # the install journal, markers
+INSTALL_JOURNAL=$DEPLOY_STATE_DIR/installed.journal
+GPIO_GROUP_MARKER=$DEPLOY_STATE_DIR/created-gpio-group
+LEGACY_GPIO_MARKER=$LEDD_HOME_DIR/.created-gpio-group
+LOCK_FILE=/run/lock/ledd-deploy.lock
 LOG_FILE=/var/log/ledd-deploy.log
 OS_RELEASE=${LEDD_OS_RELEASE:-/etc/os-release} # the override is for tests
 PYTHON=/usr/bin/python3
+LIGHTTPD=/usr/sbin/lighttpd
 DAEMON_USER=ledd
+WEB_USER=ledd-web
 GPIO_GROUP=gpio
-WEB_USER=www-data
 DEFAULT_PORT=80
+DEFAULT_TLS_PORT=443
 LOCAL_PORT=8080
 LOCAL_RUNTIME_DIR=$ROOT/run
+LOCAL_RESTART_S=1                             # --local restarts a dead ledd like ledd.service:
+LOCAL_START_LIMIT_BURST=10                    #   RestartSec, StartLimitBurst,
+LOCAL_START_LIMIT_S=60                        #   StartLimitIntervalSec
 HEALTH_TIMEOUT_S=30
-APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero python3-requests apache2-utils)
-TREE_DIRS=(www cgi-bin ledd bin docs)
+# ledd's runtime files (cdaemon/src/defaults.h, ledd/defaults.py; tests check they agree)
+LEDD_CMD_NAME=ledd.cmd
+LEDD_PID_NAME=ledd.pid
+LEDD_REPLY_NAME=reply
+APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero apache2-utils)
+TLS_PACKAGES=(lighttpd-mod-openssl openssl)
+TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
+TREE_FILES=(deploy.sh lighttpd.conf)
+# The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;
+# e.g. issue 12's gpiozero pin factory entry point: add_step python_entry_points validate.
+INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration validate
+	services health)
+UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
+CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh"
+# Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
+FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
+PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
 
-# --- Options -----------------------------------------------------------------
+# --- Options (remembered ones: deploy.d/settings.sh) ----------------------------
 MODE=install
 DRY_RUN=0
 PURGE=0
-NO_AUTH=0
-PASSWORD=${LEDD_PASSWORD:-}
+ASSUME_YES=0
+PASSWORD_FROM=          # stdin | prompt
 WEB_LOGIN=${LEDD_WEB_USER:-ledd}
-PORT=${LEDD_PORT:-}
 DESTDIR=${DESTDIR:-}
+OPT_PORT=               # flags as given; empty = keep the remembered value
+OPT_AUTH=
+OPT_TLS=
+OPT_TLS_CERT=
+OPT_TLS_KEY=
+OPT_HOSTS=()
+OPT_HOSTS_LINE=
+OPT_CLEAR_HOSTS=0
+OPT_REDIRECT_PORT=
+# deploy.conf keys -> the variables above (deploy.d/settings.sh; parts add theirs with register_setting)
+SETTING_KEYS=(port auth tls tls_cert tls_key redirect_port hosts backend chip)
+declare -A SETTING_VARS=([port]=OPT_PORT [auth]=OPT_AUTH [tls]=OPT_TLS [tls_cert]=OPT_TLS_CERT
+	[tls_key]=OPT_TLS_KEY [redirect_port]=OPT_REDIRECT_PORT [hosts]=OPT_HOSTS_LINE [backend]=BACKEND [chip]=CHIP)
+declare -A SETTING_DEFAULTS=([auth]=basic [tls]=off [redirect_port]=80)
+declare -A REMEMBERED=()
+PORT=                   # the effective choices of this run
+AUTH=basic
+TLS=off
+TLS_CERT_SRC=
+TLS_KEY_SRC=
+HOSTS=
+BACKEND=
+CHIP=
 
 # --- State of this run -------------------------------------------------------
 CHANGES=0
 RESTART_LEDD=0
 RESTART_WEB=0
 RELOAD_SYSTEMD=0
+TREE_CHANGED=0
+CONF_OVERRIDES=0        # pins/chip/backend given: they only matter for a new ledd.conf
+DEBIAN_WEB_FRESH=0      # this run installed lighttpd: Debian's instance must not take :80
+LEDD_BUILT=
 NEW_PASSWORD=
+KNOWN_PASSWORD=
 TMP_DIR=
-DROPIN_BACKUP=
-DROPIN_WRITTEN=0
+ARCH=
+MODEL=
+KEPT=()                 # remembered settings this run applied again
+PAUSE_PID=              # the test hook's sleep
+JOURNAL_COPY=           # --uninstall reads this copy of the install journal
+GPIO_WAS_OURS=0         # --uninstall: an older install's marker said deploy.sh created group gpio
+TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
+RUN_JOURNAL=
+BACKUP_DIR=
 LOCAL_PIDS=()
+LOCAL_RUN=
+LOCAL_LEDD_LOG=
+LOCAL_OWNS_RUN=0
 
+# Print a progress line.
 info() { printf '[deploy] %s\n' "$*"; }
+# Print a warning on stderr.
 warn() { printf '[deploy] warning: %s\n' "$*" >&2; }
+# Print an error and exit 1 (the EXIT trap rolls back an open transaction).
 fatal() {
 	printf '[deploy] error: %s\n' "$*" >&2
 	exit 1
 }
 
+# The --help text.
 usage() {
 	cat <<EOF
 Usage: sudo ./deploy.sh [options]        install ledd + dashboard on this Pi
        ./deploy.sh --local [--port N]     run everything from the checkout (sim pins)
 
-Options:
-  --local            run ledd (sim backend) and lighttpd in the foreground on
-                     127.0.0.1:$LOCAL_PORT; Ctrl-C stops both. No root needed.
-  --port N           HTTP port (default $DEFAULT_PORT, or $LOCAL_PORT with --local)
-  --password PW      Basic-auth password for user '$WEB_LOGIN' (default: keep the
-                     existing one, or generate a random one and print it once)
+Install options (remembered in $DEPLOY_CONF; a plain re-run keeps them):
+  --port N           HTTP port (default $DEFAULT_PORT; with --tls the HTTPS port, default $DEFAULT_TLS_PORT)
   --no-auth          no password on the dashboard (anyone on the network can
                      switch the LEDs)
-  --dry-run          print every change without making it
-  --stage            install the file tree into \$DESTDIR only (no apt, no
-                     users, no systemctl): for tests and packaging
-  --uninstall        stop and remove the service, files, user and lighttpd
-                     drop-in; keeps $CONF_DIR and the LED state
-  --purge            with --uninstall: remove $CONF_DIR and $STATE_DIR too
+  --auth             Basic auth again after --no-auth (the default)
+  --tls              HTTPS with a self-signed certificate (regenerated when the
+                     host name or addresses change); HTTP redirects to HTTPS
+  --tls-cert FILE --tls-key FILE   HTTPS with your own certificate
+  --no-tls           plain HTTP again
+  --redirect-port N|off   the plain-HTTP port that redirects to HTTPS (default 80)
+  --host NAME        one more name the dashboard answers to (repeatable;
+                     LEDD_ALLOWED_HOSTS of the web server); --no-hosts clears them
+  --backend chardev|sim   --chip CHIP   for a NEW $CONF_FILE only
+Password (never from the command line):
+  --password-stdin   read the new Basic-auth password from stdin
+  --set-password     prompt for a new password (twice)
+  (default: keep the existing one, or generate one and show it once)
+Other:
+  --local            run ledd (sim backend, restarted if it dies) and lighttpd in
+                     the foreground on 127.0.0.1:$LOCAL_PORT; Ctrl-C stops both
+  --dry-run          run the preflight checks and print every change without
+                     making it; exits non-zero when a check fails
+  --stage            install the file tree into \$DESTDIR only (no apt, users or
+                     systemctl): for tests and packaging
+  --uninstall        remove everything the install journal lists; keeps
+                     $CONF_DIR, the LED state and the packages
+  --purge            with --uninstall: also $CONF_DIR, $STATE_DIR, the log and the
+                     packages deploy.sh installed (asks first unless --yes)
+  -y, --yes          do not ask
   -h, --help         this help
 
-Environment:
-  LEDD_PORT=80                     same as --port
-  LEDD_PASSWORD=...                same as --password
+Environment (sudo resets it: use  sudo env LEDD_LED_PINS=... ./deploy.sh):
   LEDD_WEB_USER=ledd               Basic-auth user name
   LEDD_LED_PINS="red:17,green:27"  LEDs as name:gpio (only for a NEW $CONF_FILE)
   LEDD_BUTTON_PINS="button:22"     buttons, active low with pull-up (ditto; "" = none)
-  LEDD_CHIP=auto                   GPIO chip: auto, /dev/gpiochipN, gpiochipN, label (ditto)
-  LEDD_BACKEND=chardev             chardev or sim (ditto; sim = no GPIO hardware)
+  LEDD_CHIP / LEDD_BACKEND         same as --chip / --backend
   LEDD_RUNTIME_DIR=DIR             --local: runtime dir (default $LOCAL_RUNTIME_DIR)
   DESTDIR=DIR                      --stage: the staging root
 
 An existing $CONF_FILE and the LED state are never overwritten.
-Log of every install/uninstall: $LOG_FILE
+Log of every run (never a password): $LOG_FILE
 EOF
 }
 
+# Fetch the value of option $1 from "$2" or fail with a clear message.
+need_value() {
+	[ -n "${2:-}" ] || fatal "$1 needs a value"
+}
+
+# Read the command line into MODE and the OPT_* variables.
 parse_args() {
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -123,19 +220,29 @@ parse_args() {
 		--uninstall) MODE=uninstall ;;
 		--purge) PURGE=1 ;;
 		--dry-run) DRY_RUN=1 ;;
-		--no-auth) NO_AUTH=1 ;;
+		-y | --yes) ASSUME_YES=1 ;;
+		--no-auth) OPT_AUTH=none ;;
+		--auth) OPT_AUTH=basic ;;
+		--tls) OPT_TLS=self-signed ;;
+		--no-tls) OPT_TLS=off ;;
+		--tls-cert) need_value "$1" "${2:-}" && OPT_TLS_CERT=$2 && shift ;;
+		--tls-key) need_value "$1" "${2:-}" && OPT_TLS_KEY=$2 && shift ;;
+		--host) need_value "$1" "${2:-}" && OPT_HOSTS+=("$2") && shift ;;
+		--no-hosts) OPT_CLEAR_HOSTS=1 ;;
+		--redirect-port) need_value "$1" "${2:-}" && OPT_REDIRECT_PORT=$2 && shift ;;
+		--backend) need_value "$1" "${2:-}" && BACKEND=$2 && shift ;;
+		--chip) need_value "$1" "${2:-}" && CHIP=$2 && shift ;;
 		--port)
 			[ $# -ge 2 ] || fatal "--port needs a number"
-			PORT=$2
+			OPT_PORT=$2
 			shift
 			;;
-		--port=*) PORT=${1#--port=} ;;
-		--password)
-			[ $# -ge 2 ] || fatal "--password needs a value"
-			PASSWORD=$2
-			shift
+		--port=*) OPT_PORT=${1#--port=} ;;
+		--password | --password=*)
+			fatal "--password PW is no longer accepted: it would stay in ps output and in your shell history. Use --set-password (prompt) or --password-stdin (e.g. from a password manager)"
 			;;
-		--password=*) PASSWORD=${1#--password=} ;;
+		--password-stdin) PASSWORD_FROM=stdin ;;
+		--set-password) PASSWORD_FROM=prompt ;;
 		-h | --help)
 			usage
 			exit 0
@@ -144,35 +251,36 @@ parse_args() {
 		esac
 		shift
 	done
-	if [ -z "$PORT" ]; then
-		if [ "$MODE" = local ]; then PORT=$LOCAL_PORT; else PORT=$DEFAULT_PORT; fi
-	fi
-	if ! [[ $PORT =~ ^[0-9]{1,5}$ ]] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
-		fatal "invalid port '$PORT' (1-65535)"
-	fi
+	[ -z "${LEDD_PASSWORD:-}" ] || fatal "LEDD_PASSWORD is no longer read (it shows in ps of sudo env ...): use --password-stdin or --set-password"
+	BACKEND=${BACKEND:-${LEDD_BACKEND:-}}
+	CHIP=${CHIP:-${LEDD_CHIP:-}}
+	if [ -n "$OPT_PORT" ]; then check_port_number "$OPT_PORT"; fi
 	[[ $WEB_LOGIN =~ ^[A-Za-z0-9_.-]{1,32}$ ]] || fatal "invalid LEDD_WEB_USER '$WEB_LOGIN'"
 	if [ "$PURGE" = 1 ] && [ "$MODE" != uninstall ]; then fatal "--purge only goes with --uninstall"; fi
 	if [ "$MODE" = stage ] && [ -z "$DESTDIR" ]; then fatal "--stage needs DESTDIR=/some/dir"; fi
 	if [ "$MODE" != stage ] && [ -n "$DESTDIR" ]; then fatal "DESTDIR is only for --stage"; fi
-	if [ "$NO_AUTH" = 1 ] && [ -n "$PASSWORD" ]; then fatal "--no-auth and --password contradict each other"; fi
+	if [ "$OPT_AUTH" = none ] && [ -n "$PASSWORD_FROM" ]; then fatal "--no-auth and a new password contradict each other"; fi
+	if [ -n "$OPT_TLS_CERT$OPT_TLS_KEY" ]; then
+		if [ -z "$OPT_TLS_CERT" ] || [ -z "$OPT_TLS_KEY" ]; then fatal "--tls-cert and --tls-key go together"; fi
+		[ "$OPT_TLS" != off ] || fatal "--no-tls and --tls-cert contradict each other"
+		OPT_TLS=own
+	fi
+	if [ -n "$BACKEND$CHIP${LEDD_LED_PINS:-}${LEDD_BUTTON_PINS+x}" ]; then CONF_OVERRIDES=1; fi
+	[ -z "$BACKEND" ] || [[ $BACKEND =~ ^(chardev|sim)$ ]] || fatal "the backend must be chardev or sim"
+	[[ $CHIP =~ ^[A-Za-z0-9/_.:-]*$ ]] || fatal "invalid chip '$CHIP'"
+	local host
+	for host in "${OPT_HOSTS[@]}"; do
+		[[ $host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$ ]] || fatal "invalid --host '$host' (a DNS name)"
+	done
+	if [ "$MODE" = local ]; then PORT=${OPT_PORT:-$LOCAL_PORT}; fi
 	return 0
 }
 
-cleanup() {
-	if [ -n "$TMP_DIR" ]; then rm -rf "$TMP_DIR"; fi
-}
-
-on_error() {
-	local status=$? line=$1
-	trap - ERR
-	# In a subshell ($(...) inherits the trap with set -E) let the caller report.
-	if [ "$BASHPID" != "$$" ]; then exit "$status"; fi
-	printf '[deploy] error: failed at deploy.sh line %s (exit %s)\n' "$line" "$status" >&2
-	if [ "$MODE" = install ] && [ "$DRY_RUN" = 0 ]; then
-		restore_lighttpd
-		printf '[deploy] the full log is in %s\n' "$LOG_FILE" >&2
+# Fail unless $1 is a TCP port number.
+check_port_number() {
+	if ! [[ $1 =~ ^[0-9]{1,5}$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt 65535 ]; then
+		fatal "invalid port '$1' (1-65535)"
 	fi
-	exit "$status"
 }
 
 # --- Helpers -----------------------------------------------------------------
@@ -186,799 +294,118 @@ run() {
 	fi
 }
 
+# Count and print one change ("would ..." in a dry run).
 note_change() {
 	CHANGES=$((CHANGES + 1))
 	if [ "$DRY_RUN" = 1 ]; then info "would $*"; else info "$*"; fi
 }
 
-# Owner that exists on this system (a staging host may lack ledd/www-data).
+# A group that exists on this system, else root (a staging host may lack ours).
 group_or_root() {
 	if getent group "$1" >/dev/null; then echo "$1"; else echo root; fi
 }
 
-# put_file SRC DEST MODE OWNER GROUP [FLAG_VARIABLE]
-# Install SRC as $DESTDIR/DEST unless it is already identical (content, mode,
-# owner); on a change, count it and set FLAG_VARIABLE=1 (e.g. RESTART_LEDD).
-put_file() {
-	local src=$1 dest=$DESTDIR$2 mode=$3 owner=$4 group=$5 flag=${6:-}
-	if [ -f "$dest" ] && [ ! -L "$dest" ] && cmp -s "$src" "$dest" &&
-		[ "$(stat -c '%a %U %G' "$dest")" = "${mode#0} $owner $group" ]; then
-		return 0
-	fi
-	if [ -e "$dest" ]; then note_change "update $2"; else note_change "install $2"; fi
-	if [ -n "$flag" ]; then printf -v "$flag" 1; fi
-	[ "$DRY_RUN" = 1 ] && return 0
-	install -D -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+# add_step NAME BEFORE: run step_NAME just before step BEFORE (for deploy.d add-ons).
+add_step() {
+	local steps=() step
+	for step in "${INSTALL_STEPS[@]}"; do
+		if [ "$step" = "$2" ]; then steps+=("$1"); fi
+		steps+=("$step")
+	done
+	[[ " ${steps[*]} " == *" $1 "* ]] || fatal "add_step $1: no step '$2'"
+	INSTALL_STEPS=("${steps[@]}")
 }
 
-# put_dir DIR MODE OWNER GROUP
-put_dir() {
-	local dir=$DESTDIR$1 mode=$2 owner=$3 group=$4
-	if [ -d "$dir" ] && [ "$(stat -c '%a %U %G' "$dir")" = "${mode#0} $owner $group" ]; then
-		return 0
-	fi
-	note_change "create directory $1 ($mode $owner:$group)"
-	[ "$DRY_RUN" = 1 ] && return 0
-	install -d -m "$mode" -o "$owner" -g "$group" "$dir"
-}
-
-# remove_path PATH: delete a file/dir/link we installed, if present.
-remove_path() {
-	local path=$DESTDIR$1
-	[ -e "$path" ] || [ -L "$path" ] || return 0
-	note_change "remove $1"
-	[ "$DRY_RUN" = 1 ] && return 0
-	rm -rf -- "$path"
-}
-
+# A new temporary file in this run's private directory.
 tmp_file() {
 	mktemp "$TMP_DIR/XXXXXX"
 }
 
-# --- Steps: checks -----------------------------------------------------------
-
-check_root() {
-	[ "$(id -u)" -eq 0 ] && return 0
-	if [ "$DRY_RUN" = 1 ]; then
-		warn "not root: the dry run may miss changes to files it cannot read"
-		return 0
-	fi
-	fatal "run as root: sudo $0 (--dry-run works without root)"
-}
-
-detect_system() {
-	local id="" codename="" pretty=""
-	if [ -r "$OS_RELEASE" ]; then
-		# shellcheck disable=SC1090
-		id=$(. "$OS_RELEASE" && echo "${ID:-}")
-		# shellcheck disable=SC1090
-		codename=$(. "$OS_RELEASE" && echo "${VERSION_CODENAME:-}")
-		# shellcheck disable=SC1090
-		pretty=$(. "$OS_RELEASE" && echo "${PRETTY_NAME:-unknown}")
-	fi
-	case $id in
-	debian | raspbian) ;;
-	*) fatal "unsupported system '${pretty:-no /etc/os-release}': ledd installs on Raspberry Pi OS or Debian" ;;
-	esac
-	case $codename in
-	bookworm | trixie) ;;
-	*) fatal "unsupported release '$pretty': ledd needs bookworm (12) or trixie (13)" ;;
-	esac
-	ARCH=$(dpkg --print-architecture)
-	case $ARCH in
-	arm64 | armhf | amd64 | i386) ;;
-	*) warn "architecture $ARCH is untested" ;;
-	esac
-	MODEL=$(tr -d '\0' 2>/dev/null </sys/firmware/devicetree/base/model || true)
-	info "system: $pretty ($ARCH), board: ${MODEL:-no device tree (not a Raspberry Pi)}"
-	if [[ $MODEL != *"Raspberry Pi"* ]] && [ "${LEDD_BACKEND:-chardev}" = chardev ]; then
-		warn "not a Raspberry Pi: ledd will look for a GPIO chip with lines named GPIO17 etc. (LEDD_BACKEND=sim for none)"
-	fi
-}
-
-open_log() {
-	[ "$DRY_RUN" = 1 ] && return 0
-	touch "$LOG_FILE" && chmod 0640 "$LOG_FILE"
-	exec > >(tee -a "$LOG_FILE") 2>&1
-	info "--- deploy.sh $MODE started $(date -u '+%F %T UTC'), log: $LOG_FILE"
-}
-
-# --- Steps: packages and build ------------------------------------------------
-
-install_packages() {
-	local missing=() pkg
-	for pkg in "${APT_PACKAGES[@]}"; do
-		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-	done
-	if [ ${#missing[@]} -eq 0 ]; then
-		info "packages: all present"
-		return 0
-	fi
-	note_change "apt-get install ${missing[*]}"
-	[ "$DRY_RUN" = 1 ] && return 0
-	apt_get update || warn "apt-get update failed; trying with the current package lists"
-	apt_get install -y --no-install-recommends "${missing[@]}" ||
-		fatal "apt-get install failed (its output above, and in $LOG_FILE)"
-}
-
-# apt-get, non-interactive, its chatter to the log only (the tail on failure).
-# DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
-apt_get() {
-	local out=$TMP_DIR/apt.log
-	if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" >"$out" 2>&1; then
-		cat "$out" >>"$LOG_FILE"
-		return 0
-	fi
-	cat "$out" >>"$LOG_FILE"
-	tail -n 15 "$out" >&2
-	return 1
-}
-
-build_daemon() {
-	local out=$BUILD_DIR
-	if [ "$DRY_RUN" = 1 ] || [ "$MODE" = stage ]; then out=$TMP_DIR/build; fi
-	if [ "$DRY_RUN" = 1 ] && ! { command -v make && command -v cc; } >/dev/null; then
-		LEDD_BUILT=
-		note_change "build ledd and install $LEDD_SBIN (no compiler yet: apt installs it first)"
-		return 0
-	fi
-	info "building ledd (make -C cdaemon O=$out)"
-	mkdir -p "$out"
-	make -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
-		cat "$TMP_DIR/make.log" >&2
-		fatal "building ledd failed (compiler output above)"
-	}
-	LEDD_BUILT=$out/ledd
-	[ -x "$LEDD_BUILT" ] || fatal "the build produced no $LEDD_BUILT"
-}
-
-# --- Steps: users and groups --------------------------------------------------
-
-create_users() {
-	if ! getent group "$GPIO_GROUP" >/dev/null; then
-		note_change "create system group $GPIO_GROUP"
-		run groupadd --system "$GPIO_GROUP"
-		CREATED_GPIO_GROUP=1
-	fi
-	if ! getent passwd "$DAEMON_USER" >/dev/null; then
-		note_change "create system user $DAEMON_USER (groups $DAEMON_USER, $GPIO_GROUP)"
-		run useradd --system --user-group --groups "$GPIO_GROUP" --home-dir "$STATE_DIR" \
-			--no-create-home --shell /usr/sbin/nologin --comment "ledd GPIO daemon" "$DAEMON_USER"
-	elif ! id -nG "$DAEMON_USER" | grep -qw "$GPIO_GROUP"; then
-		note_change "add $DAEMON_USER to group $GPIO_GROUP"
-		run usermod -aG "$GPIO_GROUP" "$DAEMON_USER"
-		RESTART_LEDD=1
-	fi
-	# The web server and the admin who ran sudo share the FIFOs through group ledd.
-	if ! id -nG "$WEB_USER" 2>/dev/null | grep -qw "$DAEMON_USER"; then
-		note_change "add $WEB_USER to group $DAEMON_USER (FIFO access)"
-		run usermod -aG "$DAEMON_USER" "$WEB_USER"
-		RESTART_WEB=1
-	fi
-	if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] &&
-		! id -nG "$SUDO_USER" 2>/dev/null | grep -qw "$DAEMON_USER"; then
-		note_change "add $SUDO_USER to group $DAEMON_USER (ledctl; takes effect at next login)"
-		run usermod -aG "$DAEMON_USER" "$SUDO_USER"
-	fi
-}
-
-# --- Steps: files --------------------------------------------------------------
-
-# The source files of one tree directory, relative to $ROOT (no caches, no board.json).
-tree_files() {
-	(cd "$ROOT" && find "$1" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' \
-		! -name 'board.json' ! -name '.*' | LC_ALL=C sort)
-}
-
-install_tree() {
-	local dir rel mode installed
-	local listed=$TMP_DIR/listed
-	: >"$listed"
-	put_dir "$LEDD_HOME_DIR" 0755 root root
-	for dir in "${TREE_DIRS[@]}"; do
-		[ -d "$ROOT/$dir" ] || continue
-		while IFS= read -r rel; do
-			mode=0644
-			if [ -x "$ROOT/$rel" ]; then mode=0755; fi
-			put_file "$ROOT/$rel" "$LEDD_HOME_DIR/$rel" "$mode" root root TREE_CHANGED
-			echo "$LEDD_HOME_DIR/$rel" >>"$listed"
-		done < <(tree_files "$dir")
-		# Files of an older version that the checkout no longer has.
-		[ -d "$DESTDIR$LEDD_HOME_DIR/$dir" ] || continue
-		while IFS= read -r installed; do
-			installed=${installed#"$DESTDIR"}
-			grep -qxF "$installed" "$listed" || remove_path "$installed"
-		done < <(find "$DESTDIR$LEDD_HOME_DIR/$dir" -type f ! -path '*/__pycache__/*' ! -name 'board.json')
-	done
-	put_file "$ROOT/lighttpd.conf" "$LEDD_HOME_DIR/lighttpd.conf" 0644 root root RESTART_WEB
-	if [ -n "$LEDD_BUILT" ]; then put_file "$LEDD_BUILT" "$LEDD_SBIN" 0755 root root RESTART_LEDD; fi
-	install_ledctl_link
-	compile_python
-	generate_board_json
-}
-
-install_ledctl_link() {
-	local target=$LEDD_HOME_DIR/bin/ledctl
-	[ -f "$ROOT/bin/ledctl" ] || {
-		warn "no bin/ledctl in the checkout: ledctl not installed"
-		return 0
-	}
-	[ "$(readlink "$DESTDIR$LEDCTL_LINK" 2>/dev/null)" = "$target" ] && return 0
-	note_change "link $LEDCTL_LINK -> $target"
-	[ "$DRY_RUN" = 1 ] && return 0
-	mkdir -p "$(dirname "$DESTDIR$LEDCTL_LINK")"
-	ln -sfn "$target" "$DESTDIR$LEDCTL_LINK"
-}
-
-# CGIs run as www-data, which cannot write __pycache__: compile once here.
-# checked-hash pycs stay valid whatever the files' timestamps.
-compile_python() {
-	local pkg=$DESTDIR$LEDD_HOME_DIR/ledd
-	if [ "${TREE_CHANGED:-0}" = 0 ] && [ -d "$pkg/__pycache__" ]; then return 0; fi
-	note_change "byte-compile $LEDD_HOME_DIR/ledd"
-	[ "$DRY_RUN" = 1 ] && return 0
-	"$PYTHON" -m compileall -q --invalidation-mode checked-hash "$pkg" >/dev/null
-}
-
-generate_board_json() {
-	local out
-	[ -f "$ROOT/ledd/board.py" ] || {
-		warn "no ledd/board.py: the page will show no header diagram"
-		return 0
-	}
-	out=$(tmp_file)
-	if ! (cd "$ROOT" && "$PYTHON" -m ledd.board --out "$out") >"$TMP_DIR/board.log" 2>&1; then
-		warn "board.json not generated: $(tail -n 1 "$TMP_DIR/board.log")"
-		return 0
-	fi
-	put_file "$out" "$WEB_STATE_DIR/board.json" 0644 root root
-}
-
-install_unit() {
-	put_file "$ROOT/systemd/ledd.service" "$UNIT_FILE" 0644 root root RESTART_LEDD
-	if [ "${RESTART_LEDD:-0}" = 1 ]; then RELOAD_SYSTEMD=1; fi
-}
-
-# Plain Debian has no rule giving group gpio the /dev/gpiochip* devices.
-install_udev_rule() {
-	local rules
-	rules=$(grep -lsE 'gpiochip' /etc/udev/rules.d/*.rules /lib/udev/rules.d/*.rules \
-		/usr/lib/udev/rules.d/*.rules 2>/dev/null | grep -v "$UDEV_RULE" || true)
-	if [ -n "$rules" ] && [ ! -f "$DESTDIR$UDEV_RULE" ]; then
-		info "udev: the system already grants GPIO access ($rules)"
-		return 0
-	fi
-	local changed=0
-	put_file "$ROOT/systemd/60-ledd-gpio.rules" "$UDEV_RULE" 0644 root root changed
-	if [ "$changed" = 1 ] && [ "$MODE" = install ]; then
-		run udevadm control --reload
-		run udevadm trigger --subsystem-match=gpio --action=change
-		run udevadm settle
-		RESTART_LEDD=1
-	fi
-}
-
-# Write $CONF_FILE from the shipped default, with the LEDD_* overrides applied.
-# Never touches an existing file.
-install_config() {
-	put_dir "$CONF_DIR" 0755 root root
-	if [ -e "$DESTDIR$CONF_FILE" ]; then
-		if [ -n "${LEDD_LED_PINS:-}${LEDD_BUTTON_PINS+x}${LEDD_CHIP:-}${LEDD_BACKEND:-}" ]; then
-			warn "$CONF_FILE exists and is kept: LEDD_LED_PINS/BUTTON_PINS/CHIP/BACKEND ignored (edit it, then systemctl reload ledd)"
-		fi
-		return 0
-	fi
-	local conf
-	conf=$(tmp_file)
-	render_config >"$conf"
-	if [ -n "$LEDD_BUILT" ] && ! "$LEDD_BUILT" --check-config -c "$conf" >"$TMP_DIR/check.log" 2>&1; then
-		cat "$TMP_DIR/check.log" >&2
-		fatal "the generated configuration is invalid (check LEDD_LED_PINS/LEDD_BUTTON_PINS/LEDD_CHIP)"
-	fi
-	put_file "$conf" "$CONF_FILE" 0644 root root RESTART_LEDD
-}
-
-render_config() {
-	local src=$ROOT/cdaemon/ledd.conf
-	local chip=${LEDD_CHIP:-} backend=${LEDD_BACKEND:-}
-	[ -z "$backend" ] || [[ $backend =~ ^(chardev|sim)$ ]] || fatal "LEDD_BACKEND must be chardev or sim"
-	[[ $chip =~ ^[A-Za-z0-9/_.:-]*$ ]] || fatal "invalid LEDD_CHIP '$chip'"
-	awk -v chip="$chip" -v backend="$backend" \
-		-v drop_leds="${LEDD_LED_PINS:+1}" -v drop_buttons="${LEDD_BUTTON_PINS+1}" '
-		/^\[/ { skip = (drop_leds && /^\[led[ \t]/) || (drop_buttons && /^\[button[ \t]/) }
-		skip { next }
-		chip != "" && /^[ \t]*chip[ \t]*=/ { print "chip = " chip; next }
-		backend != "" && /^[ \t]*backend[ \t]*=/ { print "backend = " backend; next }
-		{ print }
-	' "$src"
-	if [ -n "${LEDD_LED_PINS:-}" ]; then render_pins led "$LEDD_LED_PINS"; fi
-	if [ -n "${LEDD_BUTTON_PINS:-}" ]; then render_pins button "$LEDD_BUTTON_PINS"; fi
-}
-
-# render_pins led|button "name:gpio,name:gpio"
-render_pins() {
-	local kind=$1 list=$2 item name gpio
-	local IFS=,
-	for item in $list; do
-		name=${item%%:*}
-		gpio=${item#*:}
-		if ! [[ $name =~ ^[A-Za-z0-9_-]{1,24}$ ]] || ! [[ $gpio =~ ^[0-9]{1,3}$ ]]; then
-			fatal "bad pin '$item' in LEDD_${kind^^}_PINS (want name:gpio, e.g. red:17)"
-		fi
-		printf '\n[%s %s]\ngpio = %s\n' "$kind" "$name" "$gpio"
-		if [ "$kind" = button ]; then printf 'pull = up\nactive_low = true\n'; fi
-	done
-}
-
-# --- Steps: web server -----------------------------------------------------------
-
-random_password() {
-	# 16 characters from [A-Za-z0-9]: ~95 bits. (A finite input: with pipefail,
-	# `tr </dev/urandom | head` would fail on tr's SIGPIPE.)
-	head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9' | cut -c 1-16
-}
-
-setup_auth() {
-	local snippet
-	snippet=$(tmp_file)
-	put_dir "$WEB_CONF_DIR" 0755 root root
-	if [ "$NO_AUTH" = 1 ]; then
-		warn "--no-auth: anyone who can reach port $PORT can switch the LEDs"
-		echo "# ledd: authentication disabled (deploy.sh --no-auth)" >"$snippet"
-		put_file "$snippet" "$AUTH_SNIPPET" 0644 root root RESTART_WEB
-		remove_path "$HTPASSWD_FILE"
-		return 0
-	fi
-	update_htpasswd
-	cat >"$snippet" <<EOF
-# ledd: HTTP Basic auth for the whole site, written by deploy.sh.
-# The password is stored as a bcrypt hash in $HTPASSWD_FILE (htpasswd -B);
-# change it with: sudo ./deploy.sh --password NEW
-server.modules += ("mod_auth", "mod_authn_file")
-auth.backend = "htpasswd"
-auth.backend.htpasswd.userfile = "$HTPASSWD_FILE"
-auth.require = ("/" => ("method" => "basic", "realm" => "ledd", "require" => "valid-user"))
-EOF
-	put_file "$snippet" "$AUTH_SNIPPET" 0644 root root RESTART_WEB
-}
-
-update_htpasswd() {
-	local file=$DESTDIR$HTPASSWD_FILE web_group
-	web_group=$(group_or_root "$WEB_USER")
-	if [ -f "$file" ] && grep -q "^$WEB_LOGIN:" "$file"; then
-		if [ -z "$PASSWORD" ]; then
-			info "auth: keeping the existing password of '$WEB_LOGIN' (--password to change it)"
-			put_mode "$HTPASSWD_FILE" 0640 root "$web_group"
-			return 0
-		fi
-		if htpasswd -vbi "$file" "$WEB_LOGIN" <<<"$PASSWORD" >/dev/null 2>&1; then
-			info "auth: password of '$WEB_LOGIN' unchanged"
-			put_mode "$HTPASSWD_FILE" 0640 root "$web_group"
-			KNOWN_PASSWORD=$PASSWORD
-			return 0
-		fi
-	fi
-	NEW_PASSWORD=${PASSWORD:-$(random_password)}
-	KNOWN_PASSWORD=$NEW_PASSWORD
-	if [ "$DRY_RUN" = 1 ] && ! command -v htpasswd >/dev/null; then
-		note_change "set the password of '$WEB_LOGIN' (bcrypt) in $HTPASSWD_FILE"
-		return 0
-	fi
-	local hashed
-	hashed=$(tmp_file)
-	htpasswd -ciB "$hashed" "$WEB_LOGIN" <<<"$NEW_PASSWORD" 2>/dev/null ||
-		fatal "htpasswd -B failed (is apache2-utils installed?)"
-	note_change "set the password of '$WEB_LOGIN' (bcrypt) in $HTPASSWD_FILE"
-	[ "$DRY_RUN" = 1 ] && return 0
-	install -D -m 0640 -o root -g "$web_group" "$hashed" "$file"
-}
-
-# put_mode PATH MODE OWNER GROUP: fix the metadata of a file we keep.
-put_mode() {
-	local path=$DESTDIR$1
-	[ "$(stat -c '%a %U %G' "$path")" = "${2#0} $3 $4" ] && return 0
-	note_change "chmod/chown $1"
-	[ "$DRY_RUN" = 1 ] && return 0
-	chown "$3:$4" "$path" && chmod "$2" "$path"
-}
-
-install_lighttpd_dropin() {
-	local dropin
-	dropin=$(tmp_file)
-	put_dir "$WEB_STATE_DIR" 0750 "$(id -u "$WEB_USER" >/dev/null 2>&1 && echo "$WEB_USER" || echo root)" "$(group_or_root "$WEB_USER")"
-	cat >"$dropin" <<EOF
-# lighttpd runs ledd's site: written by ledd's deploy.sh, removed by --uninstall
-# (which brings Debian's /etc/lighttpd/lighttpd.conf back: it is never edited).
-[Service]
-Environment=LEDD_HOME=$LEDD_HOME_DIR LEDD_HTTP_BIND=0.0.0.0 LEDD_HTTP_PORT=$PORT
-Environment=LEDD_RUNTIME_DIR=$RUNTIME_DIR LEDD_WEB_STATE_DIR=$WEB_STATE_DIR
-Environment=LEDD_AUTH_INCLUDE=$AUTH_SNIPPET
-# lighttpd.conf sets no server.username: run it as $WEB_USER from the start
-# (its groups, including $DAEMON_USER for the FIFOs, come from /etc/group).
-User=$WEB_USER
-Group=$WEB_USER
-AmbientCapabilities=CAP_NET_BIND_SERVICE
-ExecStartPre=
-ExecStartPre=/usr/sbin/lighttpd -tt -f $LEDD_HOME_DIR/lighttpd.conf
-ExecStart=
-ExecStart=/usr/sbin/lighttpd -D -f $LEDD_HOME_DIR/lighttpd.conf
-EOF
-	if [ "$MODE" = install ] && [ "$DRY_RUN" = 0 ] && [ -f "$LIGHTTPD_DROPIN" ] &&
-		! cmp -s "$dropin" "$LIGHTTPD_DROPIN"; then
-		DROPIN_BACKUP=$TMP_DIR/dropin.backup
-		cp -p "$LIGHTTPD_DROPIN" "$DROPIN_BACKUP"
-	fi
-	local changed=0
-	put_file "$dropin" "$LIGHTTPD_DROPIN" 0644 root root changed
-	if [ "$changed" = 1 ]; then
-		DROPIN_WRITTEN=1
-		RESTART_WEB=1
-		RELOAD_SYSTEMD=1
-	fi
-}
-
-# lighttpd -tt with the same environment the drop-in gives it.
-validate_lighttpd() {
-	[ "$DRY_RUN" = 1 ] && return 0
-	if ! env LEDD_HOME="$LEDD_HOME_DIR" LEDD_HTTP_BIND=0.0.0.0 LEDD_HTTP_PORT="$PORT" \
-		LEDD_RUNTIME_DIR="$RUNTIME_DIR" LEDD_WEB_STATE_DIR="$WEB_STATE_DIR" \
-		LEDD_AUTH_INCLUDE="$AUTH_SNIPPET" \
-		lighttpd -tt -f "$LEDD_HOME_DIR/lighttpd.conf" >"$TMP_DIR/lighttpd-tt.log" 2>&1; then
-		cat "$TMP_DIR/lighttpd-tt.log" >&2
-		fatal "lighttpd rejects the new configuration (lighttpd -tt above); the original site is restored"
-	fi
-}
-
-# Undo our lighttpd drop-in after a failure: the previous one, or none (Debian's site).
-restore_lighttpd() {
-	[ "$DROPIN_WRITTEN" = 1 ] || return 0
-	DROPIN_WRITTEN=0
-	if [ -n "$DROPIN_BACKUP" ]; then
-		cp -p "$DROPIN_BACKUP" "$LIGHTTPD_DROPIN"
-	else
-		rm -f "$LIGHTTPD_DROPIN"
-		rmdir "$(dirname "$LIGHTTPD_DROPIN")" 2>/dev/null || true
-	fi
-	warn "restored lighttpd's previous configuration"
-	systemctl daemon-reload || true
-	systemctl try-restart lighttpd.service || true
-}
-
-# --- Steps: services ------------------------------------------------------------
-
-start_services() {
-	if [ "$RELOAD_SYSTEMD" = 1 ]; then
-		run systemctl daemon-reload
-	fi
-	start_unit ledd.service "$RESTART_LEDD"
-	start_unit lighttpd.service "$RESTART_WEB"
-}
-
-# start_unit UNIT CHANGED: enable it; start it if stopped, restart it if its inputs changed.
-start_unit() {
-	local unit=$1 changed=$2
-	if ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
-		note_change "enable $unit"
-		run systemctl enable --quiet "$unit"
-	fi
-	if ! systemctl is-active --quiet "$unit"; then
-		note_change "start $unit"
-		run systemctl restart "$unit" || service_failed "$unit"
-	elif [ "$changed" = 1 ]; then
-		note_change "restart $unit"
-		run systemctl restart "$unit" || service_failed "$unit"
-	else
-		info "$unit: running, unchanged"
-	fi
-}
-
-service_failed() {
-	warn "$1 did not start:"
-	systemctl --no-pager --lines=0 status "$1" >&2 || true
-	journalctl --no-pager -n 25 -u "$1" >&2 || true
-	fatal "$1 failed to start (journalctl -u $1 for more)"
-}
-
-# GET /api/state through lighttpd: with the password when we know it, else
-# expect lighttpd's 401 and ask ledd directly over its FIFOs.
-health_check() {
-	[ "$DRY_RUN" = 1 ] && return 0
-	local url=http://127.0.0.1:$PORT/api/state out
-	info "health check: GET $url"
-	if out=$(LEDD_CHECK_PASSWORD=${KNOWN_PASSWORD:-} "$PYTHON" - "$url" "$WEB_LOGIN" "$NO_AUTH" "$HEALTH_TIMEOUT_S" \
-		"$LEDD_HOME_DIR" "$RUNTIME_DIR" 2>&1 <<'EOF'
-import base64, json, os, sys, time, urllib.error, urllib.request
-url, login, no_auth, timeout, home, rundir = sys.argv[1:]
-password = os.environ.get("LEDD_CHECK_PASSWORD", "")
-deadline = time.monotonic() + float(timeout)
-last = "no answer"
-while time.monotonic() < deadline:
-    req = urllib.request.Request(url)
-    if password:
-        token = base64.b64encode(("%s:%s" % (login, password)).encode()).decode()
-        req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            state = json.loads(resp.read())
-            print("the API answers through lighttpd: backend %s, %d LEDs, %d buttons"
-                  % (state["backend"], len(state["leds"]), len(state["buttons"])))
-            sys.exit(0)
-    except urllib.error.HTTPError as e:
-        last = "HTTP %d: %s" % (e.code, e.read(300).decode(errors="replace"))
-        if e.code == 401 and not password and no_auth != "1":
-            sys.path.insert(0, home)
-            from ledd.client import Client
-            state = json.loads(Client(rundir).request("STATE"))
-            print("lighttpd asks for the password (kept from an earlier run, not checked); "
-                  "ledd answers on its FIFOs: backend %s" % state["backend"])
-            sys.exit(0)
-    except Exception as e:  # connection refused while lighttpd restarts, bad JSON...
-        last = "%s: %s" % (type(e).__name__, e)
-    time.sleep(1)
-print("no healthy answer within %ss; last: %s" % (timeout, last))
-sys.exit(1)
-EOF
-	); then
-		info "health check: $out"
-		return 0
-	fi
-	warn "health check failed: $out"
-	diagnose
-	fatal "the dashboard does not work yet (diagnosis above; log in $LOG_FILE)"
-}
-
-diagnose() {
-	local unit
-	for unit in ledd lighttpd; do
-		printf '\n--- systemctl status %s\n' "$unit" >&2
-		systemctl --no-pager --lines=15 status "$unit" >&2 || true
-	done
-	printf '\n--- %s\n' "$RUNTIME_DIR" >&2
-	ls -la "$RUNTIME_DIR" >&2 || true
-	printf '\n--- groups: %s\n' "$(id "$WEB_USER" 2>&1)" >&2
-	ls -l /dev/gpiochip* >&2 2>/dev/null || printf 'no /dev/gpiochip* on this system\n' >&2
-}
-
-print_summary() {
-	local addr
-	if [ "$DRY_RUN" = 1 ]; then
-		info "dry run: $CHANGES change(s) would be made"
-		return 0
-	fi
-	if [ "$CHANGES" -eq 0 ]; then
-		info "nothing changed: ledd is already installed and up to date; nothing restarted"
-	else
-		info "done: $CHANGES change(s)"
-	fi
-	if [ "$MODE" = install ]; then
-		info "dashboard:"
-		for addr in $(hostname -I 2>/dev/null) $(hostname).local; do
-			case $addr in *:*) continue ;; esac
-			if [ "$PORT" = 80 ]; then info "  http://$addr/"; else info "  http://$addr:$PORT/"; fi
-		done
-	fi
-	if [ "$NO_AUTH" = 1 ]; then
-		info "  no password (--no-auth)"
-	elif [ -n "$NEW_PASSWORD" ]; then
-		info "  user: $WEB_LOGIN  password: $NEW_PASSWORD   (shown once; stored only as a bcrypt hash)"
-	else
-		info "  user: $WEB_LOGIN  password: unchanged"
-	fi
-	info "command line: ledctl state   (for members of group $DAEMON_USER; log in again after being added)"
-}
+# shellcheck source=deploy.d/journal.sh
+. "$ROOT/deploy.d/journal.sh"
+# shellcheck source=deploy.d/settings.sh
+. "$ROOT/deploy.d/settings.sh"
+# shellcheck source=deploy.d/system.sh
+. "$ROOT/deploy.d/system.sh"
+# shellcheck source=deploy.d/files.sh
+. "$ROOT/deploy.d/files.sh"
+# shellcheck source=deploy.d/web.sh
+. "$ROOT/deploy.d/web.sh"
+# shellcheck source=deploy.d/tls.sh
+. "$ROOT/deploy.d/tls.sh"
+# shellcheck source=deploy.d/uninstall.sh
+. "$ROOT/deploy.d/uninstall.sh"
+# shellcheck source=deploy.d/local.sh
+. "$ROOT/deploy.d/local.sh"
+# Every other deploy.d/*.sh is an add-on (e.g. mqtt.sh): sourced last, it registers its
+# steps (add_step), remembered settings (register_setting) and uninstall hooks.
+for part in "$ROOT"/deploy.d/*.sh; do
+	# shellcheck disable=SC1090
+	[[ " $CORE_PARTS " == *" ${part##*/} "* ]] || . "$part"
+done
+unset part
 
 # --- Modes ------------------------------------------------------------------------
 
-install_files() {
-	build_daemon
-	install_tree
-	install_unit
-	install_udev_rule
-	install_config
-	setup_auth
-	install_lighttpd_dropin
+# Run each install step in order (with the test hooks).
+run_steps() {
+	local step
+	for step in "${INSTALL_STEPS[@]}"; do
+		if [ "$PAUSE_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then
+			info "test hook: pausing before step $step (pid $$)"
+			sleep 3600 &
+			PAUSE_PID=$!
+			wait "$PAUSE_PID" || true
+		fi
+		if [ "$FAIL_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then fatal "test hook: step $step fails (LEDD_DEPLOY_FAIL_AT)"; fi
+		"step_$step"
+	done
 }
 
+# sudo ./deploy.sh: preflight, then every step inside one transaction.
 do_install() {
 	check_root
 	detect_system
+	take_lock
+	load_settings
+	preflight
 	open_log
-	install_packages
-	create_users
-	install_files
-	if [ "${CREATED_GPIO_GROUP:-0}" = 1 ] && [ "$DRY_RUN" = 0 ]; then : >"$GPIO_GROUP_MARKER"; fi
-	validate_lighttpd
-	start_services
-	health_check
+	read_new_password
+	journal_begin
+	run_steps
+	save_settings_now
+	journal_commit
 	print_summary
 }
 
+# DESTDIR=... ./deploy.sh --stage: the same file tree, without touching the system.
 do_stage() {
 	mkdir -p "$DESTDIR"
 	DESTDIR=$(cd "$DESTDIR" && pwd)
 	info "staging the file tree into $DESTDIR (no apt, users or services)"
-	install_files
+	load_settings
+	read_new_password
+	step_build
+	step_files
+	step_config
+	step_auth
+	step_tls
+	step_web_config
+	save_settings_now
 	print_summary
 }
 
-do_uninstall() {
-	check_root
-	open_log
-	if systemctl list-unit-files ledd.service >/dev/null 2>&1 && [ -f "$UNIT_FILE" ]; then
-		if systemctl is-enabled --quiet ledd.service 2>/dev/null || systemctl is-active --quiet ledd.service; then
-			note_change "stop and disable ledd.service"
-			run systemctl disable --now --quiet ledd.service
-		fi
-	fi
-	local before=$CHANGES web_changed=0
-	if [ -e "$LIGHTTPD_DROPIN" ]; then web_changed=1; fi
-	remove_path "$UNIT_FILE"
-	remove_path "$LIGHTTPD_DROPIN"
-	if [ -d "$(dirname "$LIGHTTPD_DROPIN")" ] && [ -z "$(ls -A "$(dirname "$LIGHTTPD_DROPIN")")" ]; then
-		run rmdir "$(dirname "$LIGHTTPD_DROPIN")"
-	fi
-	if [ "$CHANGES" != "$before" ]; then run systemctl daemon-reload; fi
-	if [ -f "$UDEV_RULE" ]; then
-		remove_path "$UDEV_RULE"
-		run udevadm control --reload
-	fi
-	local created_gpio=0
-	if [ -f "$GPIO_GROUP_MARKER" ]; then created_gpio=1; fi
-	if [ "$(readlink "$LEDCTL_LINK" 2>/dev/null)" = "$LEDD_HOME_DIR/bin/ledctl" ]; then remove_path "$LEDCTL_LINK"; fi
-	remove_path "$LEDD_SBIN"
-	remove_path "$LEDD_HOME_DIR"
-	remove_path "$WEB_CONF_DIR"
-	remove_path "$WEB_STATE_DIR"
-	remove_path "$(dirname "$BUILD_DIR")"
-	remove_path "$RUNTIME_DIR"
-	if getent passwd "$DAEMON_USER" >/dev/null; then
-		note_change "delete user $DAEMON_USER"
-		run userdel "$DAEMON_USER"
-	fi
-	if getent group "$DAEMON_USER" >/dev/null; then
-		web_changed=1
-		note_change "delete group $DAEMON_USER"
-		run groupdel "$DAEMON_USER"
-	fi
-	if [ "$created_gpio" = 1 ] && getent group "$GPIO_GROUP" >/dev/null; then
-		note_change "delete group $GPIO_GROUP (deploy.sh created it)"
-		run groupdel "$GPIO_GROUP"
-	fi
-	# Last, so that lighttpd's workers no longer carry the deleted group.
-	if [ "$web_changed" = 1 ] && systemctl is-active --quiet lighttpd.service; then
-		note_change "restart lighttpd.service with Debian's own configuration"
-		run systemctl restart lighttpd.service
-	fi
-	if [ "$PURGE" = 1 ]; then
-		remove_path "$CONF_DIR"
-		remove_path "$STATE_DIR"
-	elif [ -d "$CONF_DIR" ] || [ -d "$STATE_DIR" ]; then
-		info "kept $CONF_DIR and $STATE_DIR (--purge removes them); packages stay installed"
-	fi
-	if [ "$DRY_RUN" = 1 ]; then
-		info "dry run: $CHANGES change(s) would be made"
-	else
-		info "uninstalled ($CHANGES change(s))"
-	fi
-}
-
-# --- Local run (./deploy.sh --local) ------------------------------------------------
-
-local_tools() {
-	local missing=() need
-	command -v lighttpd >/dev/null || missing+=(lighttpd)
-	command -v make >/dev/null || missing+=(make)
-	command -v cc >/dev/null || missing+=(gcc libc6-dev)
-	[ -x "$PYTHON" ] || missing+=(python3)
-	[ ${#missing[@]} -eq 0 ] && return 0
-	need="apt-get install -y ${missing[*]}"
-	if [ "$(id -u)" -ne 0 ]; then fatal "missing tools; install them with: sudo $need"; fi
-	info "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-}
-
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-local_stop() {
-	trap - INT TERM EXIT
-	local pid
-	for pid in "${LOCAL_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${LOCAL_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	LOCAL_PIDS=()
-	# ledd saved its state on SIGTERM; the FIFOs and pid file have no further use.
-	# (Only ours: when another ledd owns the directory, its files stay.)
-	if [ "${LOCAL_OWNS_RUN:-0}" = 1 ]; then
-		rm -f "$LOCAL_RUN/ledd.cmd" "$LOCAL_RUN/ledd.pid" "$LOCAL_RUN/auth-none.conf"
-		rm -rf "$LOCAL_RUN/reply" "$LOCAL_RUN/web"
-	fi
-	cleanup
-	info "stopped"
-}
-
-# Ready: our ledd holds the pid file (it writes its pid there under flock) and the FIFOs exist.
-local_wait_ready() {
-	local pid=$1 _
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		if [ "$(cat "$LOCAL_RUN/ledd.pid" 2>/dev/null)" = "$pid" ] &&
-			[ -p "$LOCAL_RUN/ledd.cmd" ] && [ -d "$LOCAL_RUN/reply" ]; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
-# Another ledd (a second --local, a test) holding the runtime dir's pid lock?
-local_check_rundir_free() {
-	local pidfile=$LOCAL_RUN/ledd.pid
-	[ -f "$pidfile" ] || return 0
-	flock -n "$pidfile" true 2>/dev/null && return 0
-	fatal "another ledd (pid $(cat "$pidfile")) already runs on $LOCAL_RUN; stop it or set LEDD_RUNTIME_DIR to another directory"
-}
-
-do_local() {
-	local ledd_log http
-	local_tools
-	LOCAL_RUN=${LEDD_RUNTIME_DIR:-$LOCAL_RUNTIME_DIR}
-	mkdir -p "$LOCAL_RUN"
-	LOCAL_RUN=$(cd "$LOCAL_RUN" && pwd)
-	if port_in_use "$PORT"; then
-		fatal "port $PORT on 127.0.0.1 is already in use (another ./deploy.sh --local?); try --port $((PORT + 1))"
-	fi
-	local_check_rundir_free
-	info "building ledd"
-	make -s -C "$ROOT/cdaemon" >&2 || fatal "building ledd failed (compiler output above)"
-	mkdir -p "$LOCAL_RUN/web"
-	if [ -f "$ROOT/ledd/board.py" ]; then
-		(cd "$ROOT" && "$PYTHON" -m ledd.board --out "$LOCAL_RUN/web/board.json") ||
-			warn "board.json not generated; the page shows no header diagram"
-	fi
-	: >"$LOCAL_RUN/auth-none.conf" # no auth locally: lighttpd binds 127.0.0.1 only
-	export LEDD_HOME=$ROOT LEDD_HTTP_BIND=127.0.0.1 LEDD_HTTP_PORT=$PORT LEDD_RUNTIME_DIR=$LOCAL_RUN
-	export LEDD_WEB_STATE_DIR=$LOCAL_RUN/web LEDD_AUTH_INCLUDE=$LOCAL_RUN/auth-none.conf
-	lighttpd -tt -f "$ROOT/lighttpd.conf" >&2 || fatal "lighttpd rejects lighttpd.conf (above)"
-
-	trap local_stop EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	ledd_log=$LOCAL_RUN/ledd.log
-	"$ROOT/cdaemon/ledd" -c "$ROOT/cdaemon/ledd.conf" -b sim -r "$LOCAL_RUN" -s "$LOCAL_RUN/state" 2>"$ledd_log" &
-	LOCAL_PIDS+=($!)
-	if ! local_wait_ready "$!"; then
-		cat "$ledd_log" >&2
-		fatal "ledd did not start (its log above, also in $ledd_log)"
-	fi
-	LOCAL_OWNS_RUN=1
-	lighttpd -D -f "$ROOT/lighttpd.conf" &
-	http=$!
-	LOCAL_PIDS+=("$http")
-	sleep 0.3
-	if ! kill -0 "$http" 2>/dev/null; then
-		port_in_use "$PORT" && fatal "port $PORT on 127.0.0.1 is already in use"
-		fatal "lighttpd exited at start (its message above)"
-	fi
-	info "ledd (sim pins) and lighttpd are running"
-	info "dashboard: http://127.0.0.1:$PORT/"
-	info "runtime dir: $LOCAL_RUN   (other terminal: LEDD_RUNTIME_DIR=$LOCAL_RUN bin/ledctl state)"
-	info "ledd log: $ledd_log. Ctrl-C stops everything."
-	# Either process ending ends the run; the EXIT trap stops the other.
-	wait -n "${LOCAL_PIDS[@]}" || true
-	warn "a process exited; stopping (ledd log: $ledd_log)"
-	exit 1
-}
-
+# Entry point.
 main() {
 	parse_args "$@"
+	exec 3>&1 # the terminal: secrets go there, never into the log (open_log)
 	TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ledd-deploy.XXXXXX")
-	trap cleanup EXIT
+	trap on_exit EXIT
 	trap 'on_error $LINENO' ERR
+	trap 'on_signal INT 130' INT
+	trap 'on_signal TERM 143' TERM
+	# No root-owned __pycache__ in the checkout from anything this run starts.
+	export PYTHONDONTWRITEBYTECODE=1
 	case $MODE in
 	local) do_local ;;
 	stage) do_stage ;;
@@ -987,4 +414,5 @@ main() {
 	esac
 }
 
-main "$@"
+# Sourced (by a test, to call one function) it only defines; run, it runs.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def local_run(tmp_path, ledd_binary):
     yield start
     for run in runs:
         run.kill()
+    # --local writes board.json into its runtime dir's web/ (lighttpd.conf serves it from there).
+    assert not (ROOT / "www" / "board.json").exists()
 
 
 def test_local_run_serves_the_api_and_stops_cleanly_on_ctrl_c(local_run, tmp_path):
@@ -185,3 +188,105 @@ def test_second_local_run_on_the_same_runtime_dir_is_refused(local_run, tmp_path
     # The first one keeps its FIFOs and still answers.
     assert (tmp_path / "run" / "ledd.cmd").is_fifo()
     assert first.get("/api/state")[0] == 200
+
+
+# -- supervision: ledd is restarted like systemd's Restart=on-failure ----------------------------
+
+def ledd_pid(runtime_dir):
+    return int((Path(runtime_dir) / "ledd.pid").read_text())
+
+
+def get_status(run, path="/api/state"):
+    try:
+        return run.get(path)[0]
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("%s: not within %ss" % (what, timeout))
+
+
+def test_a_killed_ledd_is_restarted_while_lighttpd_serves_on(local_run, tmp_path):
+    run = local_run()
+    run.wait_ready()
+    run.post("/api/leds/1", {"on": True})
+    lighttpd = [pid for pid in children_of(run.proc.pid)
+                if Path("/proc/%d/comm" % pid).read_text().strip() == "lighttpd"]
+    assert len(lighttpd) == 1
+    first = ledd_pid(tmp_path / "run")
+    os.kill(first, signal.SIGKILL)
+    # The page sees "daemon down" (503 from the API), not a dead web server ...
+    assert wait_until(lambda: get_status(run) == 503, 5, "503 while ledd is down")
+    # ... then ledd is back, a second later, with the LED state it had.
+    wait_until(lambda: get_status(run) == 200, 10, "ledd restarted")
+    assert ledd_pid(tmp_path / "run") != first
+    assert run.get("/api/state")[1]["leds"][1]["on"] is True
+    assert alive(lighttpd[0])  # the same lighttpd served all along
+    out = run.output()
+    assert "ledd (pid %d) was killed by signal KILL" % first in out
+    assert "restarting ledd in 1s" in out
+    # Ctrl-C still stops everything, the restarted ledd included.
+    children = children_of(run.proc.pid)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(15) == 130
+    wait_until(lambda: not [pid for pid in children if alive(pid)], 5, "every process gone")
+    assert [p for p in (tmp_path / "run").rglob("*") if p.is_fifo()] == []
+
+
+def test_a_ledd_that_exits_cleanly_is_not_restarted_and_the_page_says_daemon_down(local_run, tmp_path):
+    run = local_run()
+    run.wait_ready()
+    pid = ledd_pid(tmp_path / "run")
+    os.kill(pid, signal.SIGTERM)  # ledd saves its state and exits 0: systemd would not restart it either
+    assert wait_until(lambda: "exited cleanly; not restarted" in run.output(), 10, "clean exit noticed")
+    assert get_status(run) == 503
+    time.sleep(1.5)
+    assert get_status(run) == 503 and run.proc.poll() is None  # lighttpd serves on, alone
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(15) == 130
+
+
+def test_the_local_run_serves_the_wiring_diagram(local_run):
+    run = local_run()
+    run.wait_ready()
+    status, board = run.get("/board.json")
+    assert status == 200
+    assert len(board["pins"]) == 40 and board["model"]  # the header layout ledd.board wrote
+    assert "board.json not generated" not in run.output()
+
+
+def source_deploy(script, env_extra=None):
+    """Run bash that sources deploy.sh (functions only) and then ``script``."""
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(["bash", "-c", '. "%s"\n%s' % (DEPLOY, script)], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+FAKE_TOOLS = r'''
+PYTHON=$FAKE_DIR/python3
+printf '#!/bin/sh\n[ -f "%s/installed" ]\n' "$FAKE_DIR" >"$PYTHON" && chmod +x "$PYTHON"
+apt-get() { echo "apt-get $*" >>"$FAKE_DIR/apt.log"; : >"$FAKE_DIR/installed"; }
+'''
+
+
+def test_local_installs_python3_gpiozero_like_lighttpd_and_says_so(tmp_path):
+    proc = source_deploy(FAKE_TOOLS + "local_tools", {"FAKE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "installing python3-gpiozero" in proc.stdout
+    assert "wiring diagram" in proc.stdout
+    calls = (tmp_path / "apt.log").read_text()
+    assert "install" in calls and "python3-gpiozero" in calls
+
+
+def test_local_without_root_prints_the_apt_command_for_gpiozero(tmp_path):
+    proc = source_deploy(FAKE_TOOLS + "id() { echo 1000; }\nlocal_tools", {"FAKE_DIR": str(tmp_path)})
+    assert proc.returncode == 1
+    assert "sudo apt-get install -y python3-gpiozero" in proc.stderr
+    assert not (tmp_path / "apt.log").exists()

@@ -13,18 +13,22 @@ import pytest
 
 from deployutil import DEPLOY, ROOT, deploy_var, run_deploy
 
-SCRIPTS = [DEPLOY, ROOT / "tests/deploy/vmimage.sh", ROOT / "tests/deploy/guest-agent.sh"]
+SCRIPTS = [DEPLOY, *sorted((ROOT / "deploy.d").glob("*.sh")), ROOT / "tests/deploy/vmimage.sh",
+           ROOT / "tests/deploy/guest-agent.sh"]
 
 
 def test_shellcheck_clean():
-    proc = subprocess.run(["shellcheck", "--severity=style", *map(str, SCRIPTS)], capture_output=True, text=True)
+    # -x: follow the sourced deploy.d/ parts, so that their use of deploy.sh's globals is checked.
+    proc = subprocess.run(["shellcheck", "-x", "--severity=style", *map(str, SCRIPTS)], capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stdout
 
 
 def test_help_documents_modes_and_overrides():
     proc = run_deploy("--help", check=True)
-    for word in ("--local", "--uninstall", "--purge", "--dry-run", "--stage", "--no-auth", "--password",
-                 "LEDD_PORT", "LEDD_LED_PINS", "LEDD_BUTTON_PINS", "LEDD_CHIP", "LEDD_PASSWORD"):
+    for word in ("--local", "--uninstall", "--purge", "--dry-run", "--stage", "--no-auth", "--password-stdin",
+                 "--set-password", "--tls", "--tls-cert", "--host", "--yes", "sudo env LEDD_",
+                 "LEDD_LED_PINS", "LEDD_BUTTON_PINS", "LEDD_CHIP"):
         assert word in proc.stdout, word
 
 
@@ -35,7 +39,12 @@ def test_help_documents_modes_and_overrides():
     (["--port"], "--port needs a number"),
     (["--purge"], "--purge only goes with --uninstall"),
     (["--stage"], "--stage needs DESTDIR"),
-    (["--no-auth", "--password", "x"], "contradict"),
+    (["--no-auth", "--password-stdin"], "contradict"),
+    (["--password", "x"], "--password PW is no longer accepted"),
+    (["--password=x"], "Use --set-password (prompt) or --password-stdin"),
+    (["--tls-cert", "a.pem"], "--tls-cert and --tls-key go together"),
+    (["--host", "bad host"], "invalid --host 'bad host'"),
+    (["--backend", "gpio"], "the backend must be chardev or sim"),
 ])
 def test_bad_arguments_are_refused_clearly(args, message):
     env = dict(os.environ)
@@ -48,9 +57,14 @@ def test_bad_arguments_are_refused_clearly(args, message):
 
 # --- staging install ---------------------------------------------------------
 
-def stage(destdir, *args, **env):
+def stage(destdir, *args, password=None, **env):
     full_env = dict(os.environ, DESTDIR=str(destdir), **env)
-    return run_deploy("--stage", *args, env=full_env, check=True)
+    if password is None:
+        return run_deploy("--stage", *args, env=full_env, check=True)
+    proc = subprocess.run([str(DEPLOY), "--stage", "--password-stdin", *args], cwd=ROOT, env=full_env,
+                          input=password + "\n", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
 
 
 def staged(destdir, var):
@@ -65,7 +79,7 @@ def mode_owner(path):
 @pytest.fixture
 def staged_root(tmp_path, ledd_binary):
     dest = tmp_path / "root"
-    proc = stage(dest, "--password", "s3cret-pw")
+    proc = stage(dest, password="s3cret-pw")
     return dest, proc
 
 
@@ -83,6 +97,13 @@ def test_stage_installs_the_tree(staged_root):
     link = staged(dest, "LEDCTL_LINK")
     assert os.readlink(link) == deploy_var("LEDD_HOME_DIR") + "/bin/ledctl"
     assert staged(dest, "UNIT_FILE").read_bytes() == (ROOT / "systemd/ledd.service").read_bytes()
+    assert staged(dest, "WEB_UNIT_FILE").read_bytes() == (ROOT / "systemd/ledd-web.service").read_bytes()
+    # The whole tree, deploy.sh and its parts included: /opt/ledd/deploy.sh --uninstall needs no checkout.
+    assert (home / "deploy.sh").read_bytes() == DEPLOY.read_bytes()
+    assert mode_owner(home / "deploy.sh")[0] == 0o755
+    for part in (ROOT / "deploy.d").glob("*.sh"):
+        assert (home / "deploy.d" / part.name).read_bytes() == part.read_bytes()
+    assert not list(ROOT.joinpath("ledd").glob("__pycache__/health*"))  # nothing byte-compiled in the checkout
     assert staged(dest, "CONF_FILE").read_bytes() == (ROOT / "cdaemon/ledd.conf").read_bytes()
 
 
@@ -95,7 +116,7 @@ def test_stage_modes_and_owners(staged_root):
     assert mode_owner(staged(dest, "LEDD_SBIN")) == (0o755, "root", "root")
     assert mode_owner(staged(dest, "CONF_FILE")) == (0o644, "root", "root")
     assert mode_owner(staged(dest, "UNIT_FILE")) == (0o644, "root", "root")
-    web_group = "www-data" if _group_exists("www-data") else "root"
+    web_group = "ledd-web" if _group_exists("ledd-web") else "root"
     assert mode_owner(staged(dest, "HTPASSWD_FILE")) == (0o640, "root", web_group)
     for path in dest.rglob("*"):
         if path.is_symlink():
@@ -123,28 +144,56 @@ def test_stage_auth_is_bcrypt_and_valid_for_lighttpd(staged_root):
     ok = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "s3cret-pw"], capture_output=True)
     bad = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "wrong"], capture_output=True)
     assert ok.returncode == 0 and bad.returncode != 0
-    assert "password: s3cret-pw" in proc.stdout  # printed once, at the end
+    assert proc.stdout.count("s3cret-pw") == 1  # shown once, at the end
+    assert "password: s3cret-pw" in proc.stdout
     snippet = staged(dest, "AUTH_SNIPPET").read_text()
     assert deploy_var("HTPASSWD_FILE") in snippet and '"method" => "basic"' in snippet
-    # The snippet is valid lighttpd config together with lighttpd.conf.
-    staged_snippet = dest / "auth.conf"
-    staged_snippet.write_text(snippet.replace(deploy_var("HTPASSWD_FILE"), str(htpasswd)))
+    assert_lighttpd_accepts(dest)
+
+
+def assert_lighttpd_accepts(dest):
+    """lighttpd -tt accepts lighttpd.conf with the staged web.env and snippets (paths moved into dest)."""
     home = staged(dest, "LEDD_HOME_DIR")
-    env = dict(os.environ, LEDD_HOME=str(home), LEDD_HTTP_BIND="127.0.0.1", LEDD_HTTP_PORT="8080",
-               LEDD_RUNTIME_DIR="/run/ledd", LEDD_WEB_STATE_DIR=str(dest), LEDD_AUTH_INCLUDE=str(staged_snippet))
-    tt = subprocess.run(["lighttpd", "-tt", "-f", str(home / "lighttpd.conf")], env=env, capture_output=True, text=True)
-    assert tt.returncode == 0, tt.stderr
+    env = dict(os.environ)
+    for line in staged(dest, "WEB_ENV_FILE").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value.strip('"')
+    for snippet in staged(dest, "WEB_CONF_DIR").glob("*.conf"):
+        snippet.write_text(snippet.read_text().replace('"/etc/', '"%s/etc/' % dest))
+    env.update(LEDD_HOME=str(home), LEDD_HTTP_PORT=str(free_port()), LEDD_HTTP_BIND="127.0.0.1",
+               LEDD_WEB_STATE_DIR=str(dest), LEDD_AUTH_INCLUDE=str(dest) + env["LEDD_AUTH_INCLUDE"])
+    conf = dest / "lighttpd-test.conf"  # the sockets of site.conf moved to free ports too
+    conf.write_text((home / "lighttpd.conf").read_text())
+    site = staged(dest, "SITE_SNIPPET")
+    text = site.read_text()
+    for port in set(re.findall(r'\]:(\d+)"', text)) | set(re.findall(r'0\.0\.0\.0:(\d+)"', text)):
+        text = text.replace(":%s\"" % port, ":%d\"" % free_port())
+    site.write_text(text)
+    tt = subprocess.run(["lighttpd", "-tt", "-f", str(home / "lighttpd.conf")], env=env, capture_output=True,
+                        text=True)
+    assert tt.returncode == 0 and "WARNING" not in tt.stderr, tt.stderr
 
 
-def test_stage_lighttpd_dropin(staged_root):
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stage_web_environment(staged_root):
     dest, _ = staged_root
-    text = staged(dest, "LIGHTTPD_DROPIN").read_text()
+    text = staged(dest, "WEB_ENV_FILE").read_text()
     home = deploy_var("LEDD_HOME_DIR")
     for needle in ("LEDD_HOME=" + home, "LEDD_HTTP_PORT=80", "LEDD_HTTP_BIND=0.0.0.0",
-                   "LEDD_RUNTIME_DIR=/run/ledd", "LEDD_AUTH_INCLUDE=" + deploy_var("AUTH_SNIPPET"),
-                   "ExecStart=\n", "ExecStart=/usr/sbin/lighttpd -D -f %s/lighttpd.conf" % home,
-                   "ExecStartPre=\n"):
+                   "LEDD_RUNTIME_DIR=/run/ledd", "LEDD_AUTH_INCLUDE=" + deploy_var("SITE_SNIPPET"),
+                   'LEDD_ALLOWED_HOSTS=""'):
         assert needle in text, needle
+    site = staged(dest, "SITE_SNIPPET").read_text()
+    assert '$SERVER["socket"] == "[::]:80"' in site  # IPv6 next to server.bind 0.0.0.0
+    assert 'include "%s"' % deploy_var("AUTH_SNIPPET") in site
+    assert not staged(dest, "LEGACY_DROPIN").exists()  # Debian's lighttpd.service is left alone
 
 
 def test_second_stage_changes_nothing(staged_root):
@@ -153,6 +202,7 @@ def test_second_stage_changes_nothing(staged_root):
     proc = stage(dest)  # no --password: the existing hash is kept
     assert "nothing changed" in proc.stdout, proc.stdout
     assert "s3cret-pw" not in proc.stdout and "password: unchanged" in proc.stdout
+    assert "settings kept from the last run" in proc.stdout
     after = {p: p.lstat().st_mtime_ns for p in dest.rglob("*")}
     assert after == before
 
@@ -202,21 +252,22 @@ def test_stage_bad_pins_are_refused(tmp_path, ledd_binary, pins):
 # --- dry run -------------------------------------------------------------------
 
 def test_dry_run_prints_changes_and_makes_none(ledd_binary):
-    watched = [deploy_var(v) for v in ("LEDD_HOME_DIR", "LEDD_SBIN", "UNIT_FILE", "LIGHTTPD_DROPIN",
+    watched = [deploy_var(v) for v in ("LEDD_HOME_DIR", "LEDD_SBIN", "UNIT_FILE", "WEB_UNIT_FILE",
                                         "WEB_CONF_DIR", "LOG_FILE", "BUILD_DIR")]
     if any(os.path.exists(p) for p in watched):
         pytest.skip("ledd is installed on this machine; the dry run would report no changes")
     existed = {p: os.path.exists(p) for p in watched + [deploy_var("CONF_DIR")]}
     users_before = Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes()
-    proc = run_deploy("--dry-run", "--password", "pw")
+    proc = run_deploy("--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for expected in ("would install %s" % deploy_var("LEDD_SBIN"),
                      "would install %s" % deploy_var("UNIT_FILE"),
-                     "would install %s" % deploy_var("LIGHTTPD_DROPIN"),
+                     "would install %s" % deploy_var("WEB_UNIT_FILE"),
                      "would install %s/cgi-bin/api.py" % deploy_var("LEDD_HOME_DIR"),
                      "would link %s" % deploy_var("LEDCTL_LINK"),
-                     "would enable ledd.service", "would start ledd.service"):
+                     "would enable ledd.service", "would start ledd.service",
+                     "would enable ledd-web.service"):
         assert expected in out, expected
     if not _user_exists("ledd"):
         assert "would create system user ledd" in out
@@ -246,7 +297,7 @@ def test_stage_generates_a_password_when_none_is_given(tmp_path, ledd_binary):
 
 
 def test_uninstall_dry_run_on_a_clean_machine_changes_nothing():
-    if any(os.path.exists(deploy_var(v)) for v in ("LEDD_HOME_DIR", "UNIT_FILE", "LIGHTTPD_DROPIN")) \
+    if any(os.path.exists(deploy_var(v)) for v in ("LEDD_HOME_DIR", "UNIT_FILE", "WEB_UNIT_FILE")) \
             or _user_exists("ledd"):
         pytest.skip("ledd is installed on this machine")
     proc = run_deploy("--uninstall", "--dry-run")

@@ -26,13 +26,19 @@ def test_verify_is_clean(tmp_path, ledd_binary):
     assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
 
 
-def test_security_exposure_at_most_1_5(tmp_path):
-    unit = tmp_path / "ledd.service"
-    shutil.copy(UNIT, unit)
+def exposure(source, tmp_path):
+    """`systemd-analyze security`'s overall exposure of a unit file, and its whole report."""
+    unit = tmp_path / source.name
+    shutil.copy(source, unit)
     proc = analyze("security", "--offline=true", "--no-pager", str(unit), cwd=tmp_path)
-    match = re.search(r"Overall exposure level for ledd.service: (\d+\.\d+)", proc.stdout)
+    match = re.search(r"Overall exposure level for %s: (\d+\.\d+)" % re.escape(source.name), proc.stdout)
     assert match, proc.stdout + proc.stderr
-    assert float(match.group(1)) <= MAX_EXPOSURE, proc.stdout
+    return float(match.group(1)), proc.stdout
+
+
+def test_security_exposure_at_most_1_5(tmp_path):
+    level, report = exposure(UNIT, tmp_path)
+    assert level <= MAX_EXPOSURE, report
 
 
 def test_lifecycle_settings():
@@ -40,7 +46,9 @@ def test_lifecycle_settings():
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
     assert s["WatchdogSec"] and s["WatchdogSec"][0] != "0"
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # A broken config fails `systemctl reload ledd` (with ledd's file:line) before any SIGHUP.
+    assert s["ExecReload"] == ["%s --check-config -c %s" % (deploy_var("LEDD_SBIN"), deploy_var("CONF_FILE")),
+                               "/bin/kill -HUP $MAINPID"]
 
 
 def test_paths_agree_with_deploy_and_defaults():
@@ -71,3 +79,41 @@ def test_fifo_sharing_and_devices():
 def test_udev_rule_targets_gpiochips(name):
     rule = (UNIT.parent / name).read_text()
     assert re.search(r'^SUBSYSTEM=="gpio", KERNEL=="gpiochip\*", GROUP="gpio", MODE="0660"$', rule, re.M)
+
+
+# --- ledd-web.service: our own lighttpd instance ---------------------------------------------
+
+WEB_UNIT = UNIT.parent / "ledd-web.service"
+MAX_WEB_EXPOSURE = 2.0
+
+
+def test_web_unit_verify_is_clean(tmp_path):
+    unit = tmp_path / "ledd-web.service"
+    shutil.copy(WEB_UNIT, unit)
+    proc = analyze("verify", str(unit), cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+
+
+def test_web_unit_security_exposure_at_most_2_0(tmp_path):
+    level, report = exposure(WEB_UNIT, tmp_path)
+    assert level <= MAX_WEB_EXPOSURE, report
+
+
+def test_web_unit_runs_our_config_as_its_own_user():
+    s = unit_settings(WEB_UNIT.read_text())
+    home = deploy_var("LEDD_HOME_DIR")
+    assert s["User"] == [deploy_var("WEB_USER")] != ["www-data"]
+    assert s["SupplementaryGroups"] == [deploy_var("DAEMON_USER")]  # the FIFOs' group
+    assert s["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"] == s["AmbientCapabilities"]
+    assert s["ExecStart"] == ["/usr/sbin/lighttpd -D -f %s/lighttpd.conf" % home]
+    assert s["ExecStartPre"] == ["/usr/sbin/lighttpd -tt -f %s/lighttpd.conf" % home]
+    assert s["EnvironmentFile"] == [deploy_var("WEB_ENV_FILE")]
+    assert deploy_var("WEB_STATE_DIR") in s["ReadWritePaths"]
+    assert "AF_INET6" in s["RestrictAddressFamilies"][0]
+
+
+def test_runtime_file_names_agree_with_defaults():
+    assert deploy_var("LEDD_CMD_NAME") == defaults.CMD_FIFO
+    assert deploy_var("LEDD_WATCH_NAME") == defaults.WATCH_DIR
+    header = (UNIT.parents[1] / "cdaemon/src/defaults.h").read_text()
+    assert '#define LEDD_PID_FILE           "%s"' % deploy_var("LEDD_PID_NAME") in header

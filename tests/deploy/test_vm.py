@@ -1,28 +1,30 @@
 """The virtual Pi: `sudo ./deploy.sh` on a real Debian with systemd, apt, lighttpd and kernel GPIO.
 
-One long scenario (each step needs the previous one), in a qemu VM (TCG, no
-KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
+One long scenario in one boot (each step needs the previous one's system), in a
+qemu VM (TCG, no KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
 
-1. load gpio-sim (tests/kernel/kbuild.py, built for the same kernel) and make
-   a Pi-like chip (label pinctrl-bcm2711, lines GPIO0..GPIO31) after a decoy;
-2. run deploy.sh from a read-only 9p share of the checkout, as user pi via sudo;
-3. ledd and lighttpd active, the system "running";
-4. from the host, through the forwarded port, with the printed credentials:
-   the state API (backend chardev), an LED switched on shows on the simulated
-   line, a button pulled low shows as a press in the API and in Chromium;
-   ledctl works for pi (added to group ledd), not for other users;
-5. `systemctl kill -s KILL ledd`: systemd restarts it, the LED comes back on;
-6. deploy.sh again: nothing changed, nothing restarted;
-7. deploy.sh --uninstall: service, user, files gone, lighttpd's own site back.
+1. gpio-sim makes a Pi-like chip after a decoy; a login user `pi` with sudo;
+2. a Pi with a life: Debian's lighttpd serves the owner's page on :80;
+3. a plain deploy is refused (port 80 named, --port suggested) and changes nothing;
+   a first install failing at the health check (LEDD_DEPLOY_FAIL_AT) and one killed
+   by SIGTERM midway (LEDD_DEPLOY_PAUSE_AT) are both rolled back: the listing of
+   /etc, /opt, /usr/local, enabled units, packages, users and groups is unchanged;
+4. the install on --port 8080 next to the owner's page (which never changes):
+   ledd-web as its own user on IPv4 and IPv6, the API, LEDs, ledctl, a button in
+   Chromium, ledd killed and restarted by systemd;
+5. a re-run keeps port 8080 and changes nothing; the password is in no file and no
+   journal line; a broken config makes `systemctl reload ledd` fail, the old wiring
+   works on; a failed and an interrupted upgrade leave the old install running;
+6. /opt/ledd/deploy.sh --uninstall, then --purge --yes: back to the listing of step 2.
 
-Any failure carries the guest's journal and console. Typical time: ~4 min
-with the base image cached, +5-8 min to build it (docs/deploy.md).
+Any failure carries the guest's journal and console.
 """
 
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +42,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_IGNORE = (".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "obj", "build", "run", "*.o",
                    "board.json")
+#: The last version of deploy.sh that ran the site through a drop-in for Debian's lighttpd.service.
+OLD_TREE_COMMIT = "7ab5113"
 SHARE = "/mnt/src"
 ADMIN = "pi"         # the login user who runs `sudo ./deploy.sh`
 XFER = "/mnt/xfer"
@@ -61,6 +65,7 @@ class Pi:
         self.vm = vm
         self.password = None
         self.sysfs = None
+        self.port = 80
 
     def sh(self, script, timeout=120):
         return self.vm.check(script, timeout)
@@ -71,11 +76,11 @@ class Pi:
     def pull(self, gpio, direction):
         self.sh("echo pull-%s > %s/sim_gpio%d/pull" % (direction, self.sysfs, gpio))
 
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.vm.http_port, path)
+    def url(self, path, port=80):
+        return "http://127.0.0.1:%d%s" % (self.vm.ports[port], path)
 
     def api(self, method, path, body=None, auth=True):
-        return requests.request(method, self.url(path), json=body, timeout=15,
+        return requests.request(method, self.url(path, self.port), json=body, timeout=15,
                                 auth=("ledd", self.password) if auth else None)
 
     def main_pid(self, unit):
@@ -104,6 +109,11 @@ def pi(tmp_path_factory):
     shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
     vm = VM(image, workdir, share=src)
     (workdir / "xfer").mkdir()
+    # The older tree for the upgrade scenario, from git (the snapshot has no .git).
+    old = workdir / "xfer" / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_TREE_COMMIT], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     (workdir / "xfer" / "gpio-sim.ko").write_bytes(Path(kernel["gpio_sim_ko"]).read_bytes())
     vm.start()
     pi = Pi(vm)
@@ -154,29 +164,104 @@ def add_admin(pi):
           "echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s\n" % (ADMIN, ADMIN, ADMIN))
 
 
-def deploy(pi, *args):
-    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo ./deploy.sh %s" % (SHARE, ADMIN, " ".join(args)),
-                        timeout=DEPLOY_TIMEOUT_S)
-    assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
-        " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
-    return out
+def deploy(pi, *args, env="", check=True):
+    """``sudo [env ...] ./deploy.sh ARGS`` as the admin user; returns (status, output)."""
+    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo %s ./deploy.sh %s"
+                        % (SHARE, ADMIN, ("env " + env) if env else "", " ".join(args)), timeout=DEPLOY_TIMEOUT_S)
+    if check:
+        assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
+            " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
+        return out
+    return rc, out
+
+
+#: What "the system" is for the before/after comparisons: files under /etc and /opt, enabled units,
+#: installed packages, users and groups. (Logs, caches and /var/lib are not part of it.)
+LISTING = ("find /etc /opt /usr/local -xdev ! -path '/etc/ld.so.cache' ! -path '/etc/machine-id' "
+           "! -path '/etc/.pwd.lock' ! -name '*-' | sort; echo ---; "
+           "systemctl list-unit-files --state=enabled --no-legend | awk '{print $1}' | sort; echo ---; "
+           "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' | awk '$1 == \"ii\" {print $2}' | sort; echo ---; "
+           "cut -d: -f1 /etc/passwd | sort; cut -d: -f1,4 /etc/group | sort")
+
+
+def listing(pi):
+    return pi.sh(LISTING, timeout=120)
+
+
+def assert_same_listing(before, after, what):
+    if before != after:
+        import difflib
+        diff = "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
+        raise AssertionError("%s: the system differs:\n%s" % (what, diff))
+
+
+def debian_page(pi):
+    """Debian's own lighttpd site on :80 (status, body)."""
+    r = requests.get(pi.url("/"), timeout=15)
+    return r.status_code, r.text
+
+
+def prepare(pi):
+    """gpio-sim and the admin user, once per boot (each test may run alone)."""
+    if pi.sysfs is None:
+        step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
+        step(pi, "admin user", lambda: add_admin(pi))
 
 
 def test_virtual_pi(pi):
-    step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
-    step(pi, "admin user", lambda: add_admin(pi))
+    prepare(pi)
 
-    # -- first install ------------------------------------------------------------
-    out = step(pi, "first deploy", lambda: deploy(pi))
+    # -- a Pi with a life: Debian's lighttpd already serves a site on :80 ----------------------
+    def existing_site():
+        pi.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends lighttpd "
+              ">/tmp/apt.log 2>&1 || { tail /tmp/apt.log; exit 1; }\n"
+              "echo '<h1>the owner site</h1>' > /var/www/html/index.html", timeout=600)
+        return wait_for(lambda: debian_page(pi)[0] == 200 and debian_page(pi), 60, "Debian's site answers")
+    page = step(pi, "existing lighttpd site", existing_site)
+    assert "the owner site" in page[1]
+    before = step(pi, "listing", lambda: listing(pi))
+
+    def port_taken():
+        rc, out = deploy(pi, check=False)
+        assert rc != 0, out
+        assert re.search(r"port 80 is in use by lighttpd \(pid \d+, lighttpd.service\); nothing was changed", out), out
+        assert "--port 8080" in out, out
+        assert_same_listing(before, listing(pi), "after the refused run")
+        assert debian_page(pi) == page
+    step(pi, "port taken: refused before any change", port_taken)
+
+    def failed_first_install():
+        rc, out = deploy(pi, "--port", "8080", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+        assert rc != 0 and "test hook: step health fails" in out, out
+        assert "rolled back" in out, out
+        assert_same_listing(before, listing(pi), "after a failed first install")
+        assert debian_page(pi) == page
+    step(pi, "first install fails at the health check: rolled back", failed_first_install)
+
+    def interrupted_first_install():
+        sigterm_midway(pi, "--port 8080", "services")
+        assert_same_listing(before, listing(pi), "after SIGTERM during a first install")
+        assert debian_page(pi) == page
+    step(pi, "first install killed by SIGTERM midway: rolled back", interrupted_first_install)
+
+    # -- first install, next to the owner's site ---------------------------------------------------
+    out = step(pi, "first deploy", lambda: deploy(pi, "--port", "8080"))
     match = re.search(r"user: ledd  password: (\S+)", out)
     assert match, "no credentials printed:\n" + out
     pi.password = match.group(1)
-    assert "health check: the API answers through lighttpd: backend chardev" in out, out
+    pi.port = 8080
+    assert "health check: the API answers through the web server: backend chardev" in out, out
+    assert "Basic auth without TLS" in out
+    assert debian_page(pi) == page
 
     def services_up():
-        assert pi.sh("systemctl is-active ledd lighttpd").split() == ["active", "active"]
+        assert pi.sh("systemctl is-active ledd ledd-web lighttpd").split() == ["active"] * 3
         rc, state = pi.vm.run("systemctl is-system-running --wait", timeout=120)
         assert state.strip() == "running", state + pi.sh("systemctl --failed --no-pager")
+        assert pi.sh("ps -o user= -p $(systemctl show -p MainPID --value ledd-web)").strip() == "ledd-web"
+        assert "ledd" not in pi.sh("id -nG www-data").split()  # other web apps cannot reach the FIFOs
+        listen = pi.sh("ss -Htln 'sport = :8080'")
+        assert "0.0.0.0:8080" in listen and "[::]:8080" in listen, listen
     step(pi, "services", services_up)
 
     # -- the API from the host, auth on -----------------------------------------------
@@ -195,19 +280,12 @@ def test_virtual_pi(pi):
         r = pi.api("POST", "/api/leds/0", {"on": True})
         assert r.status_code == 200 and r.json()["leds"][0]["on"] is True, r.text
         assert pi.line_value(LED_GPIO) == 1
-        pi.api("POST", "/api/leds/0", {"on": False})
-        assert pi.line_value(LED_GPIO) == 0
-        pi.api("POST", "/api/leds/0", {"on": True})
-        assert pi.line_value(LED_GPIO) == 1
     step(pi, "LED on the simulated line", led_on)
 
     def ledctl_as_admin():
-        # deploy.sh put the sudo user in group ledd: a new login (ssh) can use ledctl on the FIFOs.
         assert "ledd" in pi.sh("id -nG %s" % ADMIN).split()
         pi.sh("runuser -u %s -- ledctl on green" % ADMIN)
         assert pi.line_value(27) == 1
-        state = json.loads(pi.sh("runuser -u %s -- ledctl -j status" % ADMIN))
-        assert state["leds"][1]["on"] is True and state["backend"] == "chardev"
         pi.sh("runuser -u %s -- ledctl off green" % ADMIN)
         assert pi.line_value(27) == 0
         rc, out = pi.vm.run("runuser -u nobody -- ledctl status")  # not in the group
@@ -216,51 +294,90 @@ def test_virtual_pi(pi):
 
     step(pi, "button press in the API and in Chromium", lambda: button_press_in_browser(pi))
 
-    # -- crash recovery -------------------------------------------------------------------
     def kill_and_restart():
         old = pi.main_pid("ledd")
         pi.sh("systemctl kill -s KILL ledd")
         wait_for(lambda: pi.main_pid("ledd") not in (0, old) and
                  pi.sh("systemctl is-active ledd").strip() == "active", 30, "ledd restarted by systemd")
-        assert int(pi.sh("systemctl show -p NRestarts --value ledd").strip()) >= 1
         wait_for(lambda: pi.api("GET", "/api/state").json()["leds"][0]["on"] is True, 20, "LED state restored")
         assert pi.line_value(LED_GPIO) == 1
     step(pi, "systemctl kill -s KILL ledd", kill_and_restart)
 
-    # -- second run: idempotent -----------------------------------------------------------
+    # -- second run: remembered choices, idempotent -------------------------------------------
     def second_run():
-        pids = pi.main_pid("ledd"), pi.main_pid("lighttpd")
-        stamp = pi.sh("find /opt/ledd /etc/ledd /etc/systemd/system/ledd.service /usr/local/sbin/ledd "
-                      "-printf '%p %T@\\n' | sort")
+        pids = pi.main_pid("ledd"), pi.main_pid("ledd-web")
         out = deploy(pi)
+        assert "settings kept from the last run" in out and "port=8080" in out, out
         assert "nothing changed" in out and "nothing restarted" in out, out
-        assert "password:" in out and pi.password not in out
-        assert (pi.main_pid("ledd"), pi.main_pid("lighttpd")) == pids
-        assert pi.sh("find /opt/ledd /etc/ledd /etc/systemd/system/ledd.service /usr/local/sbin/ledd "
-                     "-printf '%p %T@\\n' | sort") == stamp
+        assert pi.password not in out
+        assert (pi.main_pid("ledd"), pi.main_pid("ledd-web")) == pids
+        assert debian_page(pi) == page
     step(pi, "second deploy", second_run)
 
-    # -- uninstall -----------------------------------------------------------------------------
+    def password_nowhere():
+        rc, out = pi.vm.run("grep -rlF -- '%s' /var/log /etc /opt /root /home /var/lib /tmp 2>/dev/null; "
+                            "journalctl -b --no-pager | grep -cF -- '%s'" % (pi.password, pi.password))
+        assert out.strip() == "0", "the password is on disk or in the journal:\n" + out
+        assert pi.sh("cut -d: -f2 /etc/ledd/web/htpasswd").startswith("$2y$")
+    step(pi, "the password is in no file and no journal line", password_nowhere)
+
+    def reload_broken_config():
+        pi.sh("cp /etc/ledd/ledd.conf /root/ledd.conf.good && printf '\\n[led bad]\\ngpio = banana\\n' >> /etc/ledd/ledd.conf")
+        assert pi.vm.run("systemctl reload ledd")[0] != 0, "reload of a broken config succeeded"
+        assert "/etc/ledd/ledd.conf:" in pi.sh("journalctl -u ledd -n 10 --no-pager")  # ledd's file:line
+        assert pi.sh("systemctl is-active ledd").strip() == "active"
+        r = pi.api("POST", "/api/leds/0", {"on": False})
+        assert r.status_code == 200 and pi.line_value(LED_GPIO) == 0
+        pi.sh("cp /root/ledd.conf.good /etc/ledd/ledd.conf && rm /root/ledd.conf.good && systemctl reload ledd")
+    step(pi, "systemctl reload ledd with a broken config", reload_broken_config)
+
+    def failed_upgrade():
+        installed = listing(pi)
+        conf = pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf")
+        rc, out = deploy(pi, "--port", "8081", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+        assert rc != 0 and "rolled back" in out, out
+        assert_same_listing(installed, listing(pi), "after a failed upgrade")
+        assert pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf") == conf
+        wait_for(lambda: pi.api("GET", "/api/state").status_code == 200, 30, "the old dashboard answers")
+        sigterm_midway(pi, "--no-auth", "health")
+        assert_same_listing(installed, listing(pi), "after SIGTERM during an upgrade")
+        wait_for(lambda: pi.api("GET", "/api/state").status_code == 200, 30, "the old dashboard answers")
+        assert pi.api("GET", "/api/state", auth=False).status_code == 401
+    step(pi, "failed and interrupted upgrades: the old install keeps running", failed_upgrade)
+
+    # -- uninstall, then purge -------------------------------------------------------------------
     def uninstall():
-        out = deploy(pi, "--uninstall")
+        out = pi.vm.check("/opt/ledd/deploy.sh --uninstall", timeout=DEPLOY_TIMEOUT_S)  # no checkout needed
         assert "uninstalled" in out, out
-        rc, _ = pi.vm.run("systemctl cat ledd.service")
-        assert rc != 0, "ledd.service still known"
-        for what in ("id ledd", "getent group ledd", "test -e /opt/ledd", "test -e /usr/local/sbin/ledd",
-                     "test -e /usr/local/bin/ledctl", "test -e /etc/systemd/system/lighttpd.service.d/ledd.conf",
-                     "test -e /etc/ledd/web", "test -e /etc/udev/rules.d/60-ledd-gpio.rules"):
+        for what in ("systemctl cat ledd.service", "systemctl cat ledd-web.service", "id ledd", "id ledd-web",
+                     "getent group ledd", "test -e /opt/ledd", "test -e /usr/local/sbin/ledd",
+                     "test -e /usr/local/bin/ledctl", "test -e /etc/ledd/web"):
             assert pi.vm.run(what)[0] != 0, "still there after --uninstall: " + what
-        assert pi.vm.run("test -f /etc/ledd/ledd.conf && test -f /var/lib/ledd/state")[0] == 0, \
-            "config and state must be kept without --purge"
-        # lighttpd runs Debian's own, untouched configuration again.
-        assert "/etc/lighttpd/lighttpd.conf" in pi.sh("systemctl show -p ExecStart --value lighttpd")
-        pi.sh("dpkg-query -W -f='${Conffiles}\\n' lighttpd | awk '$1 == \"/etc/lighttpd/lighttpd.conf\" "
-              "{print $2 \"  \" $1}' | md5sum -c -")
-        assert pi.sh("systemctl is-active lighttpd").strip() == "active"
-        # (a list: a 404 Response is falsy)
-        r = wait_for(lambda: [requests.get(pi.url("/api/state"), timeout=10)], 30, "lighttpd answers")[0]
-        assert r.status_code == 404 and "WWW-Authenticate" not in r.headers
+        assert pi.vm.run("test -f /etc/ledd/ledd.conf && test -f /var/lib/ledd/state")[0] == 0
+        assert debian_page(pi) == page  # the owner's site never moved
+        assert pi.sh("systemctl is-enabled lighttpd; systemctl is-active lighttpd").split() == ["enabled", "active"]
     step(pi, "uninstall", uninstall)
+
+    def purge():
+        out = pi.vm.check("cd %s && ./deploy.sh --uninstall --purge --yes" % SHARE, timeout=DEPLOY_TIMEOUT_S)
+        assert "apt-get purge" in out, out
+        assert_same_listing(before, listing(pi), "after --uninstall --purge")
+        assert pi.vm.run("test -e /var/log/ledd-deploy.log || test -e /var/lib/ledd")[0] != 0
+        assert debian_page(pi) == page
+    step(pi, "purge", purge)
+
+
+def sigterm_midway(pi, args, step_name):
+    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back."""
+    pi.sh("cd %s && (setsid env LEDD_DEPLOY_PAUSE_AT=%s ./deploy.sh %s >/root/deploy-bg.log 2>&1 & "
+          "echo $! >/root/deploy-bg.pid)" % (SHARE, step_name, args))
+    wait_for(lambda: "test hook: pausing before step %s" % step_name in pi.sh("cat /root/deploy-bg.log"),
+             DEPLOY_TIMEOUT_S, "deploy.sh reaches step " + step_name)
+    pid = re.search(r"pausing before step \S+ \(pid (\d+)\)", pi.sh("cat /root/deploy-bg.log")).group(1)
+    pi.sh("kill -TERM %s" % pid)
+    wait_for(lambda: pi.vm.run("kill -0 %s" % pid)[0] != 0, 600, "deploy.sh ends after SIGTERM")
+    out = pi.sh("cat /root/deploy-bg.log; rm -f /root/deploy-bg.log /root/deploy-bg.pid")
+    assert "interrupted by SIGTERM" in out and "rolled back" in out, out
 
 
 def button_press_in_browser(pi):
@@ -273,7 +390,7 @@ def button_press_in_browser(pi):
         try:
             context = browser.new_context(http_credentials={"username": "ledd", "password": pi.password})
             page = context.new_page()
-            page.goto(pi.url("/"))
+            page.goto(pi.url("/", pi.port))
             card = page.locator("#buttons li.button").first
             card.locator(".presses").wait_for()
             page.wait_for_function("document.querySelector('#buttons .presses').textContent === '%d'"
@@ -288,3 +405,64 @@ def button_press_in_browser(pi):
             browser.close()
     after = pi.api("GET", "/api/state").json()["buttons"][0]
     assert after["presses"] == before["presses"] + 1 and after["pressed"] is False, after
+
+
+def test_upgrade_from_the_drop_in_version_then_tls(pi):
+    """An install by the older deploy.sh (lighttpd drop-in, --port 8081 --no-auth, rewired), upgraded
+    by a plain run of this one: port, auth mode, config and LED state are kept, and Debian's lighttpd
+    gets its own site back. Then --tls: HTTPS with the generated certificate, HTTP redirects."""
+    prepare(pi)
+    old = XFER + "/old"
+    pi.sh("systemctl is-active lighttpd || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+          "--no-install-recommends lighttpd >/tmp/apt.log 2>&1)", timeout=600)
+    pi.port, pi.password = 8081, None
+
+    def old_install():
+        rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo ./deploy.sh --port 8081 --no-auth" % (old, ADMIN),
+                            timeout=DEPLOY_TIMEOUT_S)
+        assert rc == 0, out[-3000:]
+        assert pi.vm.run("test -f /etc/systemd/system/lighttpd.service.d/ledd.conf")[0] == 0
+        # The owner rewires: green moves to GPIO 5 (reload), and switches it on.
+        pi.sh("sed -i 's/^gpio = 27$/gpio = 5/' /etc/ledd/ledd.conf && systemctl reload ledd")
+        wait_for(lambda: [led["gpio"] for led in pi.api("GET", "/api/state", auth=False).json()["leds"]] == [17, 5],
+                 30, "the new wiring")
+        assert pi.api("POST", "/api/leds/1", {"on": True}, auth=False).status_code == 200
+        assert pi.line_value(5) == 1
+    step(pi, "install by the older deploy.sh", old_install)
+    conf = pi.sh("md5sum /etc/ledd/ledd.conf")
+
+    def upgrade():
+        out = deploy(pi)
+        assert "taken over from the previous install (port 8081, auth none)" in out, out
+        assert "password:" not in out  # --no-auth kept: no new random password
+        assert pi.sh("md5sum /etc/ledd/ledd.conf") == conf
+        assert pi.vm.run("test -e /etc/systemd/system/lighttpd.service.d/ledd.conf")[0] != 0
+        assert pi.sh("systemctl is-active ledd ledd-web lighttpd").split() == ["active"] * 3
+        state = wait_for(lambda: pi.api("GET", "/api/state", auth=False).json(), 30, "the API on 8081, no auth")
+        assert [led["gpio"] for led in state["leds"]] == [17, 5] and state["leds"][1]["on"] is True
+        assert pi.line_value(5) == 1
+        assert "/etc/lighttpd/lighttpd.conf" in pi.sh("systemctl show -p ExecStart --value lighttpd")
+        assert requests.get(pi.url("/"), timeout=15).status_code == 200  # Debian's own site on :80 again
+        assert "port=8081" in pi.sh("cat /etc/ledd/deploy.conf")
+    step(pi, "plain upgrade keeps port, auth, config and state", upgrade)
+
+    def tls():
+        out = deploy(pi, "--tls", "--port", "443", "--redirect-port", "8081")
+        fingerprint = re.search(r"SHA-256 fingerprint: ([0-9A-F:]{95})", out)
+        assert fingerprint, out
+        pi.sh("cp /etc/ledd/web/tls/cert.pem %s/cert.pem" % XFER)
+        cert = str(Path(pi.vm.xfer) / "cert.pem")
+        r = wait_for(lambda: requests.get("https://127.0.0.1:%d/api/state" % pi.vm.ports[443], verify=cert,
+                                          timeout=15), 30, "HTTPS answers")
+        assert r.status_code == 200 and r.json()["leds"][1]["on"] is True
+        r = requests.get(pi.url("/api/state?x=1", 8081), allow_redirects=False, timeout=15)
+        assert r.status_code == 308 and r.headers["Location"] == "https://127.0.0.1/api/state?x=1", r.headers
+        kept = deploy(pi)  # TLS is remembered too
+        assert "tls=self-signed" in kept and "nothing changed" in kept, kept
+    step(pi, "--tls", tls)
+
+    def uninstall():
+        pi.vm.check("/opt/ledd/deploy.sh --uninstall --purge --yes", timeout=DEPLOY_TIMEOUT_S)
+        assert pi.sh("systemctl is-active lighttpd").strip() == "active"
+        assert requests.get(pi.url("/"), timeout=15).status_code == 200
+    step(pi, "uninstall after the upgrade", uninstall)

@@ -109,12 +109,14 @@ class AgentError(RuntimeError):
 class VM:
     """One boot of the virtual Pi on a fresh overlay of ``image``."""
 
-    def __init__(self, image, workdir, share=ROOT, http_port=None):
+    def __init__(self, image, workdir, share=ROOT, http_port=None, guest_ports=(8080, 8081, 443)):
         self.image = Path(image)
         self.workdir = Path(workdir)
         self.share = Path(share)
         self.xfer = self.workdir / "xfer"
         self.http_port = http_port or free_port()
+        #: guest port -> host port on 127.0.0.1, for sites deploy.sh puts on other ports than 80.
+        self.ports = {80: self.http_port, **{port: free_port() for port in guest_ports}}
         self.console_log = self.workdir / "console.log"
         self.proc = None
         self.agent = None
@@ -137,7 +139,8 @@ class VM:
             "-append", "root=/dev/vda rw console=ttyS0 systemd.show_status=1",
             # cache=unsafe: the overlay is thrown away, so guest flushes need not reach the disk.
             "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % overlay,
-            "-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80" % self.http_port,
+            "-netdev", "user,id=n0," + ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (host, guest)
+                                                 for guest, host in sorted(self.ports.items())),
             "-device", "virtio-net-pci,netdev=n0",
             "-virtfs", "local,path=%s,mount_tag=src,security_model=none,readonly=on" % self.share,
             "-virtfs", "local,path=%s,mount_tag=xfer,security_model=none" % self.xfer,

@@ -1,0 +1,148 @@
+# shellcheck shell=bash disable=SC2034,SC2153 # globals shared with deploy.sh, checked there with -x
+# deploy.d/journal.sh -- the transaction: a lock, a journal of every change, rollback, commit.
+#
+# Sourced by deploy.sh. While a run is open ($TXN_OPEN=1), every change is
+# appended to $RUN_JOURNAL as one tab-separated record *before or right after*
+# it is made, whichever makes its undo safe:
+#
+#   file PATH BACKUP|-      written (BACKUP: a copy of the old one; -: it was new)
+#   removed PATH BACKUP     deleted (BACKUP: a copy)
+#   dir PATH                created
+#   user NAME / group NAME  created
+#   member USER GROUP       USER added to GROUP;   unmember USER GROUP: removed
+#   enable UNIT / disable UNIT / start UNIT / stop UNIT / restart UNIT
+#   package NAME            installed by this run
+#   debian-web STATE        Debian's lighttpd.service before we changed it
+#
+# Rollback replays the records in reverse (restart/start: the old files are
+# back by then, so the previous install runs again). Commit appends the
+# records of things created to $INSTALL_JOURNAL, which --uninstall reads.
+
+# Only one deploy.sh at a time (install, uninstall): fail at once if another holds the lock.
+take_lock() {
+	[ "$DRY_RUN" = 1 ] && return 0
+	mkdir -p "$(dirname "$LOCK_FILE")"
+	exec 9<>"$LOCK_FILE"
+	if ! flock -n 9; then
+		fatal "another deploy.sh is running (pid $(cat "$LOCK_FILE" 2>/dev/null || echo '?')); wait for it to finish"
+	fi
+	echo "$$" >"$LOCK_FILE"
+}
+
+# Open the transaction.
+journal_begin() {
+	[ "$DRY_RUN" = 1 ] && return 0
+	RUN_JOURNAL=$TMP_DIR/run.journal
+	BACKUP_DIR=$TMP_DIR/backup
+	mkdir -p "$BACKUP_DIR"
+	: >"$RUN_JOURNAL"
+	TXN_OPEN=1
+}
+
+# journal TYPE ARGS...: record one change of this run.
+journal() {
+	[ "$TXN_OPEN" = 1 ] || return 0
+	local IFS=$'\t'
+	printf '%s\n' "$*" >>"$RUN_JOURNAL"
+}
+
+# Copy PATH aside (for an undo) and print the copy's name.
+backup_of() {
+	local copy
+	copy=$BACKUP_DIR/$(wc -l <"$RUN_JOURNAL")-$(basename "$1")
+	cp -a -- "$1" "$copy"
+	echo "$copy"
+}
+
+# Undo every change of this run, last first. Runs at most once, signals ignored.
+rollback() {
+	[ "$TXN_OPEN" = 1 ] || return 0
+	TXN_OPEN=0
+	trap '' INT TERM
+	set +e
+	local type a b restart=() packages=() reload=0 unit
+	warn "rolling back this run's changes"
+	while IFS=$'\t' read -r type a b; do
+		case $type in
+		file)
+			if [ "$b" = - ]; then rm -f -- "$a"; else cp -a -- "$b" "$a"; fi
+			case $a in "$UNIT_DIR"/*) reload=1 ;; esac
+			;;
+		removed) cp -a -- "$b" "$a" ;;
+		dir) rm -rf -- "$a" ;;
+		user) userdel "$a" ;;
+		group)
+			# (userdel may have taken the user's own group already)
+			if getent group "$a" >/dev/null; then groupdel "$a"; fi
+			if [ "$a" = "$GPIO_GROUP" ]; then rm -f "$GPIO_GROUP_MARKER"; fi
+			;;
+		member) gpasswd -d "$a" "$b" >/dev/null ;;
+		unmember) usermod -aG "$b" "$a" ;;
+		enable) systemctl disable --quiet "$a" ;;
+		disable) systemctl enable --quiet "$a" ;;
+		start) systemctl stop "$a" ;;
+		stop | restart) restart=("$a" "${restart[@]}") ;;
+		package) packages+=("$a") ;;
+		esac
+		info "  undone: $type $a${b:+ $b}"
+	done < <(tac "$RUN_JOURNAL")
+	if [ ${#packages[@]} -gt 0 ]; then
+		info "  removing the packages this run installed: ${packages[*]}"
+		apt_get purge -y "${packages[@]}"
+	fi
+	if [ "$reload" = 1 ]; then systemctl daemon-reload; fi
+	# The previous files are back: start again what ran before this run.
+	for unit in "${restart[@]}"; do
+		systemctl restart "$unit" || warn "$unit did not start again"
+	done
+	warn "rolled back: the system is as it was before this run (log: $LOG_FILE)"
+}
+
+# Close the transaction: merge what was created into the install journal.
+journal_commit() {
+	[ "$TXN_OPEN" = 1 ] || return 0
+	local line
+	install -d -m 0755 "$DEPLOY_STATE_DIR"
+	touch "$INSTALL_JOURNAL"
+	while IFS= read -r line; do
+		case $line in
+		file$'\t'*$'\t'-) line=${line%$'\t'-} ;;
+		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'*) ;;
+		*) continue ;;
+		esac
+		grep -qxF -- "$line" "$INSTALL_JOURNAL" || printf '%s\n' "$line" >>"$INSTALL_JOURNAL"
+	done <"$RUN_JOURNAL"
+	TXN_OPEN=0
+}
+
+# Remove this run's temporary files.
+cleanup() {
+	if [ -n "$TMP_DIR" ]; then rm -rf "$TMP_DIR"; fi
+}
+
+# EXIT trap: an open transaction at exit means failure: roll it back.
+on_exit() {
+	local status=$?
+	[ "$BASHPID" = "$$" ] || return "$status"
+	if [ "$TXN_OPEN" = 1 ]; then rollback; fi
+	cleanup
+	exit "$status"
+}
+
+# ERR trap: an unexpected failure; name the line, then exit (on_exit rolls back).
+on_error() {
+	local status=$? line=$1
+	trap - ERR
+	# In a subshell ($(...) inherits the trap with set -E) let the caller report.
+	if [ "$BASHPID" != "$$" ]; then exit "$status"; fi
+	printf '[deploy] error: failed at deploy.sh line %s (exit %s)\n' "$line" "$status" >&2
+	exit "$status"
+}
+
+# INT/TERM trap: stop here (on_exit rolls back).
+on_signal() {
+	trap '' INT TERM
+	if [ -n "$PAUSE_PID" ]; then kill "$PAUSE_PID" 2>/dev/null || true; fi
+	printf '[deploy] error: interrupted by SIG%s\n' "$1" >&2
+	exit "$2"
+}
