@@ -114,6 +114,6 @@ def test_web_unit_runs_our_config_as_its_own_user():
 
 def test_runtime_file_names_agree_with_defaults():
     assert deploy_var("LEDD_CMD_NAME") == defaults.CMD_FIFO
-    assert deploy_var("LEDD_WATCH_NAME") == defaults.WATCH_DIR
+    assert deploy_var("LEDD_REPLY_NAME") == defaults.REPLY_DIR
     header = (UNIT.parents[1] / "cdaemon/src/defaults.h").read_text()
     assert '#define LEDD_PID_FILE           "%s"' % deploy_var("LEDD_PID_NAME") in header
