@@ -83,15 +83,19 @@ field() { echo "$REPLY_LINE" | grep -o "{[^{}]*\"name\":\"$1\"[^}]*}*" | grep -o
 level() { $T level "GPIO$1"; }
 lineinfo() { $T lineinfo "$PI_DEV" "$1"; }
 used() { lineinfo "$1" | grep -q 'flags=used'; }
+# start_ledd: start ledd, wait (10 s at most) for its "ready" log line, then HELLO. Clients
+# wait for "ready": ledd's start-up sweep removes reply FIFOs that it finds unread.
 start_ledd() {
+    touch "$LOG"; before=$(grep -c ' ready: ' "$LOG")
     $L -c "$C" -r "$R" -s "$S" >> "$LOG" 2>&1 &
     LEDD=$!
     i=0
-    until req HELLO && ok_reply; do
-        i=$((i + 1)); [ $i -gt 50 ] && return 1
+    while [ "$(grep -c ' ready: ' "$LOG")" = "$before" ]; do
+        i=$((i + 1)); [ $i -gt 100 ] && return 1
         kill -0 $LEDD 2>/dev/null || return 1
         sleep 0.1
     done
+    req HELLO && ok_reply
 }
 # stop_ledd: SIGTERM, wait at most 10 s; STOP_RC is the exit status (KILLED if it hung).
 stop_ledd() {

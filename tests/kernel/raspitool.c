@@ -38,7 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,57 +75,60 @@ static int64_t now_ms(void)
 
 /* ---- the protocol client ------------------------------------------------ */
 
-/* One exchange, protocol 1 (docs/protocol.md): lock the shared reply FIFO,
- * write the request in one write(), read lines until the one with our id.
- * Returns 0 with the reply line (no LF) in reply, -1 with a reason in reply. */
+/* One exchange, protocol 2 (docs/protocol.md): make a private reply FIFO
+ * reply/<id>, write "\n<id> <request>\n" to ledd.cmd in one write(), read the
+ * one reply line from the FIFO, remove it. POLLERR on ledd.cmd means ledd has
+ * gone. Returns 0 with the reply line (no LF) in reply, -1 with a reason. */
 static int exchange(const char *dir, const char *request, char *reply, size_t len)
 {
-	char path[512], line[4096 + 256], id[32];
+	char fifo[512], cmd[512], line[4096 + 256], id[64], *lf = NULL;
 	int64_t deadline = now_ms() + REPLY_TIMEOUT_MS;
+	int rfd = -1, cfd = -1, rc = -1, n;
 	size_t have = 0;
-	int rfd, cfd;
 
-	snprintf(id, sizeof(id), "r%ld.%lld", (long)getpid(), (long long)now_ms());
-	snprintf(path, sizeof(path), "%s/ledd.reply", dir);
-	if ((rfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
-		return snprintf(reply, len, "open %s: %s", path, strerror(errno)), -1;
-	while (flock(rfd, LOCK_EX | LOCK_NB) < 0) {
-		if (now_ms() > deadline)
-			return snprintf(reply, len, "timed out waiting for the reply lock"), close(rfd), -1;
-		usleep(2000);
+	snprintf(id, sizeof(id), "raspitool-%ld-%lld", (long)getpid(), (long long)now_ms());
+	snprintf(fifo, sizeof(fifo), "%s/reply/%s", dir, id);
+	snprintf(cmd, sizeof(cmd), "%s/ledd.cmd", dir);
+	if (mkfifo(fifo, 0600) < 0)
+		return snprintf(reply, len, "mkfifo %s: %s (ledd not running?)", fifo, strerror(errno)), -1;
+	if (chmod(fifo, 0620) < 0 || (rfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		snprintf(reply, len, "reply FIFO %s: %s", fifo, strerror(errno));
+		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/ledd.cmd", dir);
-	if ((cfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
-		return snprintf(reply, len, "open %s: %s (ledd not running)", path, strerror(errno)), close(rfd), -1;
-	int n = snprintf(line, sizeof(line), "%s %s\n", id, request);
-	int wrote = (int)write(cfd, line, (size_t)n);
-	close(cfd);
-	if (wrote != n)
-		return snprintf(reply, len, "write request: %s", strerror(errno)), close(rfd), -1;
-	for (;;) {
-		char *lf;
-		while ((lf = memchr(line, '\n', have))) {
-			*lf = '\0';
-			if (strncmp(line, id, strlen(id)) == 0 && line[strlen(id)] == ' ') {
-				snprintf(reply, len, "%s", line);
-				close(rfd);
-				return 0;
-			}
-			have -= (size_t)(lf + 1 - line);  /* someone else's stale reply */
-			memmove(line, lf + 1, have);
-		}
+	if ((cfd = open(cmd, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		snprintf(reply, len, "open %s: %s (ledd not running)", cmd, strerror(errno));
+		goto out;
+	}
+	n = snprintf(line, sizeof(line), "\n%s %s\n", id, request);
+	if (write(cfd, line, (size_t)n) != n) {
+		snprintf(reply, len, "write request: %s", strerror(errno));
+		goto out;
+	}
+	while (!(lf = memchr(line, '\n', have))) {
+		struct pollfd p[2] = { { .fd = rfd, .events = POLLIN }, { .fd = cfd, .events = 0 } };
 		int64_t left = deadline - now_ms();
-		struct pollfd p = { .fd = rfd, .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
-			return snprintf(reply, len, "no reply within %d ms", REPLY_TIMEOUT_MS), close(rfd), -1;
+		if (left <= 0 || poll(p, 2, (int)left) == 0 || have == sizeof(line) - 1) {
+			snprintf(reply, len, "no reply within %d ms", REPLY_TIMEOUT_MS);
+			goto out;
+		}
+		if (p[1].revents & POLLERR) {
+			snprintf(reply, len, "ledd went away");
+			goto out;
+		}
 		ssize_t got = read(rfd, line + have, sizeof(line) - 1 - have);
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
-			return snprintf(reply, len, "ledd went away"), close(rfd), -1;
 		if (got > 0)
 			have += (size_t)got;
-		if (have == sizeof(line) - 1)
-			have = 0;  /* an overlong foreign line: drop it */
 	}
+	*lf = '\0';
+	snprintf(reply, len, "%s", line);
+	rc = 0;
+out:
+	if (cfd >= 0)
+		close(cfd);
+	if (rfd >= 0)
+		close(rfd);
+	unlink(fifo);
+	return rc;
 }
 
 static int cmd_req(const char *dir, int argc, char **argv)

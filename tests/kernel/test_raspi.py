@@ -10,6 +10,7 @@ What this emulation can and cannot show: docs/kernel-test.md.
 """
 
 import configparser
+import re
 import shutil
 import statistics
 import subprocess
@@ -39,6 +40,9 @@ BLINK_TOLERANCE = 0.35
 MODELS = {"3b": "Raspberry Pi 3 Model B Rev", "3b-plus": "Raspberry Pi 3 Model B Plus Rev"}
 
 pytestmark = pytest.mark.slow
+
+#: A level change from `raspitool sample`: "<t_ms> <0|1>" (its last line, "samples N", is not one).
+SAMPLE_RE = re.compile(r"^\d+(\.\d+)? [01]$")
 
 
 def _need(tool):
@@ -84,7 +88,7 @@ class PiRun:
             if words[0] == "LEDD-TEST" and len(words) >= 3 and words[1] in ("PASS", "FAIL"):
                 name, _, why = " ".join(words[2:]).partition(": ")
                 self.results[name.rstrip(":")] = (words[1] == "PASS", why)
-            elif words[0] == "LEDD-SAMPLE" and len(words) == 4:
+            elif words[0] == "LEDD-SAMPLE" and len(words) == 4 and SAMPLE_RE.match(" ".join(words[2:])):
                 self.samples.setdefault(words[1], []).append((float(words[2]), int(words[3])))
             elif words[0] == "LEDD-LINEINFO" and len(words) == 4:
                 self.lineinfo[(words[1], int(words[2]))] = dict(
@@ -171,3 +175,14 @@ def test_button_request_flags_as_the_kernel_reports_them(pi, build):
     assert set(info["flags"].split(",")) == flags, pi.explain("button flags %s, want %s" % (
         info["flags"], ",".join(sorted(flags))))
     assert int(info["debounce_us"]) == debounce_us, pi.explain("button debounce %r, want %d us" % (info, debounce_us))
+
+
+def test_init_script_is_shellcheck_clean(tmp_path):
+    """The generated /init (busybox ash) passes shellcheck as dash (no VM needed)."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed")
+    init = tmp_path / "init"
+    init.write_text(script.init_script(sorted(BUILDS)))
+    proc = subprocess.run(["shellcheck", "-s", "dash", "-S", "warning", str(init)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout
