@@ -45,7 +45,7 @@ CHECKS = [
     "on-red", "off-red", "toggle-green-on", "toggle-green-off", "all-on", "all-off",
     "blink-reply", "blink-off-stops",
     "button-line-input-ledd", "press-verb-refused",
-    "sigterm-exit-0", "sigterm-released-17", "sigterm-released-22", "sigterm-released-27",
+    "sigterm-exit-0", *("sigterm-released-%d" % gpio for gpio in (RED, BUTTON, GREEN)),
     "sigterm-line-free-for-others",
     "restart-ready", "restart-restores-red-on", "restart-restores-green-blink", "restart-green-blinks",
     "busy-exits-nonzero", "busy-message-names-consumer", "busy-leaves-other-lines-free",
@@ -107,7 +107,7 @@ rm -rf "$R" "$S"
 
 OUT=$($L --check-config -c "$C" 2>&1); RC=$?
 check check-config-ok "exit $RC: $OUT" eval '[ $RC = 0 ] && [ "$OUT" = "$C: ok (chardev, 2 LEDs, 1 button)" ]'
-printf '[ledd]\nchip = auto\nbogus = 1\n[led red]\ngpio = 17\n' > /tmp/bad.conf
+printf '[ledd]\nchip = auto\nbogus = 1\n[led red]\ngpio = @RED@\n' > /tmp/bad.conf
 OUT=$($L --check-config -c /tmp/bad.conf 2>&1); RC=$?
 check check-config-bad-key "exit $RC: $OUT" eval '[ $RC = 1 ] && echo "$OUT" | grep -qF "/tmp/bad.conf:3: unknown key '"'bogus'"'"'
 
@@ -116,28 +116,28 @@ check hello-chardev "$REPLY_LINE" eval 'ok_reply && echo "$REPLY_LINE" | grep -q
 check chip-auto-is-pinctrl "log: $(tr '\n' '|' < $LOG)" grep -qF "ready: $PI_DEV [@PI_LABEL@]" "$LOG"
 DECOY_USED=$(for i in 0 1 2 3 4 5 6 7; do $T lineinfo "$DECOY_DEV" $i; done | grep -c consumer=ledd)
 check chip-auto-skips-decoy "decoy $DECOY_DEV: $DECOY_USED lines held by ledd" eval '[ -c "$DECOY_DEV" ] && [ "$DECOY_USED" = 0 ]'
-check led-lines-output-ledd "GPIO17: $(lineinfo 17); GPIO27: $(lineinfo 27)" eval \
-    'lineinfo 17 | grep -q "consumer=ledd flags=used,output" && lineinfo 27 | grep -q "consumer=ledd flags=used,output"'
+check led-lines-output-ledd "GPIO@RED@: $(lineinfo @RED@); GPIO@GREEN@: $(lineinfo @GREEN@)" eval \
+    'lineinfo @RED@ | grep -q "consumer=ledd flags=used,output" && lineinfo @GREEN@ | grep -q "consumer=ledd flags=used,output"'
 PEEK=$($T peek "$PI_DEV" @RED@)
-check second-consumer-refused "a second uAPI request of GPIO17 gave: $PEEK" eval 'case "$PEEK" in busy:*) true;; *) false;; esac'
+check second-consumer-refused "a second uAPI request of GPIO@RED@ gave: $PEEK" eval 'case "$PEEK" in busy:*) true;; *) false;; esac'
 
-req ON red;       check on-red "reply $REPLY_LINE, GPIO17 $(level 17)" eval 'ok_reply && [ "$(level 17)" = "out 1" ] && [ "$(field red on)" = true ]'
-req OFF red;      check off-red "reply $REPLY_LINE, GPIO17 $(level 17)" eval 'ok_reply && [ "$(level 17)" = "out 0" ] && [ "$(field red on)" = false ]'
-req TOGGLE green; check toggle-green-on "reply $REPLY_LINE, GPIO27 $(level 27)" eval 'ok_reply && [ "$(level 27)" = "out 1" ] && [ "$(field green on)" = true ]'
-req TOGGLE 1;     check toggle-green-off "reply $REPLY_LINE, GPIO27 $(level 27)" eval 'ok_reply && [ "$(level 27)" = "out 0" ] && [ "$(field green on)" = false ]'
-req ALL ON;       check all-on "reply $REPLY_LINE, GPIO17 $(level 17), GPIO27 $(level 27)" eval 'ok_reply && [ "$(level 17)/$(level 27)" = "out 1/out 1" ]'
-req ALL OFF;      check all-off "reply $REPLY_LINE, GPIO17 $(level 17), GPIO27 $(level 27)" eval 'ok_reply && [ "$(level 17)/$(level 27)" = "out 0/out 0" ]'
+req ON red;       check on-red "reply $REPLY_LINE, GPIO@RED@ $(level @RED@)" eval 'ok_reply && [ "$(level @RED@)" = "out 1" ] && [ "$(field red on)" = true ]'
+req OFF red;      check off-red "reply $REPLY_LINE, GPIO@RED@ $(level @RED@)" eval 'ok_reply && [ "$(level @RED@)" = "out 0" ] && [ "$(field red on)" = false ]'
+req TOGGLE green; check toggle-green-on "reply $REPLY_LINE, GPIO@GREEN@ $(level @GREEN@)" eval 'ok_reply && [ "$(level @GREEN@)" = "out 1" ] && [ "$(field green on)" = true ]'
+req TOGGLE 1;     check toggle-green-off "reply $REPLY_LINE, GPIO@GREEN@ $(level @GREEN@)" eval 'ok_reply && [ "$(level @GREEN@)" = "out 0" ] && [ "$(field green on)" = false ]'
+req ALL ON;       check all-on "reply $REPLY_LINE, GPIO@RED@ $(level @RED@), GPIO@GREEN@ $(level @GREEN@)" eval 'ok_reply && [ "$(level @RED@)/$(level @GREEN@)" = "out 1/out 1" ]'
+req ALL OFF;      check all-off "reply $REPLY_LINE, GPIO@RED@ $(level @RED@), GPIO@GREEN@ $(level @GREEN@)" eval 'ok_reply && [ "$(level @RED@)/$(level @GREEN@)" = "out 0/out 0" ]'
 
 req BLINK red @BLINK_ON@ @BLINK_OFF@
 check blink-reply "$REPLY_LINE" eval 'ok_reply && echo "$REPLY_LINE" | grep -q "\"blink\":{\"on_ms\":@BLINK_ON@,\"off_ms\":@BLINK_OFF@}"'
-$T sample GPIO17 @BLINK_SAMPLE@ | sed "s/^/LEDD-SAMPLE $A-blink /"
+$T sample GPIO@RED@ @BLINK_SAMPLE@ | sed "s/^/LEDD-SAMPLE $A-blink /"
 req OFF red
-B1=$(level 17); sleep 0.4; B2=$(level 17)
-check blink-off-stops "GPIO17 $B1, then $B2 after OFF" eval '[ "$B1/$B2" = "out 0/out 0" ] && ok_reply && [ "$(field red on)" = false ]'
+B1=$(level @RED@); sleep 0.4; B2=$(level @RED@)
+check blink-off-stops "GPIO@RED@ $B1, then $B2 after OFF" eval '[ "$B1/$B2" = "out 0/out 0" ] && ok_reply && [ "$(field red on)" = false ]'
 
 echo "LEDD-LINEINFO $A @BUTTON@ $(lineinfo @BUTTON@)"
 echo "LEDD-LINEINFO $A @RED@ $(lineinfo @RED@)"
-check button-line-input-ledd "GPIO22: $(lineinfo 22), debugfs: $(level 22)" eval 'case "$(level 22)" in "in "*) true;; *) false;; esac'
+check button-line-input-ledd "GPIO@BUTTON@: $(lineinfo @BUTTON@), debugfs: $(level @BUTTON@)" eval 'case "$(level @BUTTON@)" in "in "*) true;; *) false;; esac'
 req PRESS button
 check press-verb-refused "$REPLY_LINE" eval 'case "$REPLY_LINE" in *" ERR notsupported "*) true;; *) false;; esac'
 
@@ -145,15 +145,15 @@ check press-verb-refused "$REPLY_LINE" eval 'case "$REPLY_LINE" in *" ERR notsup
 req ON red; req BLINK green @RESTORE_ON@ @RESTORE_OFF@
 stop_ledd
 check sigterm-exit-0 "exit status $STOP_RC; log: $(tr '\n' '|' < $LOG)" [ "$STOP_RC" = 0 ]
-for l in 17 22 27; do check sigterm-released-$l "still requested after exit: $(lineinfo $l)" eval "! used $l"; done
+for l in @RED@ @BUTTON@ @GREEN@; do check sigterm-released-$l "still requested after exit: $(lineinfo $l)" eval "! used $l"; done
 PEEK=$($T peek "$PI_DEV" @RED@)
-check sigterm-line-free-for-others "a uAPI request of GPIO17 gave: $PEEK" eval 'case "$PEEK" in value=*) true;; *) false;; esac'
+check sigterm-line-free-for-others "a uAPI request of GPIO@RED@ gave: $PEEK" eval 'case "$PEEK" in value=*) true;; *) false;; esac'
 if start_ledd; then pass restart-ready; else fail restart-ready "no HELLO after restart: $REPLY_LINE"; fi
-check restart-restores-red-on "GPIO17 $(level 17)" [ "$(level 17)" = "out 1" ]
+check restart-restores-red-on "GPIO@RED@ $(level @RED@)" [ "$(level @RED@)" = "out 1" ]
 req STATE
 check restart-restores-green-blink "$REPLY_LINE" eval 'echo "$REPLY_LINE" | grep -q "\"name\":\"green\",[^}]*\"blink\":{\"on_ms\":@RESTORE_ON@,\"off_ms\":@RESTORE_OFF@}"'
-FLIPS=$($T sample GPIO27 1200 | grep -c '^[0-9.]* [01]$')
-check restart-green-blinks "$FLIPS level changes of GPIO27 in 1.2 s" [ "$FLIPS" -ge 4 ]
+FLIPS=$($T sample GPIO@GREEN@ 1200 | grep -c '^[0-9.]* [01]$')
+check restart-green-blinks "$FLIPS level changes of GPIO@GREEN@ in 1.2 s" [ "$FLIPS" -ge 4 ]
 stop_ledd
 
 # A line held by another consumer: ledd says which and by whom, and holds nothing.
@@ -162,8 +162,8 @@ i=0; while ! grep -q held /tmp/hold.out 2>/dev/null && [ $i -lt 50 ]; do sleep 0
 timeout 10 $L -c "$C" -r "$R" -s "$S" > /tmp/busy.log 2>&1; RC=$?
 check busy-exits-nonzero "exit status $RC (124: still running after 10 s)" eval '[ $RC != 0 ] && [ $RC != 124 ]'
 check busy-message-names-consumer "log: $(tr '\n' '|' < /tmp/busy.log)" \
-    grep -qF "GPIO27 (led green) is busy: used by \"foo\" on $PI_DEV [@PI_LABEL@]" /tmp/busy.log
-check busy-leaves-other-lines-free "GPIO17: $(lineinfo 17); GPIO22: $(lineinfo 22)" eval '! used 17 && ! used 22'
+    grep -qF "GPIO@GREEN@ (led green) is busy: used by \"foo\" on $PI_DEV [@PI_LABEL@]" /tmp/busy.log
+check busy-leaves-other-lines-free "GPIO@RED@: $(lineinfo @RED@); GPIO@BUTTON@: $(lineinfo @BUTTON@)" eval '! used @RED@ && ! used @BUTTON@'
 kill $HOLD; wait $HOLD 2>/dev/null
 echo "LEDD-LOG-BEGIN $A"; cat "$LOG"; echo "LEDD-LOG-END $A"
 }
