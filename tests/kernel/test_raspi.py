@@ -37,7 +37,7 @@ BOOT_TIMEOUT_S = 300
 #: ~1 ms sampling through debugfs make it coarse; a wrong period is 2x off.
 BLINK_TOLERANCE = 0.35
 #: What the Pi's model string says for each device tree.
-MODELS = {"3b": "Raspberry Pi 3 Model B Rev", "3b-plus": "Raspberry Pi 3 Model B Plus Rev"}
+MODELS = {"3b": "Raspberry Pi 3 Model B", "3b-plus": "Raspberry Pi 3 Model B+"}
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def pi(request, image):
 
 def test_pi_ran_to_the_end(pi):
     assert not pi.boot.timed_out, pi.explain("no end marker within %s s (or a kernel panic)" % BOOT_TIMEOUT_S)
-    assert "LEDD-TEST-MODEL %s" % MODELS[pi.dtb] in pi.console, pi.explain("wrong board model")
+    assert "\nLEDD-TEST-MODEL %s\n" % MODELS[pi.dtb] in pi.console, pi.explain("wrong board model")
 
 
 def test_the_board_has_the_pi_chip_and_the_decoy(pi):
