@@ -33,6 +33,8 @@ CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"]
 #: One boot runs both builds (about 30 s of wall time each); a VM that has not
 #: printed its end marker by then is stopped and the test fails.
 BOOT_TIMEOUT_S = 300
+#: Budget of the deliberately hung VM (the raspi3b reaches init in about 5 s of wall time).
+HANG_TIMEOUT_S = 20
 #: Blink phases must come out within this fraction of what was asked: TCG and
 #: ~1 ms sampling through debugfs make it coarse; a wrong period is 2x off.
 BLINK_TOLERANCE = 0.35
@@ -74,6 +76,16 @@ def image(tmp_path_factory):
     return info, raspi.make_initramfs(work / "initramfs.gz", files, info), work
 
 
+def test_hung_pi_is_stopped(image, tmp_path):
+    """The bound is real: a raspi3b whose init never prints the end marker is stopped at the timeout."""
+    info, _, _ = image
+    init = "#!/bin/sh\necho LEDD-HANG-START\nwhile :; do sleep 1; done\n"
+    hang = raspi.make_initramfs(tmp_path / "hang.gz", {"/init": init}, info)
+    run = raspi.boot(info["vmlinuz"], info["dtbs"]["3b"], hang, HANG_TIMEOUT_S)
+    assert run.timed_out and run.returncode is not None, run.console
+    assert "LEDD-HANG-START" in run.console, run.console
+
+
 class PiRun:
     def __init__(self, dtb, boot, log_path):
         self.dtb = dtb
@@ -110,7 +122,8 @@ def pi(request, image):
 
 
 def test_pi_ran_to_the_end(pi):
-    assert not pi.boot.timed_out, pi.explain("no end marker within %s s (or a kernel panic)" % BOOT_TIMEOUT_S)
+    assert not pi.boot.timed_out, pi.explain("no end marker within %s s" % BOOT_TIMEOUT_S)
+    assert "\n%s\n" % raspi.END_MARKER in pi.console, pi.explain("the VM stopped before the end (kernel panic?)")
     assert "\nLEDD-TEST-MODEL %s\n" % MODELS[pi.dtb] in pi.console, pi.explain("wrong board model")
 
 
