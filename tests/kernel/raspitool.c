@@ -89,8 +89,12 @@ static int exchange(const char *dir, const char *request, char *reply, size_t le
 	snprintf(id, sizeof(id), "raspitool-%ld-%lld", (long)getpid(), (long long)now_ms());
 	snprintf(fifo, sizeof(fifo), "%s/reply/%s", dir, id);
 	snprintf(cmd, sizeof(cmd), "%s/ledd.cmd", dir);
-	if (mkfifo(fifo, 0600) < 0)
-		return snprintf(reply, len, "mkfifo %s: %s (ledd not running?)", fifo, strerror(errno)), -1;
+	if (mkfifo(fifo, 0600) < 0) {
+		int e = errno;
+		snprintf(reply, len, "mkfifo %s: %s (%s)", fifo, strerror(e), e == ENOENT && access(cmd, F_OK) == 0 ?
+			 "ledd.cmd is there but reply/ is not: this ledd does not speak protocol 2" : "ledd not running?");
+		return -1;
+	}
 	if (chmod(fifo, 0620) < 0 || (rfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		snprintf(reply, len, "reply FIFO %s: %s", fifo, strerror(errno));
 		goto out;
