@@ -20,6 +20,9 @@ import pytest
 
 import raspi
 import raspi_script as script
+# The gpio-sim test's blink judge: same sampling format, same tolerance.
+from test_gpio_sim import BLINK_TOLERANCE
+from test_gpio_sim import _periods as blink_phases
 
 ROOT = Path(__file__).resolve().parents[2]
 CDAEMON = ROOT / "cdaemon"
@@ -35,9 +38,6 @@ CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"]
 BOOT_TIMEOUT_S = 300
 #: Budget of the deliberately hung VM (the raspi3b reaches init in about 5 s of wall time).
 HANG_TIMEOUT_S = 20
-#: Blink phases must come out within this fraction of what was asked: TCG and
-#: ~1 ms sampling through debugfs make it coarse; a wrong period is 2x off.
-BLINK_TOLERANCE = 0.35
 #: What the Pi's model string says for each device tree.
 MODELS = {"3b": "Raspberry Pi 3 Model B", "3b-plus": "Raspberry Pi 3 Model B+"}
 
@@ -142,18 +142,10 @@ def test_check(pi, build, name):
     assert ok, pi.explain("%s: %s" % (key, why))
 
 
-def _phases(samples):
-    """(high durations, low durations) in ms between complete transitions."""
-    highs, lows = [], []
-    for (t0, v0), (t1, _) in zip(samples[1:], samples[2:]):
-        (highs if v0 == 1 else lows).append(t1 - t0)
-    return highs, lows
-
-
 @pytest.mark.parametrize("build", sorted(BUILDS))
 def test_blink_period(pi, build):
     samples = pi.samples.get(build + "-blink", [])
-    highs, lows = _phases(samples)
+    highs, lows = blink_phases(samples)
     # 2 s of a 300 ms cycle: 6 periods; at least 4 whole ones of each phase.
     assert len(highs) >= 4 and len(lows) >= 4, pi.explain("blink: too few level changes: %r" % samples)
     for got, want, phase in ((statistics.median(highs), script.BLINK_ON_MS, "on"),
