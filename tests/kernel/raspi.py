@@ -76,7 +76,8 @@ def enable_arm64():
     _say("enabling the arm64 architecture for apt (dpkg --add-architecture arm64; apt-get update): "
          "the Raspberry Pi test downloads Debian's arm64 kernel and busybox; nothing arm64 is installed")
     kbuild._run(["dpkg", "--add-architecture", ARCH])
-    kbuild._run(["apt-get", "update", "-q"])
+    # Other sessions may be running apt: wait for its lock rather than fail.
+    kbuild._run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"])
     return True
 
 
@@ -102,7 +103,7 @@ def _download(names, debdir, log):
     except kbuild.KbuildError:
         if os.geteuid() != 0:
             raise
-        kbuild._run(["apt-get", "update", "-q"], log=log)
+        kbuild._run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"], log=log)
         kbuild._run(["apt-get", "download", "-q"] + names, cwd=debdir, log=log)
 
 
