@@ -133,8 +133,8 @@ def test_the_board_has_the_pi_chip_and_the_decoy(pi):
     assert "label=%s lines=8" % script.DECOY_LABEL in pi.console, pi.explain("no decoy chip")
 
 
-@pytest.mark.parametrize("build", sorted(BUILDS))
 @pytest.mark.parametrize("name", script.CHECKS)
+@pytest.mark.parametrize("build", sorted(BUILDS))
 def test_check(pi, build, name):
     key = "%s/%s" % (build, name)
     assert key in pi.results, pi.explain("check %s never reported" % key)
