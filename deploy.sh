@@ -79,11 +79,11 @@ TLS_PACKAGES=(lighttpd-mod-openssl openssl)
 TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
 TREE_FILES=(deploy.sh lighttpd.conf)
 # The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;
-# e.g. issue 12's gpiozero pin factory entry point: add_step python_entry_points validate.
-INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration validate
-	services health)
+# e.g. deploy.d/mqtt.sh's steps, added below where that part is sourced.
+INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
+	python_entry_points validate services health)
 UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
-CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh"
+CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -175,6 +175,7 @@ Install options (remembered in $DEPLOY_CONF; a plain re-run keeps them):
   --host NAME        one more name the dashboard answers to (repeatable;
                      LEDD_ALLOWED_HOSTS of the web server); --no-hosts clears them
   --backend chardev|sim   --chip CHIP   for a NEW $CONF_FILE only
+$(mqtt_usage)
 Password (never from the command line):
   --password-stdin   read the new Basic-auth password from stdin
   --set-password     prompt for a new password (twice)
@@ -182,6 +183,7 @@ Password (never from the command line):
 Other:
   --local            run ledd (sim backend, restarted if it dies) and lighttpd in
                      the foreground on 127.0.0.1:$LOCAL_PORT; Ctrl-C stops both
+                     (with --mqtt URL, the bridge too)
   --dry-run          run the preflight checks and print every change without
                      making it; exits non-zero when a check fails
   --stage            install the file tree into \$DESTDIR only (no apt, users or
@@ -241,6 +243,10 @@ parse_args() {
 		--password | --password=*)
 			fatal "--password PW is no longer accepted: it would stay in ps output and in your shell history. Use --set-password (prompt) or --password-stdin (e.g. from a password manager)"
 			;;
+		--mqtt) need_value "$1" "${2:-}" && MQTT_URL=$2 && shift ;;
+		--no-mqtt) MQTT_URL=none ;;
+		--mqtt-password-stdin) MQTT_PASSWORD_STDIN=1 ;;
+		--mqtt-set-password) MQTT_SET_PASSWORD=1 ;;
 		--password-stdin) PASSWORD_FROM=stdin ;;
 		--set-password) PASSWORD_FROM=prompt ;;
 		-h | --help)
@@ -337,6 +343,11 @@ tmp_file() {
 . "$ROOT/deploy.d/uninstall.sh"
 # shellcheck source=deploy.d/local.sh
 . "$ROOT/deploy.d/local.sh"
+# shellcheck source=deploy.d/mqtt.sh
+. "$ROOT/deploy.d/mqtt.sh"
+mqtt_register
+add_step mqtt services        # the bridge's package, user, config, password and unit
+add_step mqtt_start health    # started once ledd runs
 # Every other deploy.d/*.sh is an add-on (e.g. mqtt.sh): sourced last, it registers its
 # steps (add_step), remembered settings (register_setting) and uninstall hooks.
 for part in "$ROOT"/deploy.d/*.sh; do

@@ -214,3 +214,23 @@ render_pins() {
 		if [ "$kind" = button ]; then printf 'pull = up\nactive_low = true\n'; fi
 	done
 }
+
+# Step: register the gpiozero pin factory (GPIOZERO_PIN_FACTORY=ledd) with /usr/bin/python3:
+# a small dist-info holding the entry point, and a .pth putting $LEDD_HOME_DIR on sys.path.
+step_python_entry_points() {
+	local site version info pth
+	site=$("$PYTHON" -c 'import site; print(site.getsitepackages()[0])') ||
+		fatal "cannot ask $PYTHON for its site-packages directory"
+	version=$(cd "$ROOT" && "$PYTHON" -B -c 'import ledd; print(ledd.__version__)')
+	info=$site/ledd_gpiozero-$version.dist-info
+	pth=$site/ledd_gpiozero.pth
+	if [ -f "$DESTDIR$info/entry_points.txt" ] && [ "$(cat "$DESTDIR$pth" 2>/dev/null)" = "$LEDD_HOME_DIR" ]; then
+		return 0
+	fi
+	note_change "register the gpiozero pin factory 'ledd' with $PYTHON ($site)"
+	[ "$DRY_RUN" = 1 ] && return 0
+	[ -e "$info" ] || journal dir "$info"
+	[ -e "$pth" ] || journal file "$pth" -
+	(cd "$LEDD_HOME_DIR" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$site" --home "$LEDD_HOME_DIR") \
+		>/dev/null || fatal "registering the gpiozero pin factory failed (above)"
+}

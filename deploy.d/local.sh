@@ -56,6 +56,7 @@ local_stop() {
 		rm -f "$LOCAL_RUN/$LEDD_PID_NAME" "$LOCAL_RUN/auth-none.conf"
 		rm -rf "${LOCAL_RUN:?}/$LEDD_REPLY_NAME" "$LOCAL_RUN/web"
 	fi
+	mqtt_local_cleanup
 	cleanup
 	info "stopped"
 }
@@ -174,6 +175,7 @@ do_local() {
 		fatal "ledd did not start (its log above, also in $LOCAL_LEDD_LOG)"
 	fi
 	LOCAL_OWNS_RUN=1
+	if mqtt_wanted; then mqtt_local_start; fi
 	lighttpd -D -f "$ROOT/lighttpd.conf" &
 	http=$!
 	LOCAL_PIDS+=("$http")

@@ -176,6 +176,16 @@ mqtt_step_unit() {
 	if [ "$MQTT_RESTART" = 1 ]; then RELOAD_SYSTEMD=1; fi
 }
 
+# Step mqtt: install or update the bridge (before the services start). Nothing without --mqtt.
+step_mqtt() {
+	mqtt_install
+}
+
+# Step mqtt_start: the bridge, once ledd runs.
+step_mqtt_start() {
+	mqtt_start
+}
+
 # Install or update the bridge (before the services start). Does nothing without --mqtt.
 mqtt_install() {
 	mqtt_wanted || {

@@ -147,5 +147,6 @@ preflight() {
 		[ -r "$TLS_CERT_SRC" ] || fatal "--tls-cert $TLS_CERT_SRC: cannot read it"
 		[ -r "$TLS_KEY_SRC" ] || fatal "--tls-key $TLS_KEY_SRC: cannot read it"
 	fi
+	mqtt_preflight
 	info "preflight: port $PORT is free (or ours)${KEPT:+; settings kept}"
 }

@@ -343,6 +343,7 @@ print_summary() {
 			warn "Basic auth without TLS: the password crosses the network readable by anyone on it (--tls)"
 		fi
 	fi
+	mqtt_summary
 	info "command line: ledctl state   (for members of group $DAEMON_USER; log in again after being added)"
 	info "uninstall: sudo $LEDD_HOME_DIR/deploy.sh --uninstall"
 }
