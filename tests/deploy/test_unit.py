@@ -117,3 +117,12 @@ def test_runtime_file_names_agree_with_defaults():
     assert deploy_var("LEDD_REPLY_NAME") == defaults.REPLY_DIR
     header = (UNIT.parents[1] / "cdaemon/src/defaults.h").read_text()
     assert '#define LEDD_PID_FILE           "%s"' % deploy_var("LEDD_PID_NAME") in header
+
+
+def test_the_unit_lets_ledd_make_its_reply_directory_setgid():
+    """ledd chmods reply/ to a setgid mode (client FIFOs then belong to group ledd);
+    RestrictSUIDSGID=yes refuses that chmod, and ledd then failed at start in the VM."""
+    header = (UNIT.parents[1] / "cdaemon" / "src" / "defaults.h").read_text()
+    mode = int(re.search(r"#define LEDD_REPLY_DIR_MODE\s+(0[0-7]+)", header).group(1), 8)
+    if mode & 0o2000:
+        assert not re.search(r"^RestrictSUIDSGID\s*=\s*(yes|true|1)", UNIT.read_text(), re.M)
