@@ -118,7 +118,10 @@ step_build() {
 	info "building ledd (make -C cdaemon O=$out)"
 	if [ "$out" = "$BUILD_DIR" ]; then make_parents "$BUILD_DIR"; fi
 	mkdir -p "$out"
-	make -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
+	# -B: the objects of the previous install may look newer than sources that
+	# came with an older mtime (a checkout of another version), and linking them
+	# would mix two versions; ledd builds in seconds.
+	make -B -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
 		cat "$TMP_DIR/make.log" >&2
 		fatal "building ledd failed (compiler output above)"
 	}
