@@ -9,6 +9,7 @@
 #   removed PATH BACKUP     deleted (BACKUP: a copy)
 #   dir PATH                created
 #   user NAME / group NAME  created
+#   userdel NAME ENTRY      user deleted (ENTRY: its passwd line, to create it again)
 #   member USER GROUP       USER added to GROUP;   unmember USER GROUP: removed
 #   enable UNIT / disable UNIT / start UNIT / stop UNIT / restart UNIT
 #   package NAME            installed by this run
@@ -71,6 +72,7 @@ rollback() {
 		removed) cp -a -- "$b" "$a" ;;
 		dir) rm -rf -- "$a" ;;
 		user) userdel "$a" ;;
+		userdel) restore_user "$b" ;;
 		group)
 			# (userdel may have taken the user's own group already)
 			if getent group "$a" >/dev/null; then groupdel "$a"; fi
@@ -98,13 +100,34 @@ rollback() {
 	warn "rolled back: the system is as it was before this run (log: $LOG_FILE)"
 }
 
-# Close the transaction: merge what was created into the install journal.
+# Create a deleted user again from its passwd line (same uid, group, home and shell).
+restore_user() {
+	local name uid gid gecos home shell
+	IFS=: read -r name _ uid gid gecos home shell <<<"$1"
+	useradd --system --uid "$uid" --gid "$gid" --comment "$gecos" --home-dir "$home" --no-create-home \
+		--shell "$shell" "$name"
+}
+
+# Drop one record from the install journal (what it names is gone).
+journal_forget() {
+	local kept
+	kept=$(grep -vxF -- "$1" "$INSTALL_JOURNAL" || true)
+	if [ -n "$kept" ]; then printf '%s\n' "$kept" >"$INSTALL_JOURNAL"; else : >"$INSTALL_JOURNAL"; fi
+}
+
+# Close the transaction: merge what was created into the install journal, and drop from it
+# what this run deleted (--no-mqtt), so that --uninstall does not look for it.
 journal_commit() {
 	[ "$TXN_OPEN" = 1 ] || return 0
-	local line
+	local line type name
 	install -d -m 0755 "$DEPLOY_STATE_DIR"
 	touch "$INSTALL_JOURNAL"
 	while IFS= read -r line; do
+		IFS=$'\t' read -r type name _ <<<"$line"
+		case $type in
+		removed) journal_forget "file"$'\t'"$name" ;;
+		userdel) journal_forget "user"$'\t'"$name" ;;
+		esac
 		case $line in
 		file$'\t'*$'\t'-) line=${line%$'\t'-} ;;
 		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'*) ;;

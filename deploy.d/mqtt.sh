@@ -11,7 +11,7 @@
 #   note_change MSG                   count and print one change ("would ..." when DRY_RUN=1)
 #   run CMD...                        run CMD, or only print it when DRY_RUN=1
 #   journal TYPE ARGS...              record a change for rollback and --uninstall; types used here:
-#                                     file PATH BACKUP|-, dir PATH, user NAME, package NAME,
+#                                     file PATH BACKUP|-, dir PATH, user NAME, userdel NAME ENTRY, package NAME,
 #                                     enable UNIT, start UNIT, restart UNIT
 #   put_file SRC DEST MODE OWNER GROUP [FLAG]   compare, back up, journal, install; FLAG=1 on change
 #   put_dir DIR MODE OWNER GROUP      create or fix a directory (journaled)
@@ -207,8 +207,9 @@ mqtt_start() {
 }
 
 # --no-mqtt: stop and disable the bridge, remove its unit, config and password, and its user.
-# (Files come back on a rollback; the user is deleted last, after every step that can fail.)
+# (All of it comes back on a rollback: the files from their backups, the user from its passwd line.)
 mqtt_remove() {
+	local entry
 	if systemctl is-enabled --quiet "$MQTT_UNIT" 2>/dev/null || systemctl is-active --quiet "$MQTT_UNIT" 2>/dev/null; then
 		note_change "stop and disable $MQTT_UNIT"
 		run systemctl disable --now --quiet "$MQTT_UNIT"
@@ -217,9 +218,10 @@ mqtt_remove() {
 	remove_path "$CONF_DIR/$MQTT_CONF_NAME"
 	remove_path "$CONF_DIR/$MQTT_CREDENTIAL_DIR_NAME/$MQTT_CREDENTIAL_NAME"
 	RELOAD_SYSTEMD=1
-	if getent passwd "$MQTT_USER" >/dev/null; then
+	if entry=$(getent passwd "$MQTT_USER"); then
 		note_change "delete system user $MQTT_USER"
 		run userdel "$MQTT_USER"
+		journal userdel "$MQTT_USER" "$entry"
 	fi
 }
 

@@ -108,6 +108,32 @@ def test_commit_lists_what_was_created_for_uninstall(tmp_path):
     assert not [line for line in lines if "kept.conf" in line]  # existed before: not ours to remove
 
 
+
+def test_commit_forgets_what_a_later_run_deleted(tmp_path):
+    """--no-mqtt deletes the bridge's files and user: --uninstall must not look for them any more."""
+    journal = tmp_path / "installed.journal"
+    root = tmp_path / "root"
+    journal.write_text("file\t%s/gone.txt\nuser\tledd-mqtt\nuser\tledd\n" % root)
+    proc = bash(CHANGES + 'journal userdel ledd-mqtt "ledd-mqtt:x:998:998:ledd MQTT bridge:/nonexistent:/usr/sbin/nologin"\n'
+                'INSTALL_JOURNAL=%s DEPLOY_STATE_DIR=%s\njournal_commit\n' % (journal, tmp_path), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = journal.read_text().splitlines()
+    assert "user\tledd" in lines and "file\t%s/opt/newdir/sub/file" % root in lines
+    assert "user\tledd-mqtt" not in lines and not [line for line in lines if "gone.txt" in line]
+
+
+def test_rollback_creates_a_deleted_user_again_from_its_passwd_line(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "useradd").write_text('#!/bin/sh\necho "useradd $*" >>%s/calls\n' % tmp_path)
+    (fake / "useradd").chmod(0o755)
+    proc = bash('journal_begin\njournal userdel ledd-mqtt "ledd-mqtt:x:998:997:ledd MQTT bridge:/nonexistent:/usr/sbin/nologin"\n'
+                'rollback\n', tmp_path, PATH="%s:%s" % (fake, os.environ["PATH"]))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "calls").read_text() == (
+        "useradd --system --uid 998 --gid 997 --comment ledd MQTT bridge --home-dir /nonexistent "
+        "--no-create-home --shell /usr/sbin/nologin ledd-mqtt\n")
+
 def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
