@@ -69,7 +69,10 @@ rollback() {
 			if [ "$b" = - ]; then rm -f -- "$a"; else cp -a -- "$b" "$a"; fi
 			case $a in "$UNIT_DIR"/*) reload=1 ;; esac
 			;;
-		removed) cp -a -- "$b" "$a" ;;
+		removed)
+			cp -a -- "$b" "$a"
+			case $a in "$UNIT_DIR"/*) reload=1 ;; esac
+			;;
 		dir) rm -rf -- "$a" ;;
 		user) userdel "$a" ;;
 		userdel) restore_user "$b" ;;

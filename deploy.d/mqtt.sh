@@ -12,6 +12,7 @@
 #   run CMD...                        run CMD, or only print it when DRY_RUN=1
 #   journal TYPE ARGS...              record a change for rollback and --uninstall; types used here:
 #                                     file PATH BACKUP|-, dir PATH, user NAME, userdel NAME ENTRY, package NAME,
+#                                     stop UNIT, disable UNIT,
 #                                     enable UNIT, start UNIT, restart UNIT
 #   put_file SRC DEST MODE OWNER GROUP [FLAG]   compare, back up, journal, install; FLAG=1 on change
 #   put_dir DIR MODE OWNER GROUP      create or fix a directory (journaled)
@@ -210,9 +211,15 @@ mqtt_start() {
 # (All of it comes back on a rollback: the files from their backups, the user from its passwd line.)
 mqtt_remove() {
 	local entry
-	if systemctl is-enabled --quiet "$MQTT_UNIT" 2>/dev/null || systemctl is-active --quiet "$MQTT_UNIT" 2>/dev/null; then
-		note_change "stop and disable $MQTT_UNIT"
-		run systemctl disable --now --quiet "$MQTT_UNIT"
+	if systemctl is-active --quiet "$MQTT_UNIT" 2>/dev/null; then
+		note_change "stop $MQTT_UNIT"
+		journal stop "$MQTT_UNIT"
+		run systemctl stop "$MQTT_UNIT"
+	fi
+	if systemctl is-enabled --quiet "$MQTT_UNIT" 2>/dev/null; then
+		note_change "disable $MQTT_UNIT"
+		journal disable "$MQTT_UNIT"
+		run systemctl disable --quiet "$MQTT_UNIT"
 	fi
 	remove_path "$UNIT_DIR/$MQTT_UNIT"
 	remove_path "$CONF_DIR/$MQTT_CONF_NAME"
