@@ -17,12 +17,19 @@ qemu VM (TCG, no KVM) booted from a cached Debian bookworm image (vm.py, vmimage
    works on; a failed and an interrupted upgrade leave the old install running;
 6. /opt/ledd/deploy.sh --uninstall, then --purge --yes: back to the listing of step 2.
 
+The second test, on the same boot: an install by the older deploy.sh upgraded by
+a plain run (choices, config and state kept), --tls, --mqtt against a broker on
+the host (Home Assistant discovery, a command over MQTT), a reboot (the header,
+the units, the LEDs, HTTPS and the bridge come back), a failed --no-mqtt (the
+bridge comes back, its user too), and --purge.
+
 Any failure carries the guest's journal and console.
 """
 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,6 +43,9 @@ from vm import VM, ensure_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 import kbuild  # noqa: E402
+# The MQTT broker on the host (appended: no module of tests/mqtt shadows one of ours).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "mqtt"))
+import mqttstack  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +60,8 @@ XFER = "/mnt/xfer"
 DEPLOY_TIMEOUT_S = 900
 LED_GPIO = 17        # [led red] in cdaemon/ledd.conf, id 0
 BUTTON_GPIO = 22     # [button button], active low with pull-up
+#: The host's loopback as the guest sees it (slirp): the test broker listens on 127.0.0.1 there.
+HOST_FROM_GUEST = "10.0.2.2"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -144,18 +156,53 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
-def setup_gpio(pi):
+#: The virtual Pi's GPIO header as a boot service, so that it is there from boot on, as on a real Pi
+#: (ledd.service finds it at boot, and again after a reboot). Part of the image under test, not of deploy.sh.
+GPIO_UNIT = """[Unit]
+Description=The virtual Pi's GPIO header (gpio-sim)
+Before=ledd.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /usr/local/lib/vpi/gpio.sh
+
+[Install]
+WantedBy=multi-user.target
+"""
+GPIO_ENV = "/run/vpi-gpio.env"
+
+
+def mount_shares(pi):
+    """The checkout snapshot (read-only) and the scratch directory, again after each boot."""
     pi.sh("mkdir -p %s %s\n"
-          "mount -t 9p -o trans=virtio,version=9p2000.L,ro src %s\n"
-          "mount -t 9p -o trans=virtio,version=9p2000.L xfer %s\n" % (SHARE, XFER, SHARE, XFER))
-    pi.sh("modprobe configfs\n"
-          "mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config\n"
-          "insmod %s/gpio-sim.ko\n" % XFER)
-    out = pi.sh(kbuild.pi_chip_setup_script(decoy=True) + 'echo "SYSFS=$PI_SYSFS DEV=$PI_DEV"\n')
-    match = re.search(r"SYSFS=(\S+) DEV=(\S+)", out)
-    assert match, out
+          "mountpoint -q %s || mount -t 9p -o trans=virtio,version=9p2000.L,ro src %s\n"
+          "mountpoint -q %s || mount -t 9p -o trans=virtio,version=9p2000.L xfer %s\n"
+          % (SHARE, XFER, SHARE, SHARE, XFER, XFER))
+
+
+def read_gpio_env(pi):
+    """Where this boot's simulated header is in sysfs (the boot service wrote it down)."""
+    match = re.search(r"SYSFS=(\S+) DEV=(\S+)", pi.sh("cat %s" % GPIO_ENV))
+    assert match, "no %s" % GPIO_ENV
     pi.sysfs = match.group(1)
     assert match.group(2) != "/dev/gpiochip0", "the decoy chip should come first"
+
+
+def setup_gpio(pi):
+    mount_shares(pi)
+    script = ("set -e\nmodprobe configfs\n"
+              "mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config\n"
+              "insmod /usr/local/lib/vpi/gpio-sim.ko\n"
+              + kbuild.pi_chip_setup_script(decoy=True)
+              + 'echo "SYSFS=$PI_SYSFS DEV=$PI_DEV" >%s\n' % GPIO_ENV)
+    (pi.vm.xfer / "vpi-gpio.sh").write_text(script)
+    (pi.vm.xfer / "vpi-gpio.service").write_text(GPIO_UNIT)
+    pi.sh("install -D -m 0644 %s/gpio-sim.ko /usr/local/lib/vpi/gpio-sim.ko\n"
+          "install -m 0644 %s/vpi-gpio.sh /usr/local/lib/vpi/gpio.sh\n"
+          "install -m 0644 %s/vpi-gpio.service /etc/systemd/system/vpi-gpio.service\n"
+          "systemctl daemon-reload && systemctl enable --now --quiet vpi-gpio.service\n" % (XFER, XFER, XFER))
+    read_gpio_env(pi)
 
 
 def add_admin(pi):
@@ -164,10 +211,12 @@ def add_admin(pi):
           "echo '%s ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/%s\n" % (ADMIN, ADMIN, ADMIN))
 
 
-def deploy(pi, *args, env="", check=True):
-    """``sudo [env ...] ./deploy.sh ARGS`` as the admin user; returns (status, output)."""
-    rc, out = pi.vm.run("cd %s && runuser -u %s -- sudo %s ./deploy.sh %s"
-                        % (SHARE, ADMIN, ("env " + env) if env else "", " ".join(args)), timeout=DEPLOY_TIMEOUT_S)
+def deploy(pi, *args, env="", check=True, stdin=None):
+    """``sudo [env ...] ./deploy.sh ARGS`` as the admin user (``stdin``: a line on its stdin);
+    returns (status, output)."""
+    feed = "printf '%%s\\n' %s | " % shlex.quote(stdin) if stdin is not None else ""
+    rc, out = pi.vm.run("cd %s && %srunuser -u %s -- sudo %s ./deploy.sh %s"
+                        % (SHARE, feed, ADMIN, ("env " + env) if env else "", " ".join(args)), timeout=DEPLOY_TIMEOUT_S)
     if check:
         assert rc == 0, "deploy.sh %s exited %d; its last lines:\n%s" % (
             " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
@@ -461,8 +510,98 @@ def test_upgrade_from_the_drop_in_version_then_tls(pi):
         assert "tls=self-signed" in kept and "nothing changed" in kept, kept
     step(pi, "--tls", tls)
 
+    broker_dir = pi.vm.workdir / "broker"
+    broker_dir.mkdir()
+    broker = mqttstack.Broker(broker_dir, mqttstack.make_pki(broker_dir)).start()
+    try:
+        step(pi, "--mqtt: Home Assistant discovery on the host's broker", lambda: mqtt_bridge(pi, broker))
+        step(pi, "reboot: units, LEDs, dashboard and bridge come back", lambda: reboot(pi, broker))
+        step(pi, "--no-mqtt failing at the health check: the bridge comes back", lambda: failed_no_mqtt(pi, broker))
+    finally:
+        broker.stop()
+
     def uninstall():
         pi.vm.check("/opt/ledd/deploy.sh --uninstall --purge --yes", timeout=DEPLOY_TIMEOUT_S)
         assert pi.sh("systemctl is-active lighttpd").strip() == "active"
         assert requests.get(pi.url("/"), timeout=15).status_code == 200
+        for what in ("id ledd-mqtt", "systemctl cat ledd-mqtt.service", "test -e /etc/ledd/mqtt.conf",
+                     "dpkg-query -W -f='${Status}' python3-paho-mqtt | grep -q 'install ok installed'"):
+            assert pi.vm.run(what)[0] != 0, "still there after --purge: " + what
     step(pi, "uninstall after the upgrade", uninstall)
+
+
+def discovery(broker):
+    """{(component, object): config} of the retained Home Assistant discovery configs, when the
+    Pi's two LEDs (GPIO 17 and, rewired, 5) and its button (GPIO 22) are all announced."""
+    configs = {}
+    for topic, payload in mqttstack.retained(broker, "homeassistant/#").items():
+        parts = topic.split("/")
+        if len(parts) == 5 and parts[4] == "config" and payload:
+            configs[(parts[1], parts[3])] = json.loads(payload)
+    wanted = {("light", "gpio17"), ("light", "gpio5"), ("binary_sensor", "gpio22")}
+    return configs if wanted <= set(configs) else None
+
+
+def command(broker, config, on):
+    """Switch an LED the way Home Assistant does: its discovery config's command topic and payload."""
+    probe = mqttstack.Probe(broker, subscribe=("ledd-test/commands",))
+    try:
+        probe.publish(config["command_topic"], config.get("payload_on" if on else "payload_off", "ON" if on else "OFF"))
+    finally:
+        probe.close()
+
+
+def mqtt_bridge(pi, broker):
+    """deploy.sh --mqtt against a broker on the host: discovery configs arrive, a command lights an LED,
+    and the broker password is in no file but the credential."""
+    url = "mqtt://%s@%s:%d" % (mqttstack.USER, HOST_FROM_GUEST, broker.port)
+    out = deploy(pi, "--mqtt", url, "--mqtt-password-stdin", stdin=mqttstack.PASSWORD)
+    assert "MQTT: ledd-mqtt.service -> %s" % url in out, out
+    assert mqttstack.PASSWORD not in out
+    assert pi.sh("systemctl is-active ledd-mqtt").strip() == "active"
+    configs = wait_for(lambda: discovery(broker), 90, "the discovery configs on the host's broker")
+    assert configs[("light", "gpio17")]["device"] == configs[("binary_sensor", "gpio22")]["device"]
+    assert pi.line_value(LED_GPIO) == 0
+    command(broker, configs[("light", "gpio17")], on=True)
+    wait_for(lambda: pi.line_value(LED_GPIO) == 1, 30, "GPIO 17 on after the MQTT command")
+    rc, out = pi.vm.run("grep -rlF -- %s /var/log /etc /opt /root /home /var/lib /tmp 2>/dev/null; "
+                        "journalctl -b --no-pager | grep -cF -- %s" % ((shlex.quote(mqttstack.PASSWORD),) * 2))
+    assert out.split() == ["/etc/ledd/credentials/mqtt-password", "0"], out
+    kept = deploy(pi)  # --mqtt is remembered
+    assert "mqtt_url=%s" % url in kept and "nothing changed" in kept, kept
+
+
+def reboot(pi, broker):
+    """A reboot: both web units and the bridge come back, the LEDs are restored from the state file,
+    the dashboard answers over HTTPS, and the bridge takes commands again."""
+    pi.vm.reboot()
+    mount_shares(pi)
+    read_gpio_env(pi)
+    units = ["ledd", "ledd-web", "ledd-mqtt"]
+    wait_for(lambda: pi.sh("systemctl is-active %s || true" % " ".join(units)).split() == ["active"] * 3,
+             120, "the units after the reboot")
+    rc, state = pi.vm.run("systemctl is-system-running --wait", timeout=180)
+    assert state.strip() == "running", state + pi.sh("systemctl --failed --no-pager")
+    # Red (switched on over MQTT) and green (on GPIO 5 since the rewiring) were on before the reboot.
+    assert (pi.line_value(LED_GPIO), pi.line_value(5)) == (1, 1)
+    cert = str(Path(pi.vm.xfer) / "cert.pem")
+    r = wait_for(lambda: requests.get("https://127.0.0.1:%d/api/state" % pi.vm.ports[443], verify=cert, timeout=15),
+                 60, "HTTPS answers after the reboot")
+    assert r.status_code == 200 and [led["on"] for led in r.json()["leds"]] == [True, True], r.text
+    configs = wait_for(lambda: discovery(broker), 60, "the discovery configs after the reboot")
+    command(broker, configs[("light", "gpio17")], on=False)
+    wait_for(lambda: pi.line_value(LED_GPIO) == 0, 60, "GPIO 17 off after an MQTT command")
+
+
+def failed_no_mqtt(pi, broker):
+    """--no-mqtt removes the bridge's unit, config, password and user; when the run fails, all of it,
+    the user included, comes back and the bridge runs again."""
+    installed = listing(pi)
+    rc, out = deploy(pi, "--no-mqtt", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+    assert rc != 0 and "rolled back" in out, out
+    assert "delete system user ledd-mqtt" in out, out
+    assert_same_listing(installed, listing(pi), "after a failed --no-mqtt")
+    wait_for(lambda: pi.sh("systemctl is-active ledd-mqtt || true").strip() == "active", 60, "the bridge again")
+    configs = wait_for(lambda: discovery(broker), 60, "the discovery configs")
+    command(broker, configs[("light", "gpio17")], on=True)
+    wait_for(lambda: pi.line_value(LED_GPIO) == 1, 60, "GPIO 17 on after an MQTT command")

@@ -11,7 +11,11 @@ The host talks to the guest over three channels:
     root and returns their status and output (``VM.run``);
   * slirp's ``hostfwd``: the guest's port 80 on 127.0.0.1:<free port>.
 The checkout is shared read-only over 9p (tag ``src``), and a scratch
-directory read-write (tag ``xfer``) for kernel modules and results.
+directory read-write (tag ``xfer``) for kernel modules and results. The guest
+reaches the host's loopback at 10.0.2.2 (slirp), e.g. a test's MQTT broker.
+
+``VM.reboot`` reboots the guest on the same disk: qemu runs with
+``-no-reboot``, so the guest's reboot ends it, and the same overlay boots again.
 """
 
 import base64
@@ -33,7 +37,7 @@ AGENT = HERE / "guest-agent.sh"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: What deploy.sh installs on plain Debian; downloaded (not installed) into the image's apt cache.
 PREFETCH_PACKAGES = ["lighttpd", "gcc", "make", "libc6-dev", "python3", "python3-gpiozero",
-                     "python3-requests", "apache2-utils"]
+                     "python3-requests", "apache2-utils", "python3-paho-mqtt"]
 IMAGE_BUILD_TIMEOUT_S = 1800
 BOOT_TIMEOUT_S = 300
 MEMORY_MB = 1024
@@ -127,18 +131,27 @@ class VM:
     def start(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.xfer.mkdir(exist_ok=True)
-        overlay = self.workdir / "overlay.qcow2"
+        self.overlay = self.workdir / "overlay.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str(self.image / "rootfs.ext4"), str(overlay)], check=True)
+                        str(self.image / "rootfs.ext4"), str(self.overlay)], check=True)
         self.agent_sock = self.workdir / "agent.sock"
         self.monitor_sock = self.workdir / "monitor.sock"
+        self.boots = 1
+        self._launch()
+        return self
+
+    def _launch(self):
+        """Start qemu on the overlay and wait for the guest agent."""
+        for sock in (self.agent_sock, self.monitor_sock):
+            if sock.exists():
+                sock.unlink()
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-smp", "1", "-m", str(MEMORY_MB),
             "-display", "none", "-no-reboot",
             "-kernel", str(self.image / "vmlinuz"), "-initrd", str(self.image / "initrd.img"),
             "-append", "root=/dev/vda rw console=ttyS0 systemd.show_status=1",
             # cache=unsafe: the overlay is thrown away, so guest flushes need not reach the disk.
-            "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % overlay,
+            "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % self.overlay,
             "-netdev", "user,id=n0," + ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (host, guest)
                                                  for guest, host in sorted(self.ports.items())),
             "-device", "virtio-net-pci,netdev=n0",
@@ -148,10 +161,27 @@ class VM:
             "-serial", "unix:%s,server=on,wait=off" % self.agent_sock,
             "-monitor", "unix:%s,server=on,wait=off" % self.monitor_sock,
         ]
-        self.qemu_log = open(self.workdir / "qemu.log", "wb")
+        self.qemu_log = open(self.workdir / "qemu.log", "ab")
+        self._buf = b""
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.qemu_log, stderr=subprocess.STDOUT)
         self._connect_agent()
-        return self
+
+    def reboot(self, timeout=BOOT_TIMEOUT_S):
+        """``systemctl reboot`` in the guest, then boot the same disk again (the agent answers again)."""
+        self._ids += 1
+        payload = base64.b64encode(b"systemctl reboot").decode()
+        self.agent.sendall(("RUN r%d 60 %s\n" % (self._ids, payload)).encode())
+        self._log("$ systemctl reboot\n")
+        try:
+            self.proc.wait(timeout)  # -no-reboot: the guest's reboot ends qemu
+        except subprocess.TimeoutExpired:
+            raise AgentError("the guest did not reboot within %ss" % timeout)
+        self.agent.close()
+        self.qemu_log.close()
+        # Each boot's console in its own file: console-boot1.log, ...; console.log is the current one.
+        self.console_log.rename(self.workdir / ("console-boot%d.log" % self.boots))
+        self.boots += 1
+        self._launch()
 
     def _connect_agent(self):
         deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -247,7 +277,8 @@ class VM:
         dest = Path(dest)
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        for name in ("console.log", "agent.log", "qemu.log"):
+        for name in ["console.log", "agent.log", "qemu.log"] + sorted(
+                p.name for p in self.workdir.glob("console-boot*.log")):
             if (self.workdir / name).exists():
                 shutil.copy(self.workdir / name, dest / name)
 
