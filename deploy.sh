@@ -50,6 +50,7 @@ WEB_STATE_DIR=/var/lib/ledd-web
 STATE_DIR=/var/lib/ledd
 RUNTIME_DIR=/run/ledd
 BUILD_DIR=/var/cache/ledd/build
+BUILD_STAMP_NAME=.sources.sha256           # in BUILD_DIR: what the ledd there was built from
 DEPLOY_STATE_DIR=/var/lib/ledd-deploy         # the install journal, markers
 INSTALL_JOURNAL=$DEPLOY_STATE_DIR/installed.journal
 GPIO_GROUP_MARKER=$DEPLOY_STATE_DIR/created-gpio-group

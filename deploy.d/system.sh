@@ -108,25 +108,40 @@ journal_new_packages() {
 
 # Step: build ledd out of tree (the checkout may be read-only).
 step_build() {
-	local out=$BUILD_DIR
+	local out=$BUILD_DIR stamp
 	if [ "$DRY_RUN" = 1 ] || [ "$MODE" = stage ]; then out=$TMP_DIR/build; fi
 	if [ "$DRY_RUN" = 1 ] && ! { command -v make && command -v cc; } >/dev/null; then
 		LEDD_BUILT=
 		note_change "build ledd and install $LEDD_SBIN (no compiler yet: apt installs it first)"
 		return 0
 	fi
-	info "building ledd (make -C cdaemon O=$out)"
 	if [ "$out" = "$BUILD_DIR" ]; then make_parents "$BUILD_DIR"; fi
 	mkdir -p "$out"
+	LEDD_BUILT=$out/ledd
+	stamp=$(build_stamp)
+	if [ -x "$LEDD_BUILT" ] && [ "$(cat "$out/$BUILD_STAMP_NAME" 2>/dev/null)" = "$stamp" ]; then
+		info "ledd is built from these sources already ($out)"
+		return 0
+	fi
+	info "building ledd (make -C cdaemon O=$out)"
+	rm -f "$out/$BUILD_STAMP_NAME"
 	# -B: the objects of the previous install may look newer than sources that
 	# came with an older mtime (a checkout of another version), and linking them
-	# would mix two versions; ledd builds in seconds.
+	# would mix two versions. The stamp, not mtimes, says when to build.
 	make -B -s -C "$ROOT/cdaemon" O="$out" >"$TMP_DIR/make.log" 2>&1 || {
 		cat "$TMP_DIR/make.log" >&2
 		fatal "building ledd failed (compiler output above)"
 	}
-	LEDD_BUILT=$out/ledd
 	[ -x "$LEDD_BUILT" ] || fatal "the build produced no $LEDD_BUILT"
+	printf '%s\n' "$stamp" >"$out/$BUILD_STAMP_NAME"
+}
+
+# What a build of ledd depends on: its sources, the Makefile and the compiler (one hash).
+build_stamp() {
+	{
+		(cd "$ROOT/cdaemon" && find Makefile src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		cc --version 2>&1 | head -n 1
+	} | sha256sum | cut -d' ' -f1
 }
 
 # add_member USER GROUP: USER joins GROUP (journaled).

@@ -7,6 +7,7 @@ root (DESTDIR), so nothing here touches the machine's own /etc or /opt.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -332,3 +333,29 @@ def test_set_password_prompts_twice_and_never_echoes(tmp_path, ledd_binary):
     assert status == 1 and "the two passwords differ; nothing was changed" in out
     assert subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "typed-secret-1"],
                           capture_output=True).returncode == 0
+
+
+# --- the build of ledd --------------------------------------------------------------------------
+
+def test_ledd_is_rebuilt_only_when_its_sources_change(tmp_path):
+    """A re-run with the same sources installs the same ledd without compiling (slow on a Pi Zero);
+    any change of a source builds from scratch again (never mixing objects of two versions)."""
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "cdaemon", tree / "cdaemon", ignore=shutil.ignore_patterns("build", "ledd", "obj", "fuzz"))
+    script = 'ROOT=%s BUILD_DIR=%s/build\nstep_build\necho "built=$LEDD_BUILT"\n' % (tree, tmp_path)
+
+    def build():
+        proc = bash(script, tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "built=%s/build/ledd" % tmp_path in proc.stdout
+        return proc.stdout + proc.stderr
+
+    assert "building ledd" in build()
+    binary = tmp_path / "build" / "ledd"
+    first = binary.stat().st_mtime_ns
+    assert "built from these sources already" in build()
+    assert binary.stat().st_mtime_ns == first
+    source = tree / "cdaemon" / "src" / "defaults.h"
+    source.write_text(source.read_text() + "\n/* changed */\n")
+    assert "building ledd" in build()
+    assert binary.stat().st_mtime_ns != first
