@@ -123,6 +123,10 @@ def test_hostile_request_gets_a_json_error_and_changes_nothing(web, name, build,
         assert headers.get("retry-after", "").isdigit()
     assert "content-security-policy" in headers  # lighttpd's own errors too
     assert web.ledd.client().state() == before
+    # No event stream stays behind (a CGI that answered may take a moment to exit on a loaded machine).
+    deadline = time.monotonic() + 5
+    while web.cgi_pids("cgi-bin/events.py") and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not web.cgi_pids("cgi-bin/events.py")
     # ...and the server still answers a normal request.
     ok_status, _, ok_body = exchange(web.port, request("GET", "/api/state", host))

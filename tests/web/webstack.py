@@ -97,14 +97,20 @@ class Lighttpd:
             self.log.close()
 
     def cgi_pids(self, script):
-        """PIDs of this lighttpd's CGI children whose command line contains ``script``."""
+        """PIDs of this lighttpd's live CGI children whose command line contains ``script``.
+
+        A CGI that has exited but is not reaped yet (a zombie) is not counted: it holds nothing.
+        """
         pids = []
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 with open("/proc/%s/stat" % entry) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+                    ppid = int(ppid)
+                if state == "Z":
+                    continue
                 with open("/proc/%s/cmdline" % entry, "rb") as f:
                     cmdline = f.read()
             except (OSError, ValueError, IndexError):
