@@ -68,7 +68,8 @@ def test_virtual_pi(pi):
     step(pi, "first install fails at the health check: rolled back", failed_first_install)
 
     def interrupted_first_install():
-        sigterm_midway(pi, "--port 8080", "services")
+        # Paused midway (packages, users, files in place; services next), the owner's site still answers.
+        sigterm_midway(pi, "--port 8080", "services", while_paused=lambda: debian_page(pi) == page)
         assert_same_listing(before, listing(pi), "after SIGTERM during a first install")
         assert debian_page(pi) == page
     step(pi, "first install killed by SIGTERM midway: rolled back", interrupted_first_install)
@@ -196,13 +197,16 @@ def test_virtual_pi(pi):
     step(pi, "purge", purge)
 
 
-def sigterm_midway(pi, args, step_name):
-    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back."""
+def sigterm_midway(pi, args, step_name, while_paused=None):
+    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back.
+    ``while_paused``: a check that must hold at the pause, before the signal."""
     pi.sh("cd %s && (setsid env LEDD_DEPLOY_PAUSE_AT=%s ./deploy.sh %s >/root/deploy-bg.log 2>&1 & "
           "echo $! >/root/deploy-bg.pid)" % (SHARE, step_name, args))
     wait_for(lambda: "test hook: pausing before step %s" % step_name in pi.sh("cat /root/deploy-bg.log"),
              DEPLOY_TIMEOUT_S, "deploy.sh reaches step " + step_name)
     pid = re.search(r"pausing before step \S+ \(pid (\d+)\)", pi.sh("cat /root/deploy-bg.log")).group(1)
+    if while_paused is not None:
+        assert while_paused(), "at the pause before step %s" % step_name
     pi.sh("kill -TERM %s" % pid)
     wait_for(lambda: pi.vm.run("kill -0 %s" % pid)[0] != 0, 600, "deploy.sh ends after SIGTERM")
     out = pi.sh("cat /root/deploy-bg.log; rm -f /root/deploy-bg.log /root/deploy-bg.pid")
