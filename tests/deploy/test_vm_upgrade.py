@@ -4,13 +4,16 @@
    --no-auth), rewired by its owner; a plain run of this deploy.sh upgrades it,
    keeping port, auth mode, config and LED state, and gives Debian's lighttpd its
    own site back;
-2. --tls: HTTPS verified with the generated certificate, HTTP redirects;
-3. --mqtt against a mosquitto on the host (the guest reaches the host's loopback
+2. `systemctl reload ledd` with a broken config fails and the old wiring works on;
+   an upgrade failing at the health check and one killed by SIGTERM midway are
+   rolled back (same system listing) and the working install keeps answering;
+3. --tls: HTTPS verified with the generated certificate, HTTP redirects;
+4. --mqtt against a mosquitto on the host (the guest reaches the host's loopback
    at 10.0.2.2): Home Assistant discovery configs arrive, a command switches an LED;
-4. a reboot: the simulated header (a boot service), ledd, ledd-web and ledd-mqtt
+5. a reboot: the simulated header (a boot service), ledd, ledd-web and ledd-mqtt
    come back, the LEDs from the state file, HTTPS answers, the bridge takes commands;
-5. --no-mqtt failing at the health check: the bridge, its user included, comes back;
-6. --uninstall --purge.
+6. --no-mqtt failing at the health check: the bridge, its user included, comes back;
+7. --uninstall --purge.
 
 Any failure carries the guest's journal and console.
 """
@@ -25,7 +28,7 @@ import pytest
 import requests
 
 from vpi import (ADMIN, DEPLOY_TIMEOUT_S, HOST_FROM_GUEST, LED_GPIO, XFER, assert_same_listing, boot, deploy,
-                 listing, mount_shares, prepare, read_gpio_env, step, wait_for)
+                 listing, mount_shares, prepare, read_gpio_env, sigterm_midway, step, wait_for)
 
 # The MQTT broker on the host (appended: no module of tests/mqtt shadows one of ours).
 sys.path.append(str(Path(__file__).resolve().parents[1] / "mqtt"))
@@ -77,6 +80,30 @@ def test_upgrade_from_the_drop_in_version_then_tls(pi):
         assert requests.get(pi.url("/"), timeout=15).status_code == 200  # Debian's own site on :80 again
         assert "port=8081" in pi.sh("cat /etc/ledd/deploy.conf")
     step(pi, "plain upgrade keeps port, auth, config and state", upgrade)
+
+    def reload_broken_config():
+        pi.sh("cp /etc/ledd/ledd.conf /root/ledd.conf.good && printf '\\n[led bad]\\ngpio = banana\\n' >> /etc/ledd/ledd.conf")
+        assert pi.vm.run("systemctl reload ledd")[0] != 0, "reload of a broken config succeeded"
+        assert "/etc/ledd/ledd.conf:" in pi.sh("journalctl -u ledd -n 10 --no-pager")  # ledd's file:line
+        assert pi.sh("systemctl is-active ledd").strip() == "active"
+        r = pi.api("POST", "/api/leds/0", {"on": False}, auth=False)  # the old wiring works on
+        assert r.status_code == 200 and pi.line_value(LED_GPIO) == 0
+        pi.sh("cp /root/ledd.conf.good /etc/ledd/ledd.conf && rm /root/ledd.conf.good && systemctl reload ledd")
+    step(pi, "systemctl reload ledd with a broken config", reload_broken_config)
+
+    def failed_upgrade():
+        installed = listing(pi)
+        conf = pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf")
+        rc, out = deploy(pi, "--port", "8080", env="LEDD_DEPLOY_FAIL_AT=health", check=False)
+        assert rc != 0 and "rolled back" in out, out
+        assert_same_listing(installed, listing(pi), "after a failed upgrade")
+        assert pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf") == conf
+        wait_for(lambda: pi.api("GET", "/api/state", auth=False).status_code == 200, 30, "the old dashboard answers")
+        sigterm_midway(pi, "--port 8080", "health")
+        assert_same_listing(installed, listing(pi), "after SIGTERM during an upgrade")
+        assert pi.sh("cat /etc/ledd/deploy.conf /etc/ledd/web/web.env /etc/ledd/web/auth.conf") == conf
+        wait_for(lambda: pi.api("GET", "/api/state", auth=False).status_code == 200, 30, "the old dashboard answers")
+    step(pi, "failed and interrupted upgrades: the working install keeps running", failed_upgrade)
 
     def tls():
         out = deploy(pi, "--tls", "--port", "443", "--redirect-port", "8081")

@@ -231,3 +231,19 @@ def prepare(pi):
     if pi.sysfs is None:
         step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
         step(pi, "admin user", lambda: add_admin(pi))
+
+
+def sigterm_midway(pi, args, step_name, while_paused=None):
+    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back.
+    ``while_paused``: a check that must hold at the pause, before the signal."""
+    pi.sh("cd %s && (setsid env LEDD_DEPLOY_PAUSE_AT=%s ./deploy.sh %s >/root/deploy-bg.log 2>&1 & "
+          "echo $! >/root/deploy-bg.pid)" % (SHARE, step_name, args))
+    wait_for(lambda: "test hook: pausing before step %s" % step_name in pi.sh("cat /root/deploy-bg.log"),
+             DEPLOY_TIMEOUT_S, "deploy.sh reaches step " + step_name)
+    pid = re.search(r"pausing before step \S+ \(pid (\d+)\)", pi.sh("cat /root/deploy-bg.log")).group(1)
+    if while_paused is not None:
+        assert while_paused(), "at the pause before step %s" % step_name
+    pi.sh("kill -TERM %s" % pid)
+    wait_for(lambda: pi.vm.run("kill -0 %s" % pid)[0] != 0, 600, "deploy.sh ends after SIGTERM")
+    out = pi.sh("cat /root/deploy-bg.log; rm -f /root/deploy-bg.log /root/deploy-bg.pid")
+    assert "interrupted by SIGTERM" in out and "rolled back" in out, out
