@@ -185,13 +185,14 @@ def reboot(pi, broker):
     """A reboot: both web units and the bridge come back, the LEDs are restored from the state file,
     the dashboard answers over HTTPS, and the bridge takes commands again."""
     pi.vm.reboot()
+    # The agent answers early in the boot: wait for the boot to finish (the header, then ledd, ...).
+    rc, state = pi.vm.run("systemctl is-system-running --wait", timeout=300)
+    assert state.strip() == "running", state + pi.sh("systemctl --failed --no-pager")
     mount_shares(pi)
     read_gpio_env(pi)
     units = ["ledd", "ledd-web", "ledd-mqtt"]
     wait_for(lambda: pi.sh("systemctl is-active %s || true" % " ".join(units)).split() == ["active"] * 3,
              120, "the units after the reboot")
-    rc, state = pi.vm.run("systemctl is-system-running --wait", timeout=180)
-    assert state.strip() == "running", state + pi.sh("systemctl --failed --no-pager")
     # Red (switched on over MQTT) and green (on GPIO 5 since the rewiring) were on before the reboot.
     assert (pi.line_value(LED_GPIO), pi.line_value(5)) == (1, 1)
     cert = str(Path(pi.vm.xfer) / "cert.pem")

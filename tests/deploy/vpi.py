@@ -157,9 +157,12 @@ def mount_shares(pi):
           % (SHARE, XFER, SHARE, SHARE, XFER, XFER))
 
 
-def read_gpio_env(pi):
-    """Where this boot's simulated header is in sysfs (the boot service wrote it down)."""
-    match = re.search(r"SYSFS=(\S+) DEV=(\S+)", pi.sh("cat %s" % GPIO_ENV))
+def read_gpio_env(pi, timeout=180):
+    """Where this boot's simulated header is in sysfs (the boot service writes it down; after a
+    reboot the agent may answer before that service has finished, so wait for it)."""
+    out = pi.sh("timeout %d sh -c 'until [ -s %s ]; do sleep 0.5; done'; cat %s" % (timeout, GPIO_ENV, GPIO_ENV),
+                timeout=timeout + 30)
+    match = re.search(r"SYSFS=(\S+) DEV=(\S+)", out)
     assert match, "no %s" % GPIO_ENV
     pi.sysfs = match.group(1)
     assert match.group(2) != "/dev/gpiochip0", "the decoy chip should come first"
