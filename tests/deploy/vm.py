@@ -190,8 +190,18 @@ class VM:
             if time.monotonic() > deadline:
                 raise AgentError("qemu did not create its agent socket")
             time.sleep(0.1)
-        self.agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.agent.connect(str(self.agent_sock))
+        # qemu creates the socket file a moment before it listens on it: retry a refused connect.
+        while True:
+            self.agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.agent.connect(str(self.agent_sock))
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.agent.close()
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise AgentError("qemu's agent socket refused connections for %ss" % BOOT_TIMEOUT_S)
+                time.sleep(0.1)
         # The agent starts late in boot; ping until it answers.
         while True:
             self._check_alive()

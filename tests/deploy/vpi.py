@@ -101,12 +101,11 @@ def boot(tmp_path_factory, name, old_tree=False):
                                  check=True)
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     (workdir / "xfer" / "gpio-sim.ko").write_bytes(Path(kernel["gpio_sim_ko"]).read_bytes())
-    vm.start()
-    pi = Pi(vm)
     try:
-        yield pi
+        vm.start()
+        yield Pi(vm)
     finally:
-        vm.powerdown()
+        vm.powerdown()  # also when the boot failed: never leave a qemu behind
         vm.keep_logs(cache / ("vpi-last-run-" + name))
 
 
