@@ -157,7 +157,7 @@ def test_stream_process_ends_when_the_browser_leaves(web):
     # lighttpd notices the browser left at its next write to it (an event here, else
     # the keep-alive ping), closes the CGI's pipe, and the script exits.
     web.ledd.client().toggle(0)
-    assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 5), web.cgi_pids("cgi-bin/events.py")
+    assert not web.cgi_pids_after("cgi-bin/events.py", 5)
     # ...and ledd dropped its watchers: a new stream still works and gets events.
     again = EventStream(web.url)
     try:
@@ -282,8 +282,7 @@ def test_cross_site_streams_are_refused(web, headers):
 
     r = requests.get(web.url + "/api/events", headers=headers, timeout=10)
     assert r.status_code == 403 and r.json()["code"] == "cross_site"
-    # The CGI sends its 403 and then exits: on a loaded machine the exit may come a moment later.
-    assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 5), web.cgi_pids("cgi-bin/events.py")
+    assert not web.cgi_pids_after("cgi-bin/events.py", 5)  # the CGI sent its 403 and exits
 
 
 def test_streams_per_client_address_are_capped(web):
@@ -320,7 +319,7 @@ def test_departed_streams_end_within_10_s_without_any_change(web):
     start = time.monotonic()
     for s in streams:
         s.close()
-    assert wait_until(lambda: not web.cgi_pids("cgi-bin/events.py"), 12), web.cgi_pids("cgi-bin/events.py")
+    assert not web.cgi_pids_after("cgi-bin/events.py", 12)
     assert time.monotonic() - start <= 10.5
 
 

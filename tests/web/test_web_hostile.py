@@ -123,11 +123,7 @@ def test_hostile_request_gets_a_json_error_and_changes_nothing(web, name, build,
         assert headers.get("retry-after", "").isdigit()
     assert "content-security-policy" in headers  # lighttpd's own errors too
     assert web.ledd.client().state() == before
-    # No event stream stays behind (a CGI that answered may take a moment to exit on a loaded machine).
-    deadline = time.monotonic() + 5
-    while web.cgi_pids("cgi-bin/events.py") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not web.cgi_pids("cgi-bin/events.py")
+    assert not web.cgi_pids_after("cgi-bin/events.py", 5)  # no event stream stays behind
     # ...and the server still answers a normal request.
     ok_status, _, ok_body = exchange(web.port, request("GET", "/api/state", host))
     assert ok_status == 200 and json.loads(ok_body)["seq"] == before["seq"]
@@ -203,10 +199,7 @@ def test_stream_churn_locks_nobody_out_for_long(web):
     assert exchange(web.port, request("GET", "/api/state", host))[0] == 200
     ledd_watch = web.ledd.client().watch()
     ledd_watch.close()
-    deadline = time.monotonic() + 2 * defaults.WEB_SSE_PING_S + 3
-    while web.cgi_pids("cgi-bin/events.py") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not web.cgi_pids("cgi-bin/events.py")
+    assert not web.cgi_pids_after("cgi-bin/events.py", 2 * defaults.WEB_SSE_PING_S + 3)
     s = EventStream(web.url)
     try:
         assert s.status == 200 and s.next_event()["seq"] == before["seq"]

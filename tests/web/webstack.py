@@ -119,6 +119,16 @@ class Lighttpd:
                 pids.append(int(entry))
         return pids
 
+    def cgi_pids_after(self, script, timeout):
+        """cgi_pids(script) once it is empty, or when ``timeout`` seconds have passed (a CGI that
+        has answered may take a moment to exit on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.cgi_pids(script)
+            if not pids or time.monotonic() >= deadline:
+                return pids
+            time.sleep(0.05)
+
     # -- requests helpers --------------------------------------------------
     def get(self, path, **kw):
         kw.setdefault("timeout", 10)
