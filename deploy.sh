@@ -77,6 +77,10 @@ LEDD_PID_NAME=ledd.pid
 LEDD_REPLY_NAME=reply
 APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero apache2-utils)
 TLS_PACKAGES=(lighttpd-mod-openssl openssl)
+# apt's "package lists updated" stamps (apt.systemd.daily, update-notifier); lists newer than
+# APT_LISTS_MAX_AGE_MIN are used without another apt-get update (deploy.d/system.sh)
+APT_UPDATE_STAMPS=(/var/lib/apt/periodic/update-success-stamp /var/lib/apt/periodic/update-stamp)
+APT_LISTS_MAX_AGE_MIN=60
 TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
 TREE_FILES=(deploy.sh lighttpd.conf)
 # The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;

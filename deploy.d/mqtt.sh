@@ -17,9 +17,7 @@
 #   put_file SRC DEST MODE OWNER GROUP [FLAG]   compare, back up, journal, install; FLAG=1 on change
 #   put_dir DIR MODE OWNER GROUP      create or fix a directory (journaled)
 #   remove_path PATH                  delete (backed up in a transaction)
-#   apt_get ARGS...                   non-interactive apt-get, output to the log
-#   journal_new_packages FILE         journal the packages installed since the listing in FILE
-#   installed_packages                the installed packages, one per line
+#   install_missing_packages PKG...  apt-get install those missing (lists updated if stale; journaled)
 #   start_unit UNIT CHANGED           enable; start, or restart when CHANGED=1 (journaled)
 #   register_setting KEY VAR [DEFAULT]  a remembered choice in /etc/ledd/deploy.conf
 #   tmp_file                          a new file under $TMP_DIR (removed at exit)
@@ -92,20 +90,7 @@ mqtt_preflight() {
 
 # Step: python3-paho-mqtt, journaled with what apt pulled in.
 mqtt_step_packages() {
-	local missing=() pkg before
-	for pkg in "${MQTT_PACKAGES[@]}"; do
-		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	note_change "apt-get install ${missing[*]}"
-	[ "$DRY_RUN" = 1 ] && return 0
-	before=$(tmp_file)
-	installed_packages >"$before"
-	apt_get install -y --no-install-recommends "${missing[@]}" || {
-		journal_new_packages "$before"
-		fatal "apt-get install ${missing[*]} failed (see the log)"
-	}
-	journal_new_packages "$before"
+	install_missing_packages "${MQTT_PACKAGES[@]}"
 }
 
 # Step: the system user ledd-mqtt, primary group ledd (opens /run/ledd, nothing else).

@@ -359,3 +359,59 @@ def test_ledd_is_rebuilt_only_when_its_sources_change(tmp_path):
     source.write_text(source.read_text() + "\n/* changed */\n")
     assert "building ledd" in build()
     assert binary.stat().st_mtime_ns != first
+
+
+# --- packages -------------------------------------------------------------------------------------
+
+#: apt stubbed: it logs each call; ``install`` fails while $FAKE_APT/fail-install has lines left.
+FAKE_APT = r'''
+apt_get() {
+	echo "apt-get $*" >>"$FAKE_APT/calls"
+	if [ "$1" = install ] && [ -s "$FAKE_APT/fail-install" ]; then sed -i 1d "$FAKE_APT/fail-install"; return 1; fi
+}
+APT_UPDATE_STAMPS=("$FAKE_APT/periodic/update-success-stamp" "$FAKE_APT/update-stamp")
+journal_begin
+install_missing_packages ledd-test-no-such-package
+echo "exit=$?"
+'''
+
+
+def install_packages(tmp_path, failures=0):
+    """install_missing_packages of a package that is not installed, with apt stubbed; its apt calls."""
+    fake = tmp_path / "apt"
+    fake.mkdir(exist_ok=True)
+    (fake / "calls").write_text("")
+    (fake / "fail-install").write_text("x\n" * failures)
+    proc = bash(FAKE_APT, tmp_path, FAKE_APT=str(fake))
+    return proc, [line.split()[1] for line in (fake / "calls").read_text().splitlines()]
+
+
+def test_package_lists_are_updated_once_an_hour_and_again_when_an_install_fails(tmp_path):
+    """A re-run within the hour (adding --tls, retrying) skips apt-get update, by apt's stamp; an
+    older stamp updates again, and so does a failed install on lists thought fresh."""
+    stamp = tmp_path / "apt" / "periodic" / "update-success-stamp"
+    proc, calls = install_packages(tmp_path)
+    assert calls == ["update", "install"], proc.stderr
+    assert "exit=0" in proc.stdout and stamp.exists()  # deploy.sh's update stamps the time
+
+    proc, calls = install_packages(tmp_path)
+    assert calls == ["install"], proc.stderr
+    assert "updated less than 60 min ago: no apt-get update" in proc.stdout + proc.stderr
+
+    proc, calls = install_packages(tmp_path, failures=1)
+    assert calls == ["install", "update", "install"], proc.stderr
+    assert "updating them and trying again" in proc.stdout + proc.stderr and "exit=0" in proc.stdout
+
+    old = time.time() - 2 * 3600
+    os.utime(stamp, (old, old))
+    (tmp_path / "apt" / "update-stamp").touch()  # apt.systemd.daily's stamp counts too
+    assert install_packages(tmp_path)[1] == ["install"]
+    (tmp_path / "apt" / "update-stamp").unlink()
+    assert install_packages(tmp_path)[1] == ["update", "install"]
+
+
+def test_an_install_that_fails_after_fresh_lists_is_fatal(tmp_path):
+    proc, calls = install_packages(tmp_path, failures=2)
+    assert calls == ["update", "install"], proc.stderr
+    assert proc.returncode != 0 and "exit=" not in proc.stdout
+    assert "apt-get install ledd-test-no-such-package failed" in proc.stdout + proc.stderr
