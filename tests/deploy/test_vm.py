@@ -4,7 +4,7 @@ One long scenario in one boot (each step needs the previous one's system), in a
 qemu VM (TCG, no KVM) booted from a cached Debian bookworm image (vm.py, vmimage.sh):
 
 1. gpio-sim makes a Pi-like chip after a decoy; a login user `pi` with sudo;
-2. a Pi with a life: Debian's lighttpd serves the owner's page on :80;
+2. a Pi with a life: python3, and Debian's lighttpd serving the owner's page on :80;
 3. a plain deploy is refused (port 80 named, --port suggested) and changes nothing;
    a first install failing at the health check (LEDD_DEPLOY_FAIL_AT) and one killed
    by SIGTERM midway (LEDD_DEPLOY_PAUSE_AT) are both rolled back: the listing of
@@ -26,8 +26,8 @@ import re
 
 import pytest
 
-from vpi import (ADMIN, BUTTON_GPIO, CHROMIUM_ARGS, DEPLOY_TIMEOUT_S, LED_GPIO, SHARE, assert_same_listing, boot,
-                 debian_page, deploy, listing, prepare, sigterm_midway, step, wait_for)
+from vpi import (ADMIN, BUTTON_GPIO, CHROMIUM_ARGS, DEPLOY_TIMEOUT_S, LED_GPIO, OWNER_PAGE, SHARE, assert_same_listing,
+                 boot, debian_page, deploy, listing, prepare, sigterm_midway, step, wait_for)
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,9 @@ def test_virtual_pi(pi):
     prepare(pi)
 
     # -- a Pi with a life: Debian's lighttpd already serves a site on :80 ----------------------
-    def existing_site():
-        pi.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends lighttpd "
-              ">/tmp/apt.log 2>&1 || { tail /tmp/apt.log; exit 1; }\n"
-              "echo '<h1>the owner site</h1>' > /var/www/html/index.html", timeout=600)
-        return wait_for(lambda: debian_page(pi)[0] == 200 and debian_page(pi), 60, "Debian's site answers")
-    page = step(pi, "existing lighttpd site", existing_site)
-    assert "the owner site" in page[1]
+    page = step(pi, "existing lighttpd site",
+                lambda: wait_for(lambda: debian_page(pi)[0] == 200 and debian_page(pi), 60, "Debian's site answers"))
+    assert OWNER_PAGE in page[1]
     before = step(pi, "listing", lambda: listing(pi))
 
     def port_taken():

@@ -48,8 +48,6 @@ def test_upgrade_from_the_drop_in_version_then_tls(pi):
     gets its own site back. Then --tls: HTTPS with the generated certificate, HTTP redirects."""
     prepare(pi)
     old = XFER + "/old"
-    pi.sh("systemctl is-active lighttpd || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-          "--no-install-recommends lighttpd >/tmp/apt.log 2>&1)", timeout=600)
     pi.port, pi.password = 8081, None
 
     def old_install():
