@@ -203,6 +203,18 @@ def get_status(run, path="/api/state"):
         return e.code
 
 
+def comm_of(pid):
+    """The process's name, or None when it has gone (a CGI, a sleep) since it was listed."""
+    try:
+        return Path("/proc/%d/comm" % pid).read_text().strip()
+    except OSError:
+        return None
+
+
+def parent_of(pid):
+    return int(Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[1])
+
+
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -217,15 +229,21 @@ def test_a_killed_ledd_is_restarted_while_lighttpd_serves_on(local_run, tmp_path
     run = local_run()
     run.wait_ready()
     run.post("/api/leds/1", {"on": True})
-    lighttpd = [pid for pid in children_of(run.proc.pid)
-                if Path("/proc/%d/comm" % pid).read_text().strip() == "lighttpd"]
+    lighttpd = [pid for pid in children_of(run.proc.pid) if comm_of(pid) == "lighttpd"]
     assert len(lighttpd) == 1
     first = ledd_pid(tmp_path / "run")
-    os.kill(first, signal.SIGKILL)
-    # The page sees "daemon down" (503 from the API), not a dead web server ...
-    assert wait_until(lambda: get_status(run) == 503, 5, "503 while ledd is down")
+    # The supervisor (ledd's parent) is held while ledd is down: ledd comes back a second later,
+    # and on a loaded machine a CGI can take longer than that, so the down time must not be a race.
+    supervisor = parent_of(first)
+    os.kill(supervisor, signal.SIGSTOP)
+    try:
+        os.kill(first, signal.SIGKILL)
+        # The page sees "daemon down" (503 from the API), not a dead web server ...
+        assert wait_until(lambda: get_status(run) == 503, 30, "503 while ledd is down")
+    finally:
+        os.kill(supervisor, signal.SIGCONT)
     # ... then ledd is back, a second later, with the LED state it had.
-    wait_until(lambda: get_status(run) == 200, 10, "ledd restarted")
+    wait_until(lambda: get_status(run) == 200, 30, "ledd restarted")
     assert ledd_pid(tmp_path / "run") != first
     assert run.get("/api/state")[1]["leds"][1]["on"] is True
     assert alive(lighttpd[0])  # the same lighttpd served all along
