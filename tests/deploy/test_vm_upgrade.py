@@ -150,6 +150,14 @@ def discovery(broker):
     return configs if wanted <= set(configs) else None
 
 
+def bridge_online(broker, config):
+    """Wait until the bridge listens for commands: it publishes its availability ``online``
+    (retained) only once it has subscribed, and ``offline`` when it stops. The retained discovery
+    configs outlive the bridge, so they alone do not say that a command would be heard."""
+    topic = config["availability_topic"]
+    wait_for(lambda: mqttstack.retained(broker, topic).get(topic) == b"online", 90, "the bridge online")
+
+
 def command(broker, config, on):
     """Switch an LED the way Home Assistant does: its discovery config's command topic and payload."""
     probe = mqttstack.Probe(broker, subscribe=("ledd-test/commands",))
@@ -170,6 +178,7 @@ def mqtt_bridge(pi, broker):
     configs = wait_for(lambda: discovery(broker), 90, "the discovery configs on the host's broker")
     assert configs[("light", "gpio17")]["device"] == configs[("binary_sensor", "gpio22")]["device"]
     assert pi.line_value(LED_GPIO) == 0
+    bridge_online(broker, configs[("light", "gpio17")])
     command(broker, configs[("light", "gpio17")], on=True)
     wait_for(lambda: pi.line_value(LED_GPIO) == 1, 30, "GPIO 17 on after the MQTT command")
     rc, out = pi.vm.run("grep -rlF -- %s /var/log /etc /opt /root /home /var/lib /tmp 2>/dev/null; "
@@ -198,6 +207,7 @@ def reboot(pi, broker):
                  60, "HTTPS answers after the reboot")
     assert r.status_code == 200 and [led["on"] for led in r.json()["leds"]] == [True, True], r.text
     configs = wait_for(lambda: discovery(broker), 60, "the discovery configs after the reboot")
+    bridge_online(broker, configs[("light", "gpio17")])
     command(broker, configs[("light", "gpio17")], on=False)
     wait_for(lambda: pi.line_value(LED_GPIO) == 0, 60, "GPIO 17 off after an MQTT command")
 
@@ -212,5 +222,6 @@ def failed_no_mqtt(pi, broker):
     assert_same_listing(installed, listing(pi), "after a failed --no-mqtt")
     wait_for(lambda: pi.sh("systemctl is-active ledd-mqtt || true").strip() == "active", 60, "the bridge again")
     configs = wait_for(lambda: discovery(broker), 60, "the discovery configs")
+    bridge_online(broker, configs[("light", "gpio17")])
     command(broker, configs[("light", "gpio17")], on=True)
     wait_for(lambda: pi.line_value(LED_GPIO) == 1, 60, "GPIO 17 on after an MQTT command")
