@@ -79,7 +79,7 @@ class Pi:
             parts.append("(no journal: %s)" % e)
         parts.append("--- console ---\n" + self.vm.console(tail=60))
         parts.append("(every guest command with its output: %s/agent.log, kept in "
-                     "$LEDD_CACHE_DIR/vpi-last-run/ after the run)" % self.vm.workdir)
+                     "$LEDD_CACHE_DIR/vpi-last-run-NAME/ after the run)" % self.vm.workdir)
         return "\n".join(parts)
 
 def boot(tmp_path_factory, name, old_tree=False):
