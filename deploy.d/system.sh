@@ -107,7 +107,7 @@ package_installed() {
 # that recent can still name a version the mirror has just replaced, so a failed install updates
 # them and tries again.
 install_missing_packages() {
-	local missing=() pkg before updated=0 ok=1
+	local missing=() pkg before ok=1
 	for pkg; do
 		package_installed "$pkg" || missing+=("$pkg")
 	done
@@ -116,18 +116,16 @@ install_missing_packages() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	before=$(tmp_file)
 	installed_packages >"$before"
-	if apt_lists_fresh; then
-		info "package lists updated less than $APT_LISTS_MAX_AGE_MIN min ago: no apt-get update"
-	else
+	if ! apt_lists_fresh; then
 		apt_update
-		updated=1
-	fi
-	apt_install "${missing[@]}" || ok=0
-	if [ "$ok" = 0 ] && [ "$updated" = 0 ]; then
-		warn "apt-get install failed with the current package lists: updating them and trying again"
-		apt_update
-		ok=1
 		apt_install "${missing[@]}" || ok=0
+	else
+		info "package lists updated less than $APT_LISTS_MAX_AGE_MIN min ago: no apt-get update"
+		if ! apt_install "${missing[@]}"; then
+			warn "apt-get install failed with the current package lists: updating them and trying again"
+			apt_update
+			apt_install "${missing[@]}" || ok=0
+		fi
 	fi
 	journal_new_packages "$before"
 	[ "$ok" = 1 ] || fatal "apt-get install ${missing[*]} failed (its output above, and in $LOG_FILE)"

@@ -25,16 +25,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stat_fields(pid):
+    """/proc/PID/stat after the command name: [state, ppid, ...]."""
+    return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+
+
 def children_of(pid):
     """PIDs of every live descendant of ``pid`` (from /proc)."""
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])
             except OSError:
                 continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
     found, todo = set(), [pid]
     while todo:
         parent = todo.pop()
@@ -51,7 +55,7 @@ def alive(pid):
     except ProcessLookupError:
         return False
     try:  # a zombie is not running
-        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return stat_fields(pid)[0] != "Z"
     except OSError:
         return False
 
@@ -212,7 +216,7 @@ def comm_of(pid):
 
 
 def parent_of(pid):
-    return int(Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[1])
+    return int(stat_fields(pid)[1])
 
 
 def wait_until(predicate, timeout, what):
