@@ -15,7 +15,7 @@ not after the timeout.
     True
 
 Only modules built into the interpreter are imported at load time (posix,
-errno, select, time, atexit): the CGI scripts pay for every import on every
+errno, select, time, atexit, _thread): the CGI scripts pay for every import on every
 request, and ``os`` alone costs about a millisecond (it pulls in posixpath,
 stat and collections.abc), so this module calls the ``posix`` functions
 ``os`` wraps. ``json`` is imported only by the methods that decode a payload;
@@ -23,6 +23,7 @@ stat and collections.abc), so this module calls the ``posix`` functions
 without decoding.
 """
 
+import _thread
 import atexit
 import errno
 import posix
@@ -115,6 +116,12 @@ _counter = 0
 #: child must not remove its parent's). Removed at exit; ledd sweeps what a
 #: crash leaves.
 _live = {}
+#: Paths of the reply FIFOs whose exchange is under way, and whether the exit
+#: handler has run. Both change under _exit_lock only, so that the exit handler
+#: never removes the FIFO a request (of another thread) is waiting on.
+_busy = set()
+_exiting = False
+_exit_lock = _thread.allocate_lock()
 
 
 def _fresh_name():
@@ -126,13 +133,23 @@ def _fresh_name():
 
 @atexit.register
 def _remove_leftovers():
+    """Remove this process's idle reply FIFOs at exit.
+
+    A FIFO whose exchange is still under way is left to that exchange: exit
+    handlers of other libraries may still be waiting on it (gpiozero stops its
+    blink thread after this handler, while the thread's ``BLINK`` waits for
+    its reply). Once this has run, every exchange removes its FIFO as it ends.
+    """
+    global _exiting
     me = posix.getpid()
-    for path, pid in list(_live.items()):
-        if pid == me:
-            try:
-                posix.unlink(path)
-            except OSError:
-                pass
+    with _exit_lock:
+        _exiting = True
+        for path, pid in list(_live.items()):
+            if pid == me and path not in _busy:
+                try:
+                    posix.unlink(path)
+                except OSError:
+                    pass
 
 
 class _ReplyFifo:
@@ -205,20 +222,38 @@ class Client:
         Raises :class:`DaemonDown`, :class:`DaemonTimeout` or :class:`CommandError`.
         """
         words = [_check_arg(verb)] + [_check_arg(a) for a in args]
-        try:
-            fifo = self._idle.pop()
-        except IndexError:
-            fifo = _ReplyFifo(self._reply_dir())
+        fifo = self._take_fifo()
         try:
             reply, _ = self._exchange(fifo, words)
         except CommandError:
-            self._idle.append(fifo)  # refused before it was sent: nothing can arrive late
+            self._give_back(fifo)  # refused before it was sent: nothing can arrive late
             raise
         except BaseException:
-            fifo.close()  # a late reply must not reach a later request: abandon the FIFO
+            self._give_back(fifo, abandon=True)  # a late reply must not reach a later request
             raise
-        self._idle.append(fifo)
+        self._give_back(fifo)
         return _payload(reply)
+
+    def _take_fifo(self):
+        """An idle reply FIFO (or a new one), marked busy so that the exit handler spares it."""
+        with _exit_lock:
+            fifo = self._idle.pop() if self._idle else None
+            if fifo is not None and _exiting:
+                fifo.close()  # the exit handler has removed it already
+                fifo = None
+            if fifo is None:
+                fifo = _ReplyFifo(self._reply_dir())
+            _busy.add(fifo.path)
+            return fifo
+
+    def _give_back(self, fifo, abandon=False):
+        """Keep ``fifo`` for the next request, or remove it if abandoned or the process is exiting."""
+        with _exit_lock:
+            _busy.discard(fifo.path)
+            if abandon or _exiting:
+                fifo.close()
+            else:
+                self._idle.append(fifo)
 
     def _reply_dir(self):
         return join(self.runtime_dir, defaults.REPLY_DIR)

@@ -375,6 +375,11 @@ class LeddPin(PiPin):
         self.gpio = self._number
         self._edges = "both"
         self._blink_thread = None
+        # The device whose blink ledd runs, held while it does: in
+        # ``LED(27).blink(...)`` nothing else holds it but its own blink
+        # thread, which would then collect it, and gpiozero's close() would
+        # try to join that very thread ("cannot join current thread").
+        self._blinking_device = None
         # A new device starts from ledd's state as it is now, even if another
         # client changed it a moment ago and its event is still on the way.
         factory._apply(factory.request("STATE"), from_event=False)
@@ -421,8 +426,9 @@ class LeddPin(PiPin):
             on_ms, off_ms = blink if value else blink[::-1]  # active_high=False starts dark
             self._factory.command("BLINK", obj["name"], on_ms, off_ms)
             self._blink_thread = thread
+            self._blinking_device = thread._target.__self__
             return
-        self._blink_thread = None
+        self._blink_thread = self._blinking_device = None
         self._factory.command("ON" if value else "OFF", obj["name"])
 
     def output_with_state(self, state):
@@ -498,6 +504,7 @@ class LeddPin(PiPin):
     def close(self):
         """Stop this pin's events; ledd keeps the line and its state."""
         self.when_changed = None
+        self._blinking_device = None
 
 
 def _blink_periods(thread, pin):
