@@ -25,6 +25,8 @@ TIMEOUT_S = 2.0
 PROTOCOL = 2
 
 CONFIG_PATH = "/etc/ledd/ledd.conf"
+#: ledd's PID, in its runtime directory (LEDD_PID_FILE in cdaemon/src/defaults.h).
+PID_FILE = "ledd.pid"
 STATE_PATH = "/var/lib/ledd/state"
 
 # -- the web layer (ledd/web*.py, cgi-bin/, lighttpd.conf) -------------------

@@ -103,8 +103,42 @@ def _wrap(err):
     return err
 
 
-def config_hint():
-    return "ledd's config (%s)" % defaults.CONFIG_PATH
+def running_config(runtime_dir):
+    """The config file of the ledd serving ``runtime_dir``: its ``-c`` option, read
+    from ``/proc/<pid>/cmdline`` (the PID from ``ledd.pid``); ledd's default when it
+    has none or cannot be read."""
+    try:
+        with open(os.path.join(runtime_dir, defaults.PID_FILE), encoding="ascii") as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")[1:-1]]
+    except (OSError, ValueError):
+        return defaults.CONFIG_PATH
+    path = _option_value(argv, "-c", "--config")
+    if path is None:
+        return defaults.CONFIG_PATH
+    if not os.path.isabs(path):
+        try:
+            path = os.path.join(os.readlink("/proc/%d/cwd" % pid), path)
+        except OSError:
+            pass  # another user's process: name it as ledd was told
+    return path
+
+
+def _option_value(argv, short, long):
+    """The value of ``-c PATH``, ``-cPATH``, ``--config PATH`` or ``--config=PATH`` in argv (getopt's forms)."""
+    value = None
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in (short, long):
+            value = next(args, None)
+        elif arg.startswith(long + "="):
+            value = arg[len(long) + 1:]
+        elif arg.startswith(short) and not arg.startswith("--"):
+            value = arg[len(short):]
+    return value
 
 
 # -- the factory ------------------------------------------------------------
@@ -129,6 +163,7 @@ class LeddFactory(PiFactory):
         self._detecting = {}                     # gpio -> pin with when_changed set
         self._connected = threading.Event()      # the watcher is subscribed
         self._settings = {}                      # gpio -> button's pull, active_low, debounce_ms
+        self.config_path = defaults.CONFIG_PATH  # the file ledd runs, for error messages
         self.load_settings()
         self._apply(self.request("STATE"), from_event=True)
         self._thread = _EventThread(self)
@@ -151,6 +186,11 @@ class LeddFactory(PiFactory):
         buttons = self.request("HELLO").get("buttons", [])
         with self._state_lock:
             self._settings = {b["gpio"]: b for b in buttons}
+        self.config_path = running_config(self.client.runtime_dir)
+
+    def config_hint(self):
+        """How errors name the config: the file the running ledd was started with."""
+        return "ledd's config (%s)" % self.config_path
 
     def settings(self, gpio):
         """A button's settings; defaults of ledd.conf for a ledd that does not report them."""
@@ -195,7 +235,8 @@ class LeddFactory(PiFactory):
                 return "led", self._leds[gpio]
             if gpio in self._buttons:
                 return "button", self._buttons[gpio]
-        raise PinNotConfigured("GPIO%d is not a line in %s; it has %s" % (gpio, config_hint(), self.describe_lines()))
+        raise PinNotConfigured("GPIO%d is not a line in %s; it has %s"
+                               % (gpio, self.config_hint(), self.describe_lines()))
 
     def describe_lines(self):
         with self._state_lock:
@@ -220,7 +261,7 @@ class LeddFactory(PiFactory):
                 gpio = _gpio_number(self.board_info_compat.to_gpio(spec))
             except PinInvalidPin:
                 raise PinNotConfigured("%r is neither a GPIO pin nor a name in %s; it has %s"
-                                       % (spec, config_hint(), self.describe_lines())) from None
+                                       % (spec, self.config_hint(), self.describe_lines())) from None
         self.line(gpio)
         return gpio
 
@@ -395,7 +436,7 @@ class LeddPin(PiPin):
 
     def _describe(self):
         kind, obj = self._factory.line(self.gpio)
-        return "GPIO%d is %s %r in %s" % (self.gpio, "LED" if kind == "led" else "button", obj["name"], config_hint())
+        return "GPIO%d is %s %r in %s" % (self.gpio, "LED" if kind == "led" else "button", obj["name"], self._factory.config_hint())
 
     # -- function ----------------------------------------------------------
     def _get_function(self):
@@ -421,7 +462,11 @@ class LeddPin(PiPin):
         thread = threading.current_thread()
         if thread is self._blink_thread:
             return  # ledd blinks this LED itself
-        blink = _blink_periods(thread, self)
+        if not _is_blink_thread(thread, self):
+            self._blink_thread = self._blinking_device = None
+            self._factory.command("ON" if value else "OFF", obj["name"])
+            return
+        blink = _blink_periods(thread)
         if blink is not None:
             on_ms, off_ms = blink if value else blink[::-1]  # active_high=False starts dark
             self._factory.command("BLINK", obj["name"], on_ms, off_ms)
@@ -429,7 +474,23 @@ class LeddPin(PiPin):
             self._blinking_device = thread._target.__self__
             return
         self._blink_thread = self._blinking_device = None
-        self._factory.command("ON" if value else "OFF", obj["name"])
+        self._software_blink_write(thread, "ON" if value else "OFF", obj["name"])
+
+    def _software_blink_write(self, thread, verb, name):
+        """One step of gpiozero's software blink (a count, or too fast for ledd).
+
+        While ledd is down, the step waits for it instead of raising: the
+        blink carries on once ledd is back, as the script's callbacks do,
+        rather than its thread dying with :class:`LeddDown`. Stopping the
+        blink (``off()``, ``close()``, the script's exit) ends the wait.
+        """
+        while True:
+            try:
+                self._factory.command(verb, name)
+                return
+            except LeddDown:
+                if thread.stopping.wait(defaults.GPIOZERO_RECONNECT_S):
+                    return
 
     def output_with_state(self, state):
         self._set_function("output")
@@ -507,14 +568,17 @@ class LeddPin(PiPin):
         self._blinking_device = None
 
 
-def _blink_periods(thread, pin):
-    """(on_ms, off_ms) if ``thread`` is gpiozero's blink thread of an LED on ``pin``
-    blinking forever with periods ledd can time, else None."""
+def _is_blink_thread(thread, pin):
+    """Whether ``thread`` is gpiozero's blink thread of a device on ``pin``."""
     target = getattr(thread, "_target", None)
-    if getattr(target, "__name__", None) != "_blink_device":
-        return None
-    if getattr(getattr(target, "__self__", None), "pin", None) is not pin:
-        return None
+    return (getattr(target, "__name__", None) == "_blink_device"
+            and getattr(getattr(target, "__self__", None), "pin", None) is pin
+            and hasattr(thread, "stopping"))
+
+
+def _blink_periods(thread):
+    """(on_ms, off_ms) if the blink thread ``thread`` blinks forever with
+    periods ledd can time, else None."""
     args = getattr(thread, "_args", ())
     if len(args) != 3 or args[2] is not None:  # PWM blinks carry fades; a count needs software
         return None

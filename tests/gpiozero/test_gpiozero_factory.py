@@ -5,6 +5,7 @@ Debian's 1.6."""
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidP
 
 from ledd import defaults  # noqa: E402
 from ledd.client import DaemonDown  # noqa: E402
-from ledd.gpiozero_factory import LeddDown, LeddFactory, PinFixedBounce, PinFixedFunction, PinNotConfigured  # noqa: E402
+from ledd.gpiozero_factory import (LeddDown, LeddFactory, PinFixedBounce, PinFixedFunction,  # noqa: E402
+                                   PinNotConfigured, running_config)
 
 
 @pytest.fixture
@@ -105,6 +107,41 @@ def test_blink_too_fast_for_ledd_stays_software(factory, ledd):
     green.off()
 
 
+@pytest.mark.parametrize("kind", ["counted", "too-fast"])
+def test_software_blink_survives_a_restart_of_ledd(factory, ledd, observe, kind):
+    """A blink gpiozero times itself waits while ledd is down and goes on after it is back."""
+    refused = threading.Event()
+    command = factory.command
+
+    def recording(*args):
+        try:
+            return command(*args)
+        except LeddDown:
+            refused.set()
+            raise
+
+    factory.command = recording
+    green = LED(27)
+    if kind == "counted":
+        green.blink(on_time=0.05, off_time=0.05, n=100000)
+    else:
+        green.blink(on_time=0.01, off_time=0.01)
+    obs = observe(ledd)
+    assert obs.wait_for(lambda s: led(s, "green")["on"], 5) and obs.wait_for(lambda s: not led(s, "green")["on"], 5)
+    obs.close()
+    ledd.stop()
+    assert refused.wait(5), "the blink never tried ledd while it was down"
+    ledd.close_notify()
+    ledd.notifications = []
+    ledd.start()
+    obs = observe(ledd)
+    # Before the fix the blink thread had died with LeddDown: green stayed as it was.
+    assert obs.wait_for(lambda s: led(s, "green")["on"], 5) and obs.wait_for(lambda s: not led(s, "green")["on"], 5)
+    assert green._blink_thread is not None and green._blink_thread.is_alive()
+    green.off()
+    assert led(ledd.client().state(), "green")["blink"] is None
+
+
 def test_active_low_led_blinks_the_right_way(factory, ledd):
     green = LED(27, active_high=False)  # value 1 = ledd's off
     green.blink(on_time=0.1, off_time=0.4)
@@ -181,8 +218,10 @@ def test_press_reaches_when_pressed_within_50ms(factory, ledd, record_property):
 
 # -- what ledd's config fixes --------------------------------------------------
 
-def test_errors_name_the_config(factory):
-    with pytest.raises(PinNotConfigured, match=r"GPIO5 is not a line in ledd's config \(/etc/ledd/ledd.conf\).*GPIO17 \(LED red\)"):
+def test_errors_name_the_config(factory, ledd):
+    # The file this ledd runs (cdaemon/ledd.conf here, as in the local run), not ledd's default.
+    with pytest.raises(PinNotConfigured, match=r"GPIO5 is not a line in ledd's config \(%s\).*GPIO17 \(LED red\)"
+                       % re.escape(str(ledd.config))):
         LED(5)
     with pytest.raises(PinInvalidPin, match="'blue' is neither a GPIO pin nor a name in ledd's config"):
         LED("blue")
@@ -198,9 +237,27 @@ def test_errors_name_the_config(factory):
         Button(22, pull_up=None, active_state=False)
     with pytest.raises(PinFixedBounce, match="debounce_ms = 30"):
         Button(22, bounce_time=0.2)
-    assert defaults.CONFIG_PATH == "/etc/ledd/ledd.conf"
     button = Button(22, bounce_time=0.03)  # the same as ledd's: fine
     assert button.pin.bounce == 0.03 and button.pin.pull == "up"
+
+
+@pytest.mark.parametrize("argv, path", [
+    (["-c", "/x/a.conf"], "/x/a.conf"), (["-c/x/a.conf"], "/x/a.conf"), (["--config", "/x/a.conf"], "/x/a.conf"),
+    (["--config=/x/a.conf"], "/x/a.conf"), (["-b", "sim", "-c", "/x/a.conf", "-r", "/run"], "/x/a.conf"),
+    (["-b", "sim"], defaults.CONFIG_PATH)])
+def test_running_config_reads_ledds_command_line(tmp_path, argv, path):
+    """Every getopt spelling of ledd's -c; a ledd without one (or none at all) runs the default."""
+    program = tmp_path / "ledd"  # stands for ledd: waits, with argv as given
+    program.write_text("import sys\nprint('ready', flush=True)\nsys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, str(program)] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"  # its exec is over: /proc shows the new argv
+        (tmp_path / defaults.PID_FILE).write_text("%d\n" % proc.pid)
+        assert running_config(str(tmp_path)) == path
+    finally:
+        proc.communicate()
+    (tmp_path / defaults.PID_FILE).unlink()
+    assert running_config(str(tmp_path)) == defaults.CONFIG_PATH
 
 
 def test_pull_down_button_in_config(ledd_factory, tmp_path):
@@ -212,6 +269,8 @@ def test_pull_down_button_in_config(ledd_factory, tmp_path):
     try:
         with pytest.raises(PinFixedPull, match="pull down; ask for the same \\(pull_up=False\\)"):
             Button(22, pin_factory=f)
+        with pytest.raises(PinNotConfigured, match=r"GPIO27 is not a line in ledd's config \(%s\)" % re.escape(str(conf))):
+            LED(27, pin_factory=f)
         button = Button(22, pull_up=False, pin_factory=f)
         assert button.pin.bounce is None
         d.client().press("b")
@@ -294,7 +353,7 @@ def test_checks_under_both_gpiozero_releases(python, ledd, site_dir):
     assert got["factory"] == "LeddFactory"
     # LED() switches red off, toggle() on: every name reached red.
     assert [got[k] for k in ("17", "GPIO17", "BOARD11", "J8:11", "red")] == [True] * 5
-    assert got["gpio5"][0] == "PinNotConfigured" and "/etc/ledd/ledd.conf" in got["gpio5"][1]
+    assert got["gpio5"][0] == "PinNotConfigured" and "(%s)" % ledd.config in got["gpio5"][1]
     assert got["input_on_led"][0] == "PinFixedFunction"
     assert got["pwm"][0] == "PinPWMUnsupported" and "no PWM" in got["pwm"][1]
     assert got["pull"][0] == "PinFixedPull"
