@@ -35,7 +35,7 @@ from ledd import __version__, defaults
 from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError
 from ledd.mqtt import discovery
 from ledd.mqtt.link import PAHO_VERSION, Link
-from ledd.mqtt.topics import BadCommand, Topics, parse_all_command, parse_led_command, state_messages
+from ledd.mqtt.topics import BadCommand, LedCommand, Topics, parse_all_command, parse_led_command, state_messages
 
 log = logging.getLogger("ledd-mqtt")
 
@@ -340,15 +340,7 @@ class Bridge:
                         "mosquitto_pub -r -n -t '%s')", topic, topic)
             return
         try:
-            if topic == self.topics.all_set:
-                command = parse_all_command(payload)
-            else:
-                name = self.topics.led_of_set_topic(topic)
-                if name is None:
-                    raise BadCommand("not a command topic")
-                if self.state is not None and name not in [led["name"] for led in self.state.get("leds", [])]:
-                    raise BadCommand("no LED named %r" % name[:40])
-                command = (name,) + parse_led_command(payload)
+            command = self._all_command(payload) if topic == self.topics.all_set else self._led_command(topic, payload)
         except BadCommand as err:
             log.warning("ignored command on %s: %s (payload %r)", topic[:120], err, payload[:60])
             return
@@ -356,20 +348,30 @@ class Bridge:
             return
         self.commands.append(command)
 
+    # One handler per kind of command topic; each makes its own kind of command.
+    @staticmethod
+    def _all_command(payload):
+        """``<base>/all/set``: every LED."""
+        return parse_all_command(payload)
+
+    def _led_command(self, topic, payload):
+        """``<base>/led/<name>/set``: that LED, whatever its name."""
+        name = self.topics.led_of_set_topic(topic)
+        if name is None:
+            raise BadCommand("not a command topic")
+        if self.state is not None and name not in [led["name"] for led in self.state.get("leds", [])]:
+            raise BadCommand("no LED named %r" % name[:40])
+        return LedCommand(name, *parse_led_command(payload))
+
     def _run_commands(self):
         while self.commands and self.watcher is not None:
             command = self.commands.popleft()
             try:
-                if command[0] == "ALL":
-                    self.ledd.all(command[1])
-                elif command[1] == "BLINK":
-                    self.ledd.blink(command[0], command[2], command[3])
-                else:
-                    getattr(self.ledd, command[1].lower())(command[0])
+                command.send(self.ledd)
             except CommandError as err:
-                log.warning("ledd refused %s: %s", " ".join(map(str, command)), err)
+                log.warning("ledd refused %s: %s", command, err)
             except DaemonTimeout as err:
-                log.warning("ledd did not answer %s: %s", " ".join(map(str, command)), err)
+                log.warning("ledd did not answer %s: %s", command, err)
             except DaemonDown as err:
                 self._ledd_down(err)
         if self.watcher is None and self.commands:

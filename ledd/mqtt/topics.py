@@ -152,8 +152,44 @@ def parse_led_command(payload):
     raise BadCommand('unknown JSON key %r (expected "state" or "blink")' % next(iter(value))[:40])
 
 
+class LedCommand:
+    """A command for one LED, from its ``<base>/led/<name>/set`` topic (even an LED named ``ALL``)."""
+
+    __slots__ = ("led", "verb", "args")
+
+    def __init__(self, led, verb, *args):
+        self.led, self.verb, self.args = led, verb, args
+
+    def send(self, client):
+        """Run it through a :class:`ledd.client.Client`; returns the reply payload."""
+        return client.request(self.verb, self.led, *self.args)
+
+    def __str__(self):
+        return " ".join([self.verb, self.led] + [str(a) for a in self.args])
+
+
+class AllCommand:
+    """Every LED on or off, from ``<base>/all/set``."""
+
+    __slots__ = ("on",)
+
+    def __init__(self, on):
+        self.on = bool(on)
+
+    def send(self, client):
+        return client.all(self.on)
+
+    def __str__(self):
+        return "ALL " + ("ON" if self.on else "OFF")
+
+    def __eq__(self, other):
+        return isinstance(other, AllCommand) and other.on == self.on
+
+    __hash__ = None
+
+
 def parse_all_command(payload):
-    """("ALL", True|False) from ``ON``/``OFF`` or ``{"state": "ON"|"OFF"}``."""
+    """An :class:`AllCommand` from ``ON``/``OFF`` or ``{"state": "ON"|"OFF"}``."""
     text = _decode(payload)
     if text.startswith("{"):
         value = _load_json(text)
@@ -163,4 +199,4 @@ def parse_all_command(payload):
     word = text.upper()
     if word not in ("ON", "OFF"):
         raise BadCommand("all/set takes ON or OFF, not %r" % text[:40])
-    return ("ALL", word == "ON")
+    return AllCommand(word == "ON")

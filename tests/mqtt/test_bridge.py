@@ -320,3 +320,28 @@ def test_command_flood_is_rate_limited_and_ledd_stays_responsive(make_pi, probe)
     applied = pi.state()["seq"] - seq0
     assert 0 < applied <= 40 + 20 * elapsed + 5, (applied, elapsed)
     print("flood: %d commands, %d applied in %.2f s, slowest STATE %.1f ms" % (flood, applied, elapsed, slowest * 1000))
+
+
+ALL_NAMED_CONFIG = "[ledd]\nbackend = sim\n[led ALL]\ngpio = 17\n[led green]\ngpio = 27\n[button button]\ngpio = 22\n"
+
+
+def test_an_led_named_all_is_commanded_alone(make_pi, probe, tmp_path):
+    """ALL is a legal LED name: its own topic switches that LED only, never every LED."""
+    conf = tmp_path / "all-named.conf"
+    conf.write_text(ALL_NAMED_CONFIG)
+    p = probe("ledd/pi1/#")
+    pi = make_pi("pi1", ledd_config=conf)
+    p.wait_for(pi.topic("availability"), "online")
+    client = pi.ledd.client()
+    client.on("ALL")
+    mark = p.mark()
+    # Before tagged commands this became all("OFF"), a truthy string: every LED on.
+    p.publish(pi.topic("led/ALL/set"), "OFF")
+    p.wait_for(pi.topic("led/ALL/state"), "OFF", since=mark)
+    assert [(x["name"], x["on"]) for x in pi.state()["leds"]] == [("ALL", False), ("green", False)]
+    p.publish(pi.topic("led/ALL/set"), json.dumps({"blink": {"on_ms": 100, "off_ms": 200}}))
+    p.wait_for(pi.topic("led/ALL/effect"), "blink", since=mark)
+    assert led(pi.state(), "ALL")["blink"] == {"on_ms": 100, "off_ms": 200} and not led(pi.state(), "green")["on"]
+    p.publish(pi.topic("all/set"), "ON")  # and all/set still means every LED
+    p.wait_for(pi.topic("led/green/state"), "ON", since=mark)
+    assert all(x["on"] for x in pi.state()["leds"])

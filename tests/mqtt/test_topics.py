@@ -3,7 +3,7 @@
 import pytest
 
 from ledd import defaults
-from ledd.mqtt.topics import BadCommand, Topics, parse_all_command, parse_led_command, state_messages
+from ledd.mqtt.topics import AllCommand, BadCommand, Topics, parse_all_command, parse_led_command, state_messages
 
 BLINK = ("BLINK",) + defaults.MQTT_BLINK_MS
 
@@ -30,8 +30,8 @@ def test_bad_led_commands_say_why(payload):
 
 
 def test_all_commands():
-    assert parse_all_command(b"on") == ("ALL", True)
-    assert parse_all_command(b'{"state": "OFF"}') == ("ALL", False)
+    assert parse_all_command(b"on") == AllCommand(True)
+    assert parse_all_command(b'{"state": "OFF"}') == AllCommand(False)
     for bad in (b"TOGGLE", b'{"state": 1}', b"{}", b""):
         with pytest.raises(BadCommand):
             parse_all_command(bad)
