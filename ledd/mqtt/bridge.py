@@ -16,11 +16,14 @@ Lifecycle of the two sides, independent of each other:
   line per attempt; on every CONNACK the bridge subscribes, then republishes
   availability, every retained state topic and the discovery configs. paho
   never replays old commands: clean session, and retained command messages
-  are ignored (a command is an action, not a state).
+  the broker replays on subscribing are ignored (a command is an action,
+  not a state). A command published while the bridge is connected runs,
+  retained or not: the broker delivers it live, without the retain flag.
 
 Commands pass a token bucket (``rate_limit``/s, ``rate_burst``); beyond it
-they are dropped and counted, with one log line per few seconds, so a flood
-cannot starve the dashboard's access to ledd.
+they are dropped and counted, with one log line per few seconds and a final
+count (:class:`Burst`), so a flood cannot starve the dashboard's access to
+ledd nor flood the journal; invalid commands are logged the same way.
 """
 
 import collections
@@ -56,15 +59,61 @@ class Backoff:
         self.delay = self.first
 
 
+class Burst:
+    """Logs a run of like events (dropped or invalid commands) in a few lines, not one each.
+
+    The first event of a run is logged at once, in full; the next ones are
+    counted, and every ``interval`` seconds (``MQTT_RATE_LOG_S``) the count
+    since the last line is logged, with the run's total. A tick that finds
+    nothing new ends the run with its final total. The bridge calls
+    :meth:`tick` when :meth:`deadline` passes, so the last count is logged
+    even when nothing more arrives.
+    """
+
+    def __init__(self, what, interval=defaults.MQTT_RATE_LOG_S, clock=time.monotonic):
+        self.what, self.interval, self.clock = what, interval, clock
+        self.total = 0          # events of this run
+        self.pending = 0        # events not yet counted in a log line
+        self.logged_at = None   # start of the current log interval; None: no run under way
+
+    def hit(self, first_line, *args):
+        """One more event; ``first_line % args`` is logged if it starts a run."""
+        self.total += 1
+        if self.logged_at is None:
+            log.warning(first_line, *args)
+            self.logged_at = self.clock()
+        else:
+            self.pending += 1
+            self.tick()
+
+    def deadline(self):
+        """When :meth:`tick` has something to log (time.monotonic()), or None."""
+        return None if self.logged_at is None else self.logged_at + self.interval
+
+    def tick(self):
+        now = self.clock()
+        if self.logged_at is None or now < self.logged_at + self.interval:
+            return
+        if self.pending:
+            log.warning("%s: %d more in the last %.0f s (%d so far)", self.what, self.pending,
+                        now - self.logged_at, self.total)
+            self.pending = 0
+            self.logged_at = now
+        else:
+            log.warning("%s: over, %d in all", self.what, self.total)
+            self.total = 0
+            self.logged_at = None
+
+
 class RateLimit:
-    """A token bucket: ``rate`` commands a second, up to ``burst`` at once."""
+    """A token bucket: ``rate`` commands a second, up to ``burst`` at once; drops are counted in :attr:`drops`."""
 
     def __init__(self, rate, burst, clock=time.monotonic):
         self.rate, self.burst, self.clock = rate, burst, clock
         self.tokens = float(burst)
         self.stamp = clock()
         self.dropped = 0
-        self.logged_at = None
+        self.drops = Burst("rate limit: dropped commands", clock=clock)
 
     def allow(self):
         now = self.clock()
@@ -74,10 +123,8 @@ class RateLimit:
             self.tokens -= 1
             return True
         self.dropped += 1
-        if self.logged_at is None or now - self.logged_at >= defaults.MQTT_RATE_LOG_S:
-            log.warning("rate limit: more than %d commands/s (burst %d); dropped %d command(s) so far",
-                        self.rate, self.burst, self.dropped)
-            self.logged_at = now
+        self.drops.hit("rate limit: more than %d commands/s (burst %d): dropping commands; the count follows",
+                       self.rate, self.burst)
         return False
 
 
@@ -107,6 +154,7 @@ class Bridge:
         self.seen_configs = set()  # retained discovery configs of this device found on the broker
         self.commands = collections.deque()
         self.limiter = RateLimit(cfg.rate_limit, cfg.rate_burst)
+        self.invalid = Burst("invalid commands ignored")
         self.mqtt_backoff = Backoff(*defaults.MQTT_BACKOFF_S)
         self.ledd_backoff = Backoff(*defaults.MQTT_LEDD_BACKOFF_S)
         self.mqtt_retry_at = 0.0
@@ -155,7 +203,8 @@ class Bridge:
             poller.register(sock, select.POLLIN | (select.POLLOUT if self.link.want_write() else 0))
         deadlines = [t for t in (self.link.next_deadline(),
                                  self.ledd_retry_at if self.watcher is None else None,
-                                 self.mqtt_retry_at if sock is None else None) if t is not None]
+                                 self.mqtt_retry_at if sock is None else None,
+                                 self.limiter.drops.deadline(), self.invalid.deadline()) if t is not None]
         timeout = None if not deadlines else max(0, (min(deadlines) - time.monotonic()) * 1000)
         for fd, mask in poller.poll(timeout):
             if fd == self._wake_r:
@@ -168,6 +217,8 @@ class Bridge:
                 if mask & select.POLLOUT and self.link.fileno() is not None:
                     self.link.write()
         self.link.misc()
+        self.limiter.drops.tick()
+        self.invalid.tick()
         if self.link.fileno() is None and self.connecting:
             # The socket closed before CONNACK (refused, reset): on_disconnect may not have run.
             self.connecting = False
@@ -335,14 +386,21 @@ class Bridge:
                 if topic not in self.announced:
                     self._announce()
             return
+        if not payload:
+            # How MQTT clears a retained message (mosquitto_pub -r -n): the broker passes the empty
+            # message on to live subscribers. Never a command, and nothing to warn about.
+            log.debug("empty message on %s (a retained command cleared)", topic[:120])
+            return
         if retained:
-            log.warning("ignored a retained command on %s (commands are never retained; clear it with "
-                        "mosquitto_pub -r -n -t '%s')", topic, topic)
+            # Replayed by the broker as the bridge subscribed: published before, maybe long ago.
+            log.warning("ignored a retained command on %s: the broker replayed it on (re)connect, a stale "
+                        "action (clear it with mosquitto_pub -r -n -t '%s')", topic, topic)
             return
         try:
             command = self._all_command(payload) if topic == self.topics.all_set else self._led_command(topic, payload)
         except BadCommand as err:
-            log.warning("ignored command on %s: %s (payload %r)", topic[:120], err, payload[:60])
+            self.invalid.hit("ignored command on %s: %s (payload %r); further ones are counted",
+                             topic[:120], err, payload[:60])
             return
         if not self.limiter.allow():
             return
