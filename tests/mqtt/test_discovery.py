@@ -160,3 +160,33 @@ def test_switch_component_and_discovery_off(make_pi, broker, tmp_path):
     pi.bridge.start()
     wait_until(lambda: announced(broker) == {}, what="every entity removed with discovery off")
     assert retained(broker, "ledd/pi1/availability") == {"ledd/pi1/availability": b"online"}
+
+
+def doc_automation_trigger():
+    """The state trigger of docs/mqtt.md's Home Assistant automation: {key: value or list}."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
+    block = re.search(r"```yaml\nautomation:\n(.*?)```", doc, re.S).group(1)
+    trigger = re.search(r"triggers:\n(.*?)\n    actions:", block, re.S).group(1)
+    found = {}
+    for line in trigger.splitlines():
+        key, _, value = line.strip().lstrip("- ").partition(":")
+        value = value.strip()
+        found[key] = [v.strip() for v in value[1:-1].split(",")] if value.startswith("[") else value
+    return found
+
+
+def fires(trigger, old, new):
+    """Home Assistant's state trigger: fires on a state change, unless from/to an excluded state."""
+    return old != new and old not in trigger.get("not_from", []) and new not in trigger.get("not_to", [])
+
+
+def test_the_docs_automation_fires_on_presses_only():
+    """Not when the sensor turns unavailable (Pi, ledd or bridge down) or comes back."""
+    trigger = doc_automation_trigger()
+    assert trigger["trigger"] == "state" and trigger["entity_id"].endswith("_button_presses")
+    assert fires(trigger, "12", "13")
+    for old, new in [("12", "unavailable"), ("unavailable", "12"), ("unknown", "0"), ("12", "unknown")]:
+        assert not fires(trigger, old, new), (old, new)

@@ -1,5 +1,6 @@
 """systemd/ledd-mqtt.service: what systemd says about it, and the settings the bridge relies on."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -55,6 +56,8 @@ def test_settings_the_bridge_relies_on():
     name, _, source = s["LoadCredential"][0].partition(":")
     assert name == defaults.MQTT_PASSWORD_CREDENTIAL and source.startswith("/etc/ledd/")
     assert s["ReadWritePaths"] == ["/run"]  # not /run/ledd: ledd recreates it on every restart
+    # Group ledd could read ledd's state file; the unit's comment says the bridge cannot.
+    assert "-" + os.path.dirname(defaults.STATE_PATH) in s["InaccessiblePaths"][0].split()
     assert s["PrivateDevices"] == ["yes"]  # no GPIO for the bridge
     assert set(s["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
     assert not any("PASSWORD" in v.upper() for v in s.get("Environment", []))
