@@ -152,6 +152,7 @@ class Bridge:
         self.published = {}        # topic -> payload the broker holds from us (this connection)
         self.announced = {}        # discovery topic -> config JSON (this connection)
         self.seen_configs = set()  # retained discovery configs of this device found on the broker
+        self.seen_states = set()   # retained state topics under our base found on the broker
         self.commands = collections.deque()
         self.limiter = RateLimit(cfg.rate_limit, cfg.rate_burst)
         self.invalid = Burst("invalid commands ignored")
@@ -319,8 +320,10 @@ class Bridge:
         self.published.clear()
         self.announced.clear()
         self.seen_configs.clear()
-        self.link.subscribe([self.topics.led_set_filter, self.topics.all_set, self.ha_status, self.config_filter],
-                            self.qos)
+        self.seen_states.clear()
+        # The state filters find retained topics of LEDs and buttons removed while the bridge was away.
+        self.link.subscribe([self.topics.led_set_filter, self.topics.all_set, self.ha_status, self.config_filter]
+                            + self.topics.state_filters(), self.qos)
         self._publish(self.topics.availability, "online" if self.state is not None else "offline")
         if self.state is not None:
             self._publish_state(self.state)
@@ -351,10 +354,18 @@ class Bridge:
         wanted = state_messages(self.topics, state)
         for topic, payload in wanted.items():
             self._publish(topic, payload)
-        # An LED or button that left ledd's config: clear its retained topics.
+        # An LED or button that left ledd's config: clear its retained topics, those published
+        # on this connection and those found on the broker (left from before a stop of the bridge).
         for topic in [t for t in self.published if t not in wanted and t != self.topics.availability]:
             if self.link.publish(topic, "", self.qos, True):
                 del self.published[topic]
+        self._clear_stale_states(wanted)
+
+    def _clear_stale_states(self, wanted):
+        for topic in sorted(self.seen_states - set(wanted)):
+            log.info("clearing %s: no such LED or button in ledd's config any more", topic)
+            if self.link.publish(topic, "", self.qos, True):
+                self.seen_states.discard(topic)
 
     def _announce(self, force=False):
         """Publish the discovery configs that changed; clear the ones of this device no longer wanted."""
@@ -385,6 +396,13 @@ class Bridge:
                 self.seen_configs.add(topic)
                 if topic not in self.announced:
                     self._announce()
+            return
+        if self.topics.is_state_topic(topic):
+            # Our own state topics: the retained ones the broker holds, and the echo of what we publish.
+            if retained and payload:
+                self.seen_states.add(topic)
+                if self.state is not None:
+                    self._clear_stale_states(state_messages(self.topics, self.state))
             return
         if not payload:
             # How MQTT clears a retained message (mosquitto_pub -r -n): the broker passes the empty

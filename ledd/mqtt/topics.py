@@ -20,6 +20,9 @@ import json
 from ledd import defaults
 
 ON, OFF = "ON", "OFF"
+#: The retained topics of each LED and each button, under ``<base>/led/<name>/`` and ``<base>/button/<name>/``.
+LED_LEAVES = ("state", "effect", "attributes")
+BUTTON_LEAVES = ("state", "presses", "attributes")
 
 
 class Topics:
@@ -36,6 +39,15 @@ class Topics:
 
     def button(self, name, leaf):
         return "%s/button/%s/%s" % (self.base, name, leaf)
+
+    def state_filters(self):
+        """Filters matching every retained state topic of any LED or button (not the command topics)."""
+        return [self.led("+", leaf) for leaf in LED_LEAVES] + [self.button("+", leaf) for leaf in BUTTON_LEAVES]
+
+    def is_state_topic(self, topic):
+        """Whether ``topic`` is one of an LED's or a button's retained state topics."""
+        parts = topic[len(self.base) + 1:].split("/") if topic.startswith(self.base + "/") else []
+        return len(parts) == 3 and bool(parts[1]) and parts[2] in {"led": LED_LEAVES, "button": BUTTON_LEAVES}.get(parts[0], ())
 
     def led_of_set_topic(self, topic):
         """The LED name of ``<base>/led/<name>/set``, or None."""

@@ -50,3 +50,13 @@ def test_topic_layout():
         "ledd/pi1/button/b/state": "ON", "ledd/pi1/button/b/presses": "7",
         "ledd/pi1/button/b/attributes": '{"gpio":22,"id":0,"last_press_ms":5}',
     }
+
+
+def test_state_topics_are_told_from_command_topics():
+    t = Topics("ledd/pi1")
+    assert all(t.is_state_topic(x) for x in ("ledd/pi1/led/red/state", "ledd/pi1/led/ALL/effect",
+                                             "ledd/pi1/button/b/presses", "ledd/pi1/button/b/attributes"))
+    assert not any(t.is_state_topic(x) for x in ("ledd/pi1/led/red/set", "ledd/pi1/all/set", "ledd/pi1/availability",
+                                                 "ledd/pi1/led//state", "ledd/pi1/button/b/effect",
+                                                 "ledd/pi2/led/red/state", "ledd/pi1/led/a/b/state"))
+    assert "ledd/pi1/led/+/state" in t.state_filters() and "ledd/pi1/led/+/set" not in t.state_filters()
