@@ -5,7 +5,13 @@
 # supervisor that behaves like systemd's Restart=on-failure + RestartSec=1s +
 # StartLimitBurst on the Pi: when ledd dies, the reason is printed and ledd is
 # started again a second later, while lighttpd keeps serving, so the page shows
-# "daemon down" (503) and then recovers. Ctrl-C (or SIGTERM) stops everything.
+# "daemon down" (503) and then recovers. With --mqtt the bridge runs under a
+# supervisor of its own, as ledd-mqtt.service on the Pi: its end never ends the
+# run. Ctrl-C (or SIGTERM) stops everything.
+#
+# gpiozero scripts from another terminal: the run registers ledd's pin factory
+# in $LOCAL_RUN/python (the entry point, and ledd/ beside it) and prints the
+# one command line that runs a script on the simulated pins.
 
 # Packages the local run needs that are missing, as "pkg ..." (gpiozero: the wiring diagram).
 local_missing_packages() {
@@ -54,7 +60,7 @@ local_stop() {
 	if [ "$LOCAL_OWNS_RUN" = 1 ]; then
 		find "$LOCAL_RUN" -maxdepth 2 -type p -delete 2>/dev/null || true
 		rm -f "$LOCAL_RUN/$LEDD_PID_NAME" "$LOCAL_RUN/auth-none.conf"
-		rm -rf "${LOCAL_RUN:?}/$LEDD_REPLY_NAME" "$LOCAL_RUN/web"
+		rm -rf "${LOCAL_RUN:?}/$LEDD_REPLY_NAME" "$LOCAL_RUN/web" "$LOCAL_RUN/python"
 	fi
 	mqtt_local_cleanup
 	cleanup
@@ -100,8 +106,12 @@ describe_exit() {
 	fi
 }
 
-# Run ledd again and again like Restart=on-failure; runs in a background subshell.
+# Run CMD again and again like Restart=on-failure + RestartSec=DELAY + the start limit;
+# runs in a background subshell: local_supervise NAME LOG DELAY ALSO CMD...
+# Its output goes to LOG; ALSO says what keeps running when NAME stops for good.
 local_supervise() {
+	local name=$1 log=$2 delay=$3 also=$4
+	shift 4
 	local pid=0 status starts=() now stopping=0
 	trap 'stopping=1; [ "$pid" -gt 0 ] && kill -TERM "$pid" 2>/dev/null' TERM INT
 	trap - EXIT ERR
@@ -109,34 +119,55 @@ local_supervise() {
 	while :; do
 		now=$(date +%s)
 		starts+=("$now")
-		# StartLimitBurst within StartLimitIntervalSec, as in systemd/ledd.service.
+		# StartLimitBurst within StartLimitIntervalSec, as in the systemd units.
 		if [ ${#starts[@]} -gt "$LOCAL_START_LIMIT_BURST" ]; then
 			starts=("${starts[@]:1}")
 			if [ $((now - starts[0])) -lt "$LOCAL_START_LIMIT_S" ]; then
-				warn "ledd failed $LOCAL_START_LIMIT_BURST times within ${LOCAL_START_LIMIT_S}s: giving up (like systemd's start limit)"
+				warn "$name failed $LOCAL_START_LIMIT_BURST times within ${LOCAL_START_LIMIT_S}s: giving up (like systemd's start limit)"
 				exit 1
 			fi
 		fi
-		"$ROOT/cdaemon/ledd" -c "$ROOT/cdaemon/ledd.conf" -b sim -r "$LOCAL_RUN" -s "$LOCAL_RUN/state" 2>>"$LOCAL_LEDD_LOG" &
+		"$@" </dev/null >>"$log" 2>&1 &
 		pid=$!
 		wait "$pid"
 		status=$?
-		# A trapped signal interrupts wait; wait again for ledd's real status.
+		# A trapped signal interrupts wait; wait again for the child's real status.
 		while kill -0 "$pid" 2>/dev/null; do
 			wait "$pid"
 			status=$?
 		done
 		[ "$stopping" = 1 ] && exit 0
 		if [ "$status" = 0 ]; then
-			warn "ledd (pid $pid) exited cleanly; not restarted (Restart=on-failure); lighttpd keeps serving: the page shows 'daemon down'"
+			warn "$name (pid $pid) exited cleanly; not restarted (Restart=on-failure); $also"
 			exit 0
 		fi
-		warn "ledd (pid $pid) $(describe_exit "$status")${LOCAL_LEDD_LOG:+; its last words: $(tail -n 1 "$LOCAL_LEDD_LOG" 2>/dev/null)}"
-		warn "restarting ledd in ${LOCAL_RESTART_S}s (like systemd's Restart=on-failure); lighttpd keeps serving"
-		sleep "$LOCAL_RESTART_S"
+		warn "$name (pid $pid) $(describe_exit "$status"); its last words: $(tail -n 1 "$log" 2>/dev/null)"
+		warn "restarting $name in ${delay}s (like systemd's Restart=on-failure); $also"
+		sleep "$delay"
 		[ "$stopping" = 1 ] && exit 0
 		pid=0
 	done
+}
+
+# Drop PID from LOCAL_PIDS (it has ended; local_stop has nothing to stop there).
+local_forget() {
+	local pid kept=()
+	for pid in "${LOCAL_PIDS[@]}"; do
+		[ "$pid" = "$1" ] || kept+=("$pid")
+	done
+	LOCAL_PIDS=("${kept[@]}")
+}
+
+# The pin factory for gpiozero scripts run by hand: its entry point and ledd/ in
+# $LOCAL_RUN/python, so that PYTHONPATH=$LOCAL_RUN/python is all an interpreter needs.
+local_gpiozero() {
+	local dir=$LOCAL_RUN/python
+	rm -rf "$dir"
+	(cd "$ROOT" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$dir" >/dev/null) ||
+		{ warn "gpiozero pin factory not registered for scripts (above)"; return 0; }
+	rm -f "$dir/ledd_gpiozero.pth" # read in site-packages only; a PYTHONPATH entry needs ledd/ itself
+	ln -s "$ROOT/ledd" "$dir/ledd"
+	LOCAL_GPIOZERO_HINT="LEDD_RUNTIME_DIR=$LOCAL_RUN GPIOZERO_PIN_FACTORY=ledd PYTHONPATH=$dir $PYTHON script.py"
 }
 
 # Build, start ledd (supervised) and lighttpd on 127.0.0.1:$PORT, and wait until Ctrl-C.
@@ -167,7 +198,8 @@ do_local() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	LOCAL_LEDD_LOG=$LOCAL_RUN/ledd.log
-	local_supervise &
+	local_supervise ledd "$LOCAL_LEDD_LOG" "$LOCAL_RESTART_S" "lighttpd keeps serving: the page shows 'daemon down'" \
+		"$ROOT/cdaemon/ledd" -c "$ROOT/cdaemon/ledd.conf" -b sim -r "$LOCAL_RUN" -s "$LOCAL_RUN/state" &
 	sup=$!
 	LOCAL_PIDS+=("$sup")
 	if ! local_wait_ready "$sup"; then
@@ -175,6 +207,7 @@ do_local() {
 		fatal "ledd did not start (its log above, also in $LOCAL_LEDD_LOG)"
 	fi
 	LOCAL_OWNS_RUN=1
+	local_gpiozero
 	if mqtt_wanted; then mqtt_local_start; fi
 	lighttpd -D -f "$ROOT/lighttpd.conf" &
 	http=$!
@@ -187,14 +220,21 @@ do_local() {
 	info "ledd (sim pins, restarted if it dies) and lighttpd are running"
 	info "dashboard: http://127.0.0.1:$PORT/"
 	info "runtime dir: $LOCAL_RUN   (other terminal: LEDD_RUNTIME_DIR=$LOCAL_RUN bin/ledctl state)"
+	if [ -n "${LOCAL_GPIOZERO_HINT:-}" ]; then info "gpiozero scripts (other terminal): $LOCAL_GPIOZERO_HINT"; fi
 	info "ledd log: $LOCAL_LEDD_LOG. Ctrl-C stops everything."
-	# lighttpd ending ends the run; the supervisor ends only when it gives up
+	# lighttpd ending ends the run; ledd's supervisor ends only when it gives up
 	# (start limit) or when ledd exited cleanly (then lighttpd serves on alone).
+	# The bridge's supervisor ending (it said why) leaves the rest running.
 	while :; do
 		status=0
 		wait -n -p done_pid "${LOCAL_PIDS[@]}" || status=$?
 		if [ "${done_pid:-}" = "$sup" ] && [ "$status" = 0 ]; then
-			LOCAL_PIDS=("$http")
+			local_forget "$sup"
+			continue
+		fi
+		if [ -n "${MQTT_LOCAL_SUP:-}" ] && [ "${done_pid:-}" = "$MQTT_LOCAL_SUP" ]; then
+			local_forget "$MQTT_LOCAL_SUP"
+			MQTT_LOCAL_SUP=
 			continue
 		fi
 		break

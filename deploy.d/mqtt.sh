@@ -49,6 +49,8 @@ MQTT_PASSWORD_STDIN=${MQTT_PASSWORD_STDIN:-0}
 MQTT_SET_PASSWORD=${MQTT_SET_PASSWORD:-0}
 MQTT_RESTART=0
 MQTT_LOCAL_SECRET=
+MQTT_LOCAL_RESTART_S=2 # --local: the bridge's supervisor waits like ledd-mqtt.service's RestartSec
+MQTT_LOCAL_SUP=        # --local: the pid of the bridge's supervisor
 
 # Options for deploy.sh's --help.
 mqtt_usage() {
@@ -244,10 +246,15 @@ mqtt_local_start() {
 			"$MQTT_LOCAL_SECRET" "$(hostname -s)" "$(hostname -s | tr -c 'A-Za-z0-9_\n-' _)"
 	} >"$conf"
 	"$PYTHON" "$ROOT/bin/ledd-mqtt" --check-config -c "$conf" >/dev/null || fatal "ledd-mqtt refuses $conf (above)"
-	"$PYTHON" "$ROOT/bin/ledd-mqtt" -c "$conf" -r "$LOCAL_RUN" </dev/null >"$log" 2>&1 &
+	# Supervised like ledd-mqtt.service (Restart=on-failure, RestartSec=2s); its end is not the run's.
+	: >"$log"
+	local_supervise ledd-mqtt "$log" "$MQTT_LOCAL_RESTART_S" "ledd and lighttpd keep running" \
+		"$PYTHON" "$ROOT/bin/ledd-mqtt" -c "$conf" -r "$LOCAL_RUN" &
 	pid=$!
+	# shellcheck disable=SC2034 # read by do_local (deploy.d/local.sh)
+	MQTT_LOCAL_SUP=$pid
 	LOCAL_PIDS+=("$pid")
-	info "ledd-mqtt is running (pid $pid) -> $MQTT_URL, topics under ledd/$(hostname -s)-local/, log $log"
+	info "ledd-mqtt is running (restarted if it fails) -> $MQTT_URL, topics under ledd/$(hostname -s)-local/, log $log"
 }
 
 # From local_stop: the local password file has no further use.

@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -61,12 +64,16 @@ def alive(pid):
 
 
 class LocalRun:
-    def __init__(self, port, runtime_dir, log):
+    def __init__(self, port, runtime_dir, log, args=(), stdin=None):
         env = dict(os.environ, LEDD_RUNTIME_DIR=str(runtime_dir))
         self.log = log
         self.port = port
-        self.proc = subprocess.Popen([str(DEPLOY), "--local", "--port", str(port)], cwd=ROOT, env=env,
-                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([str(DEPLOY), "--local", "--port", str(port), *args], cwd=ROOT, env=env,
+                                     stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE)
+        if stdin is not None:
+            self.proc.stdin.write(stdin.encode())
+            self.proc.stdin.close()
 
     def output(self):
         return Path(self.log).read_text(errors="replace")
@@ -106,8 +113,9 @@ class LocalRun:
 def local_run(tmp_path, ledd_binary):
     runs = []
 
-    def start(port=None, runtime_dir=None):
-        run = LocalRun(port or free_port(), runtime_dir or tmp_path / "run", tmp_path / ("local%d.log" % len(runs)))
+    def start(port=None, runtime_dir=None, args=(), stdin=None):
+        run = LocalRun(port or free_port(), runtime_dir or tmp_path / "run", tmp_path / ("local%d.log" % len(runs)),
+                       args, stdin)
         runs.append(run)
         return run
 
@@ -312,3 +320,84 @@ def test_local_without_root_prints_the_apt_command_for_gpiozero(tmp_path):
     assert proc.returncode == 1
     assert "sudo apt-get install -y python3-gpiozero" in proc.stderr
     assert not (tmp_path / "apt.log").exists()
+
+
+# -- the clients beside the local run: gpiozero scripts and the MQTT bridge ----------------------
+
+def test_the_local_run_says_how_a_gpiozero_script_reaches_its_pins(local_run, tmp_path):
+    """GPIOZERO_PIN_FACTORY=ledd under /usr/bin/python3 (Debian's gpiozero), from another terminal."""
+    run = local_run()
+    run.wait_ready()
+    hint = re.search(r"gpiozero scripts \(other terminal\): (.*)", run.output())
+    assert hint, run.output()
+    words = shlex.split(hint.group(1))
+    assignments = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("/"))
+    command = [w for w in words if w not in ["%s=%s" % kv for kv in assignments.items()]]
+    assert assignments["GPIOZERO_PIN_FACTORY"] == "ledd" and command[-1] == "script.py"
+    assert command[0] == "/usr/bin/python3"
+    (tmp_path / "script.py").write_text(
+        "from gpiozero import Device, LED\nLED(17).on()\nprint(type(Device.pin_factory).__name__)\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "LEDD_RUNTIME_DIR", "GPIOZERO_PIN_FACTORY", "VIRTUAL_ENV")}
+    env.update(assignments)
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "LeddFactory\n", ""), proc.stderr
+    assert run.get("/api/state")[1]["leds"][0]["on"] is True
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(15) == 130
+    assert not (tmp_path / "run" / "python").exists()  # the registration lives as long as the run
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "mqtt"))
+    import mqttstack
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    (tmp_path / "broker").mkdir()
+    broker = mqttstack.Broker(tmp_path / "broker", mqttstack.make_pki(pki)).start()
+    probe = mqttstack.Probe(broker, subscribe=("ledd/#",))
+    yield broker, probe, mqttstack.PASSWORD
+    probe.close()
+    broker.stop()
+
+
+def bridge_pids(run):
+    """The ledd-mqtt processes of a local run."""
+    found = []
+    for pid in children_of(run.proc.pid):
+        try:
+            argv = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"bin/ledd-mqtt") for a in argv):
+            found.append(pid)
+    return found
+
+
+def test_the_bridge_is_supervised_apart_and_its_end_leaves_the_stack_running(local_run, tmp_path, mqtt_broker):
+    """Before: the bridge was one more child of the run, so its end stopped everything and blamed ledd."""
+    broker, probe, password = mqtt_broker
+    run = local_run(args=["--mqtt", broker.url(), "--mqtt-password-stdin"], stdin=password + "\n")
+    run.wait_ready()
+    online = lambda since: probe.wait(lambda m: m[1].endswith("-local/availability") and m[2] == b"online",
+                                      since=since, what="the local bridge online")
+    online(0)
+    ledd_before = ledd_pid(tmp_path / "run")
+    first = wait_until(lambda: bridge_pids(run), 10, "the bridge's process")[0]
+    mark = probe.mark()
+    os.kill(first, signal.SIGKILL)  # a crash: restarted, like ledd-mqtt.service's Restart=on-failure
+    wait_until(lambda: "ledd-mqtt (pid %d) was killed by signal KILL" % first in run.output(), 10, "the crash noticed")
+    online(mark)
+    second = wait_until(lambda: [p for p in bridge_pids(run) if p != first], 10, "a new bridge")[0]
+    assert "restarting ledd-mqtt in 2s" in run.output()
+    os.kill(second, signal.SIGTERM)  # stopped on purpose: not restarted, and the rest runs on
+    wait_until(lambda: "ledd-mqtt (pid %d) exited cleanly; not restarted" % second in run.output(), 15,
+               "the clean stop noticed")
+    assert run.proc.poll() is None, run.output()
+    assert get_status(run) == 200 and ledd_pid(tmp_path / "run") == ledd_before
+    assert "ledd is down" not in run.output() and "stopping" not in run.output()
+    assert not bridge_pids(run)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(15) == 130
