@@ -149,6 +149,25 @@ def test_active_low_led_blinks_the_right_way(factory, ledd):
     green.close()
 
 
+def test_a_second_script_shares_the_pin_as_the_docs_say(factory, ledd):
+    """Two factories stand for two scripts: no 'GPIO busy', the last command wins, both read it."""
+    from zerostack import DOC
+
+    assert "a second script opening the same pin gets it" in " ".join(DOC.read_text().split())
+    first = LED(17)
+    first.on()
+    other = LeddFactory(str(ledd.runtime_dir))
+    try:
+        second = LED(17, pin_factory=other, initial_value=None)  # no error, and the LED stays on
+        assert second.value == 1 and led(ledd.client().state(), "red")["on"] is True
+        second.off()
+        assert eventually(lambda: first.value == 0)
+        with pytest.raises(gpiozero.GPIOPinInUse):  # within one script, gpiozero's own rule holds
+            LED(17)
+    finally:
+        other.close()
+
+
 def test_close_releases_nothing_and_keeps_the_state(factory, ledd):
     red = LED("red")
     red.on()
