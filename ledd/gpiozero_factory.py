@@ -436,7 +436,8 @@ class LeddPin(PiPin):
 
     def _describe(self):
         kind, obj = self._factory.line(self.gpio)
-        return "GPIO%d is %s %r in %s" % (self.gpio, "LED" if kind == "led" else "button", obj["name"], self._factory.config_hint())
+        return "GPIO%d is %s %r in %s" % (self.gpio, "LED" if kind == "led" else "button", obj["name"],
+                                          self._factory.config_hint())
 
     # -- function ----------------------------------------------------------
     def _get_function(self):

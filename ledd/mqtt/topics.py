@@ -46,8 +46,11 @@ class Topics:
 
     def is_state_topic(self, topic):
         """Whether ``topic`` is one of an LED's or a button's retained state topics."""
-        parts = topic[len(self.base) + 1:].split("/") if topic.startswith(self.base + "/") else []
-        return len(parts) == 3 and bool(parts[1]) and parts[2] in {"led": LED_LEAVES, "button": BUTTON_LEAVES}.get(parts[0], ())
+        if not topic.startswith(self.base + "/"):
+            return False
+        parts = topic[len(self.base) + 1:].split("/")
+        leaves = {"led": LED_LEAVES, "button": BUTTON_LEAVES}.get(parts[0], ())
+        return len(parts) == 3 and bool(parts[1]) and parts[2] in leaves
 
     def led_of_set_topic(self, topic):
         """The LED name of ``<base>/led/<name>/set``, or None."""
