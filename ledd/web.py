@@ -15,9 +15,10 @@ reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
 www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
 codes as API codes and HTTP statuses.
 
-Start-up is most of a CGI's cost, so at load time this imports nothing beyond
-``posix``, ``sys`` and :mod:`ledd.client` (itself only built-in modules; ``os``
-alone would cost about a millisecond). The GET
+Start-up is most of a CGI's cost, so at load time this imports only modules
+built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
+millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.client` and
+:mod:`ledd.web_hosts`, which import only built-in modules themselves. The GET
 path never imports ``json``: ledd's reply already is the response body. The
 path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
 """
@@ -149,11 +150,11 @@ def write_all(fd, data):
         view = view[posix.write(fd, view):]
 
 
-def respond(status, body, headers=(), head_only=False):
-    """Write a complete CGI response with a JSON body to stdout."""
+def respond(status, body, headers=(), head_only=False, content_type="application/json"):
+    """Write a complete CGI response to stdout: a JSON body unless ``content_type`` says otherwise."""
     lines = [
         "Status: %d %s" % (status, REASONS.get(status, "Error")),
-        "Content-Type: application/json",
+        "Content-Type: " + content_type,
         "Cache-Control: no-store",
         "Content-Length: %d" % len(body),
     ]
@@ -163,18 +164,12 @@ def respond(status, body, headers=(), head_only=False):
 
 
 def respond_error(err, head_only=False):
+    """The error as the API's JSON, or as www/error.html (the page lighttpd shows outside /api/)."""
     if isinstance(err, HTMLError):
-        return respond_html_error(err, head_only)
-    respond(err.status, error_body(err.code, err.message), err.headers, head_only)
-
-
-def respond_html_error(err, head_only=False):
-    """www/error.html with the error's status, the page lighttpd shows outside /api/."""
-    page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
-    lines = ["Status: %d %s" % (err.status, REASONS.get(err.status, "Error")),
-             "Content-Type: text/html; charset=utf-8", "Content-Length: %d" % len(page)]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    write_all(1, head if head_only else head + page)
+        page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
+        respond(err.status, page, err.headers, head_only, "text/html; charset=utf-8")
+    else:
+        respond(err.status, error_body(err.code, err.message), err.headers, head_only)
 
 
 # -- the request -------------------------------------------------------------
