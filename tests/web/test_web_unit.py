@@ -205,3 +205,22 @@ def test_the_module_doc_names_every_module_the_api_loads():
     assert not foreign, "ledd.web loads modules that are not built into the interpreter: %s" % foreign
     named = set(re.findall(r":mod:`(ledd\.\w+)`", web.__doc__.partition("Start-up")[2]))
     assert named == ours, "the docstring's start-up paragraph names %s; ledd.web loads %s" % (sorted(named), sorted(ours))
+
+
+# -- lighttpd's own errors: one table (issue 21, item 15) ----------------------------------------
+
+def test_lighttpds_fallback_files_say_what_the_api_says():
+    """lighttpd.d/api-errors/N.html (used when api.py cannot answer) is, for every status lighttpd
+    answers itself, the document api.py sends for it, and nothing else is there."""
+    folder = ROOT / "lighttpd.d" / "api-errors"
+    assert sorted(int(p.stem) for p in folder.glob("*.html")) == sorted(web.LIGHTTPD_CODES)
+    for status, code in web.LIGHTTPD_CODES.items():
+        made = web.lighttpd_error({"REQUEST_URI": "/api/x"}, status)
+        assert (made.status, made.code) == (status, code)
+        assert made.message.startswith(web.REASONS[status] + ": ")
+        assert json.loads((folder / ("%d.html" % status)).read_text()) == {"error": web.REASONS[status], "code": code}
+
+
+@pytest.mark.parametrize("status, code", [(418, "bad_request"), (499, "bad_request"), (507, "internal_server_error")])
+def test_a_status_lighttpd_may_add_later_gets_a_listed_code(status, code):
+    assert web.lighttpd_error({"REQUEST_URI": "/api/x"}, status).code == code
