@@ -224,3 +224,9 @@ def test_lighttpds_fallback_files_say_what_the_api_says():
 @pytest.mark.parametrize("status, code", [(418, "bad_request"), (499, "bad_request"), (507, "internal_server_error")])
 def test_a_status_lighttpd_may_add_later_gets_a_listed_code(status, code):
     assert web.lighttpd_error({"REQUEST_URI": "/api/x"}, status).code == code
+
+
+def test_app_js_redraws_the_cards_in_one_place():
+    """A language switch and board.json's arrival rebuild the cards through one function."""
+    source = (ROOT / "www" / "app.js").read_text()
+    assert source.count("build(shown)") == 1 and source.count("render(shown, true)") == 1, "build(shown); render(shown, true) twice"
