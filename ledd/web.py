@@ -404,7 +404,7 @@ def lighttpd_error(environ, status):
 
 def check_uri(environ):
     """414 for a URL (path and query, as sent) longer than ``WEB_MAX_URI``."""
-    length = len(environ.get("REQUEST_URI", ""))
+    length = len(environ.get("REQUEST_URI", "").encode("utf-8", "surrogateescape"))  # bytes, as sent
     if length > defaults.WEB_MAX_URI:
         raise HTTPError(414, "uri_too_long", "the URL is %d bytes long; at most %d are accepted" % (length, defaults.WEB_MAX_URI))
 

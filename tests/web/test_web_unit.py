@@ -230,3 +230,13 @@ def test_app_js_redraws_the_cards_in_one_place():
     """A language switch and board.json's arrival rebuild the cards through one function."""
     source = (ROOT / "www" / "app.js").read_text()
     assert source.count("build(shown)") == 1 and source.count("render(shown, true)") == 1, "build(shown); render(shown, true) twice"
+
+
+def test_the_url_limit_counts_bytes_as_sent():
+    at_limit = "/api/state?q=" + "é" * ((defaults.WEB_MAX_URI - 13) // 2)
+    web.check_uri({"REQUEST_URI": at_limit})
+    with pytest.raises(web.HTTPError) as info:
+        web.check_uri({"REQUEST_URI": at_limit + "é"})
+    assert (info.value.status, info.value.code) == (414, "uri_too_long")
+    with pytest.raises(web.HTTPError):
+        web.check_uri({"REQUEST_URI": "/api/" + "\udcff" * defaults.WEB_MAX_URI})  # invalid UTF-8, one byte each
