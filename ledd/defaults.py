@@ -33,6 +33,11 @@ STATE_PATH = "/var/lib/ledd/state"
 
 #: Largest POST body the API reads, in bytes (every valid body is far smaller).
 WEB_MAX_BODY = 1024
+#: Longest URL (path and query, as sent) the API answers, in bytes; longer ones get 414.
+WEB_MAX_URI = 8192
+#: lighttpd's limit on a request's line and headers together (server.max-request-field-size
+#: in lighttpd.conf, its largest value): a URL up to this long still reaches the API's 414.
+WEB_MAX_REQUEST_HEAD = 65535
 #: Seconds between SSE keep-alive comments on an idle event stream. lighttpd learns a browser
 #: has gone only when a write to it fails, at the second write after it left: 2 pings <= 10 s.
 WEB_SSE_PING_S = 4.0

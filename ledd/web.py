@@ -15,9 +15,10 @@ reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
 www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
 codes as API codes and HTTP statuses.
 
-Start-up is most of a CGI's cost, so at load time this imports nothing beyond
-``posix``, ``sys`` and :mod:`ledd.client` (itself only built-in modules; ``os``
-alone would cost about a millisecond). The GET
+Start-up is most of a CGI's cost, so at load time this imports only modules
+built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
+millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.client` and
+:mod:`ledd.web_hosts`, which import only built-in modules themselves. The GET
 path never imports ``json``: ledd's reply already is the response body. The
 path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
 """
@@ -73,8 +74,28 @@ DAEMON_ERRORS = {
 #: What a 503 daemon_down says: where ledd's FIFOs are is the server's business (it goes to the log).
 DAEMON_DOWN_MESSAGE = "ledd is not running or this web server may not reach it"
 
-#: API codes of the errors lighttpd answers itself (REDIRECT_STATUS), where the reason would mislead.
-LIGHTTPD_CODES = {400: "bad_request", 413: "body_too_large", 414: "uri_too_long", 431: "headers_too_large"}
+#: The API code of every status lighttpd answers under /api/ itself: api.py gets it as
+#: REDIRECT_STATUS, lighttpd.d/api-errors/ holds one last-resort file per status (for when
+#: api.py cannot answer either), and docs/api.md lists each code, as the page's translations do.
+#: A status lighttpd may add later gets the code of its class (:func:`lighttpd_error`).
+LIGHTTPD_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    411: "length_required",
+    413: "body_too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    500: "internal_server_error",
+    501: "not_implemented",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+    505: "http_version_not_supported",
+}
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -149,11 +170,11 @@ def write_all(fd, data):
         view = view[posix.write(fd, view):]
 
 
-def respond(status, body, headers=(), head_only=False):
-    """Write a complete CGI response with a JSON body to stdout."""
+def respond(status, body, headers=(), head_only=False, content_type="application/json"):
+    """Write a complete CGI response to stdout: a JSON body unless ``content_type`` says otherwise."""
     lines = [
         "Status: %d %s" % (status, REASONS.get(status, "Error")),
-        "Content-Type: application/json",
+        "Content-Type: " + content_type,
         "Cache-Control: no-store",
         "Content-Length: %d" % len(body),
     ]
@@ -163,18 +184,12 @@ def respond(status, body, headers=(), head_only=False):
 
 
 def respond_error(err, head_only=False):
+    """The error as the API's JSON, or as www/error.html (the page lighttpd shows outside /api/)."""
     if isinstance(err, HTMLError):
-        return respond_html_error(err, head_only)
-    respond(err.status, error_body(err.code, err.message), err.headers, head_only)
-
-
-def respond_html_error(err, head_only=False):
-    """www/error.html with the error's status, the page lighttpd shows outside /api/."""
-    page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
-    lines = ["Status: %d %s" % (err.status, REASONS.get(err.status, "Error")),
-             "Content-Type: text/html; charset=utf-8", "Content-Length: %d" % len(page)]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    write_all(1, head if head_only else head + page)
+        page = read_file(__file__.rpartition("/ledd/")[0] + "/www/error.html") or b"<!doctype html><title>Error</title>\n"
+        respond(err.status, page, err.headers, head_only, "text/html; charset=utf-8")
+    else:
+        respond(err.status, error_body(err.code, err.message), err.headers, head_only)
 
 
 # -- the request -------------------------------------------------------------
@@ -378,8 +393,20 @@ def lighttpd_error(environ, status):
     reason = REASONS.get(status, "Error")
     if path and not is_api_path(path):
         return HTMLError(status, "", reason)
-    code = LIGHTTPD_CODES.get(status) or reason.lower().replace(" ", "_")
-    return HTTPError(status, code, "%s: %s" % (reason, path[:200] or "(no path)"))
+    code = LIGHTTPD_CODES.get(status) or ("bad_request" if status < 500 else "internal_server_error")
+    if status == 431:
+        # lighttpd stops reading at its limit, before it knows the URL: either may be the cause.
+        detail = "the URL and headers are over %d bytes together" % defaults.WEB_MAX_REQUEST_HEAD
+    else:
+        detail = path[:200] or "(no path)"
+    return HTTPError(status, code, "%s: %s" % (reason, detail))
+
+
+def check_uri(environ):
+    """414 for a URL (path and query, as sent) longer than ``WEB_MAX_URI``."""
+    length = len(environ.get("REQUEST_URI", "").encode("utf-8", "surrogateescape"))  # bytes, as sent
+    if length > defaults.WEB_MAX_URI:
+        raise HTTPError(414, "uri_too_long", "the URL is %d bytes long; at most %d are accepted" % (length, defaults.WEB_MAX_URI))
 
 
 def handle(environ):
@@ -389,9 +416,11 @@ def handle(environ):
         # First: nothing about a request for another site's name is answered. (A request
         # lighttpd could not parse may have no Host at all: its own error says more.)
         check_host(environ)
+    path = request_path(environ)
+    if status is None or is_api_path(path):
+        check_uri(environ)  # first: lighttpd's own answer to a long path is a misleading 404
     if status is not None:
         raise lighttpd_error(environ, status)
-    path = request_path(environ)
     if not is_api_path(path):
         # lighttpd sends a URL outside /api/ here only when its Host is not one it knew at start.
         raise HTTPError(421, "misdirected_request", "this server did not know the host name %s when it started; "

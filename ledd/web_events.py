@@ -43,8 +43,8 @@ import time
 
 from ledd import defaults
 from ledd.client import Client, LeddError, join
-from ledd.web import (HTTPError, cgi_environ, check_host, check_method, check_same_origin, environ_runtime_dir,
-                      error_body, log, not_found, request_path, respond_error)
+from ledd.web import (HTTPError, cgi_environ, check_host, check_method, check_same_origin, check_uri,
+                      environ_runtime_dir, error_body, log, not_found, request_path, respond_error)
 
 EVENTS_PATH = "/api/events"
 
@@ -314,6 +314,7 @@ def pump(watcher, out_fd=1, ping_s=defaults.WEB_SSE_PING_S, stall_s=defaults.WEB
 def subscribe(environ):
     """Check the request and subscribe to ledd; errors come out as HTTPError (403, 421, 503, ...)."""
     check_host(environ)
+    check_uri(environ)
     path = request_path(environ)
     if path != EVENTS_PATH:
         raise not_found(path)

@@ -62,24 +62,24 @@ def split_host(host):
     return name, port
 
 
-def configured_names(environ_value):
-    """The names of ``$LEDD_ALLOWED_HOSTS``, lower-cased (malformed entries are skipped)."""
-    names = []
-    for word in (environ_value or "").split():
-        parsed = split_host(word)
-        if parsed is not None:
-            names.append(parsed[0])
-    return names
+def allowed_words(environ_value):
+    """``$LEDD_ALLOWED_HOSTS`` word by word, each parsed once: ``[(word, split_host(word)), ...]``."""
+    return [(word, split_host(word)) for word in (environ_value or "").split()]
 
 
-def own_names(environ_value=None):
-    """Names that are always allowed: localhost, the hostname (+ .local), the configured ones."""
+def configured_names(words):
+    """The names of :func:`allowed_words`' list, lower-cased (malformed entries are skipped)."""
+    return [parsed[0] for _, parsed in words if parsed is not None]
+
+
+def machine_names():
+    """Names that are always allowed: localhost, the hostname (+ .local, and the short name's)."""
     node = posix.uname().nodename.lower().rstrip(".")
     names = ["localhost", node, node + ".local"]
     short = node.partition(".")[0]
     if short != node:
         names += [short, short + ".local"]
-    return [n for n in names if n] + configured_names(environ_value)
+    return [n for n in names if n]
 
 
 def _pton(name):
@@ -150,22 +150,18 @@ def is_loopback(packed):
 
 def host_allowed(host, environ_value=None):
     """True if a request with this ``Host`` header may be answered (see the module doc)."""
-    if not host:
-        return False
-    parsed = split_host(host)
+    parsed = split_host(host) if host else None
     if parsed is None:
         return False
     name = parsed[0]
-    if name in own_names(environ_value):
+    configured = configured_names(allowed_words(environ_value))
+    if name in configured or name in machine_names():
         return True
     packed = _pton(name)
     if packed is None:
         return False
-    if is_loopback(packed):
+    if is_loopback(packed) or any(_pton(allowed) == packed for allowed in configured):
         return True
-    for allowed in configured_names(environ_value):
-        if _pton(allowed) == packed:
-            return True
     return packed in machine_addresses()
 
 
@@ -189,13 +185,15 @@ def _literal(packed):
 
 def lighttpd_config(environ_value):
     """The config lines lighttpd.conf includes: the Host pattern, and the names + addresses for the CGIs."""
-    bad = [w for w in (environ_value or "").split() if split_host(w) is None
-           or (_pton(split_host(w)[0]) is None and not _NAME_CHARS.issuperset(split_host(w)[0]))]
+    words = allowed_words(environ_value)
+    bad = [word for word, parsed in words
+           if parsed is None or (_pton(parsed[0]) is None and not _NAME_CHARS.issuperset(parsed[0]))]
     if bad:
         raise SystemExit("%s: not a host name or address: %s" % (defaults.WEB_ALLOWED_HOSTS_ENV, " ".join(bad)))
+    configured = configured_names(words)
     literals = {"127.0.0.1", "[::1]"}
     literals.update(_literal(p) for p in machine_addresses())
-    names = sorted(set(own_names(environ_value)) | literals)
+    names = sorted(set(machine_names() + configured) | literals)
     # lighttpd lower-cases Host, drops a default port and writes IP addresses in
     # their canonical form before matching ($HTTP["host"]); a trailing dot may remain.
     # lighttpd keeps backslashes in config strings as they are; no name holds a quote.
@@ -204,7 +202,7 @@ def lighttpd_config(environ_value):
     # The CGIs get the configured names plus the addresses of now: a Host among them is
     # answered without reading /proc (an address literal is never a rebinding name, so
     # one the machine has since lost is harmless).
-    value = " ".join(configured_names(environ_value) + sorted(literals))
+    value = " ".join(configured + sorted(literals))
     return 'var.ledd_host_pattern = "%s"\nvar.ledd_allowed_hosts = "%s"\n' % (pattern, value)
 
 

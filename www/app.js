@@ -29,13 +29,20 @@
   let lang = DEFAULT_LANGUAGE;
   let strings = {};
   let plurals = new Intl.PluralRules(DEFAULT_LANGUAGE);
+  let numberFormat = new Intl.NumberFormat(DEFAULT_LANGUAGE);
   let timeFormat = null;
   let dateTimeFormat = null;
+
+  // Every number the page shows is written the language's way: 12,345 / 12 345 / 12.345.
+  const num = (n) => numberFormat.format(n);
 
   function t(key, params) {
     const text = hasOwn(strings, key) ? strings[key] : key;  // a missing key shows as itself (tests forbid it)
     if (!params) return text;
-    return text.replace(/\{(\w+)\}/g, (match, name) => (hasOwn(params, name) ? String(params[name]) : match));
+    return text.replace(/\{(\w+)\}/g, (match, name) => {
+      if (!hasOwn(params, name)) return match;
+      return typeof params[name] === 'number' ? num(params[name]) : String(params[name]);
+    });
   }
 
   // A counted noun: key.one, key.other, ... as Intl.PluralRules names the forms.
@@ -68,18 +75,26 @@
     return tags.find((tag) => String(tag).toLowerCase().split('-')[0] === code) || code;
   }
 
-  async function loadLanguage(code) {
+  async function fetchStrings(code) {
     const response = await fetch('/i18n/' + code + '.json');
     if (!response.ok) throw new Error('HTTP ' + response.status);
-    const table = await response.json();
+    return response.json();
+  }
+
+  function useLanguage(code, table) {
     lang = code;
     strings = table;
     const locale = localeFor(code);
     plurals = new Intl.PluralRules(locale);
+    numberFormat = new Intl.NumberFormat(locale);
     timeFormat = new Intl.DateTimeFormat(locale, { timeStyle: 'medium' });
     dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'medium' });
     document.documentElement.lang = code;
     translateStatic(document);
+  }
+
+  async function loadLanguage(code) {
+    useLanguage(code, await fetchStrings(code));
   }
 
   // The page's fixed texts: data-i18n sets the text, data-i18n-label the aria-label.
@@ -100,17 +115,25 @@
       return option;
     }));
     select.value = lang;
+    let choices = 0;  // the last choice wins, whichever file arrives first
     select.addEventListener('change', async () => {
       const code = select.value;
+      const choice = ++choices;
+      let table;
+      try {
+        table = await fetchStrings(code);
+      } catch (err) {
+        if (choice !== choices) return;
+        // Not switched, so not remembered either: the next visit is in the language shown.
+        select.value = lang;
+        toast(t('page.language_failed', { language: LANGUAGES[code] }));
+        return;
+      }
+      if (choice !== choices) return;
+      useLanguage(code, table);
       try {
         localStorage.setItem(LANGUAGE_STORE, code);
       } catch (err) { /* not remembered, still switched */ }
-      try {
-        await loadLanguage(code);
-      } catch (err) {
-        select.value = lang;
-        return;
-      }
       rerender();
     });
   }
@@ -322,10 +345,14 @@
   function rerender() {
     setConn(connKind);
     renderBoardModel();
-    if (shown) {
-      build(shown);
-      render(shown, true);
-    }
+    redraw();
+  }
+
+  // The cards made again for the state shown, after what they are made of changed (language, board).
+  function redraw() {
+    if (!shown) return;
+    build(shown);
+    render(shown, true);
   }
 
   // The cards are rebuilt only when the configuration (ids, names, pins) changes.
@@ -358,9 +385,18 @@
     return t('led.named', { name: led.name });
   }
 
-  // "button" stays "button", not "button button".
+  // ledd's name for a button ledd.conf does not name (cdaemon/src/config.c): the English word.
+  const DEFAULT_BUTTON_NAME = 'button';
+
+  // A button named "button" is the language's word for it ("bouton"); a name that already
+  // says it is a button, in English or in the page's language, stays as it is. Never
+  // "button button" nor "bouton button".
   function buttonLabel(button) {
-    return button.name.toLowerCase().includes(t('button.word').toLowerCase()) ? button.name : t('button.named', { name: button.name });
+    const name = button.name.toLowerCase();
+    const word = t('button.word');
+    if (name === DEFAULT_BUTTON_NAME) return word;
+    if (name.includes(word.toLowerCase()) || name.includes(DEFAULT_BUTTON_NAME)) return button.name;
+    return t('button.named', { name: button.name });
   }
 
   function makeLed(led) {
@@ -380,7 +416,7 @@
     blink.addEventListener('click', () => {
       const ms = Math.round(Number(period.value));
       if (!(ms >= Number(period.min) && ms <= Number(period.max))) {
-        toast(t('led.period_range', { min: period.min, max: period.max }));
+        toast(t('led.period_range', { min: Number(period.min), max: Number(period.max) }));
         period.focus();
         return;
       }
@@ -458,7 +494,7 @@
     if (!card) return;
     card.dataset.pressed = String(button.pressed);
     card.querySelector('.state').textContent = t(button.pressed ? 'button.pressed' : 'button.released');
-    card.querySelector('.presses').textContent = String(button.presses);
+    card.querySelector('.presses').textContent = num(button.presses);
     card.querySelector('.presses-label').textContent = tn('button.presses', button.presses);
     card.querySelector('.last').textContent = button.last_press_ms
       ? t('button.last_press', { time: when(button.last_press_ms) }) : t('button.never');
@@ -493,7 +529,7 @@
       return t({ on: 'action.on', off: 'action.off', toggle: 'action.toggle' }[verb], { name });
     }
     if (verb === 'blink' && words.length === 4 && /^\d+$/.test(words[2]) && /^\d+$/.test(words[3])) {
-      return t('action.blink', { name, on_ms: words[2], off_ms: words[3] });
+      return t('action.blink', { name, on_ms: Number(words[2]), off_ms: Number(words[3]) });
     }
     return action;
   }
@@ -534,7 +570,7 @@
       if (/V$/.test(pin.name)) item.classList.add('power');
       const number = document.createElement('span');
       number.className = 'pin-no';
-      number.textContent = pin.pin;
+      number.textContent = num(pin.pin);
       if (use && use.colour) number.style.setProperty('--lit', use.colour);
       const label = document.createElement('span');
       label.className = 'pin-name';
@@ -558,10 +594,7 @@
       board = null;
       $('board-missing').hidden = false;
     }
-    if (shown) {
-      build(shown);
-      render(shown, true);
-    }
+    redraw();
   }
 
   // -- start ------------------------------------------------------------------

@@ -196,6 +196,33 @@ def test_each_documented_api_error_code_has_a_translated_text():
     assert not missing, "docs/api.md error codes without a page text (add error.<code> to www/i18n/*.json): %s" % missing
 
 
+def codes_the_server_sends():
+    """Every ``code`` an error under /api/ can carry, wherever it is made: ledd.web's tables
+    (ledd's errors, lighttpd's own), the codes spelled out in ledd/web*.py, and the files
+    lighttpd falls back on (lighttpd.d/api-errors/)."""
+    import ast
+
+    from ledd import web
+
+    codes = {code for code, _ in web.DAEMON_ERRORS.values()} | set(web.LIGHTTPD_CODES.values())
+    for source in sorted((ROOT / "ledd").glob("web*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            name = isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+            position = {"HTTPError": 1, "error_body": 0}.get(name)  # HTTPError(status, code, ...), error_body(code, ...)
+            if position is not None and isinstance(node.args[position], ast.Constant):
+                codes.add(node.args[position].value)
+    for page in (ROOT / "lighttpd.d" / "api-errors").glob("*.html"):
+        codes.add(json.loads(page.read_text(encoding="utf-8"))["code"])
+    assert {"bad_json", "daemon_down", "headers_too_large", "busy"} <= codes, codes
+    return codes
+
+
+def test_every_code_the_server_sends_is_documented():
+    """One list of codes: docs/api.md's table, which the page has a text for (test above)."""
+    missing = sorted(codes_the_server_sends() - documented_error_codes())
+    assert not missing, "error codes the server sends that docs/api.md does not list: %s" % missing
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_markup_text_is_all_translatable_and_is_the_reference_english(page):
     parsed = parse(page)

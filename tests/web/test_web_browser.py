@@ -116,6 +116,18 @@ def assert_accessible(page):
         [[v["id"], [n["html"] for n in v["nodes"]]] for v in results.response["violations"]], indent=1)
 
 
+#: Numbers of five digits or more as each language writes them (Spanish groups no 4-digit number).
+NUMBER = {"en": "{:,}".format, "fr": lambda n: "{:,}".format(n).replace(",", "\u202f"),
+          "es": lambda n: "{:,}".format(n).replace(",", ".")}
+
+
+def serve_state(page, state):
+    """The page's event stream sends ``state`` once (and the page's POSTs still reach ledd)."""
+    page.route("**/api/events", lambda route: route.fulfill(
+        status=200, headers={"Content-Type": "text/event-stream"},
+        body="retry: 5000\nid: %d\nevent: state\ndata: %s\n\n" % (state["seq"], json.dumps(state))))
+
+
 def per_language(test):
     return pytest.mark.parametrize("lang,locale", [(lang, loc) for lang, loc in LOCALES.items()], ids=list(LOCALES))(test)
 
@@ -148,7 +160,7 @@ def test_click_an_led(browser, web, lang):
     expect(page.locator("#led-0 .state")).to_have_text(fill(s["led.blink"], on_ms=200, off_ms=200), timeout=TIMEOUT_MS)
     page.locator("#period-1").fill("5")
     page.locator("#led-1 .blink").click()
-    expect(page.locator("#toast-text")).to_have_text(fill(s["led.period_range"], min=40, max=120000))
+    expect(page.locator("#toast-text")).to_have_text(fill(s["led.period_range"], min=40, max=NUMBER[lang](120000)))
     assert_no_english(page, web, lang)
     assert_accessible(page)
     assert errors == []  # no CSP violation, no script error
@@ -329,6 +341,77 @@ def test_button_actions_are_shown(browser, web, lang):
         assert action == "On press: toggle red"
     assert_no_english(page, web, lang)
     assert_accessible(page)
+
+
+# -- numbers, names and the switch in each language (issue 21, items 12, 16, 17) ---
+
+@per_language
+def test_every_number_is_written_the_languages_way(browser, web, lang):
+    s, num = strings(lang), NUMBER[lang]
+    state = web.ledd.client().state()
+    state["seq"] = 1234567
+    state["buttons"][0].update(presses=12345, on_press="blink 0 20000 40000")
+    state["leds"][1].update(on=True, blink={"on_ms": 25000, "off_ms": 60000})
+    page = browser.new_page()
+    serve_state(page, state)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#button-0 .presses")).to_have_text(num(12345), timeout=TIMEOUT_MS)
+    expect(page.locator("#button-0 .presses-label")).to_have_text(s["button.presses.other"])
+    expect(page.locator("#seq")).to_have_text(fill(s["foot.seq"], seq=num(1234567)))
+    expect(page.locator("#led-1 .state")).to_have_text(fill(s["led.blink"], on_ms=num(25000), off_ms=num(60000)))
+    action = fill(s["action.blink"], name="red", on_ms=num(20000), off_ms=num(40000))
+    expect(page.locator("#button-0 .on-press")).to_have_text(fill(s["button.on_press"], action=action))
+    page.locator("#period-0").fill("5")
+    page.locator("#led-0 .blink").click()
+    expect(page.locator("#toast-text")).to_have_text(fill(s["led.period_range"], min=40, max=num(120000)))
+    if lang == "fr":
+        assert page.locator("#toast-text").text_content() == "La période doit être comprise entre 40 et 120\u202f000 ms."
+    assert_accessible(page)
+
+
+@per_language
+def test_a_button_named_button_is_called_so_in_each_language(browser, web, lang):
+    """ledd's default name is the English word: never "bouton button" / "botón button"."""
+    s = strings(lang)
+    state = web.ledd.client().state()
+    door = dict(state["buttons"][0], id=1, name="door", gpio=23)
+    state["buttons"].append(door)
+    page = browser.new_page()
+    serve_state(page, state)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    hold = page.locator("#button-0 .press")
+    expect(hold).to_have_attribute("aria-label", fill(s["button.hold_label"], button=s["button.word"]), timeout=TIMEOUT_MS)
+    expect(page.locator("#button-1 .press")).to_have_attribute(
+        "aria-label", fill(s["button.hold_label"], button=fill(s["button.named"], name="door")))
+    expect(page.locator("#pinout li.used.button").first).to_contain_text("GPIO22 · " + s["button.word"])
+    labels = page.evaluate("[...document.querySelectorAll('[aria-label], .pin-name')].map((el) => el.getAttribute('aria-label') || el.textContent)")
+    assert not [text for text in labels if re.search(r"\b(bouton|botón|button) button\b", text, re.I)], labels
+    assert_no_english(page, web, lang, state)
+
+
+@pytest.mark.parametrize("locale", ["fr-CA"])
+def test_a_language_that_fails_to_load_is_not_switched_to_nor_remembered(browser, web):
+    fr, es = strings("fr"), strings("es")
+    page = open_dashboard(browser, web)
+    expect = playwright_sync.expect
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    page.route("**/i18n/es.json", lambda route: route.fulfill(status=503, body=""))
+    page.locator("#lang").select_option("es")
+    expect(page.locator("#toast-text")).to_have_text(fill(fr["page.language_failed"], language="Español"), timeout=TIMEOUT_MS)
+    expect(page.locator("#lang")).to_have_value("fr")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.locator("#conn-text")).to_have_text(fr["conn.live"])
+    assert page.evaluate("localStorage.getItem('ledd-language')") is None
+    page.unroute("**/i18n/es.json")
+    page.reload()
+    expect(page.locator("#conn-text")).to_have_text(fr["conn.live"], timeout=TIMEOUT_MS)
+    expect(page.locator("#lang")).to_have_value("fr")
+    # ...and a switch that works is remembered, as before.
+    page.locator("#lang").select_option("es")
+    expect(page.locator("#conn-text")).to_have_text(es["conn.live"], timeout=TIMEOUT_MS)
+    assert page.evaluate("localStorage.getItem('ledd-language')") == "es"
 
 
 # -- the rest, in English ------------------------------------------------------

@@ -56,3 +56,14 @@ def test_names_in_ledd_allowed_hosts_are_served(ledd, tmp_path, monkeypatch, boa
         assert r.status_code == 421 and r.json()["code"] == "misdirected_request"
     finally:
         server.stop()
+
+
+def test_lighttpds_head_limit_is_the_one_in_defaults():
+    """A URL over the API's limit must fit in what lighttpd reads, or it gets 431 instead of 414."""
+    import re
+
+    from ledd import defaults
+
+    values = re.findall(r"^server\.max-request-field-size\s*=\s*(\d+)\s*$", CONFIG.read_text(), re.M)
+    assert values == [str(defaults.WEB_MAX_REQUEST_HEAD)]
+    assert defaults.WEB_MAX_URI + 1024 < defaults.WEB_MAX_REQUEST_HEAD <= 65535  # lighttpd's largest value

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ledd import defaults
-from webstack import EventStream, Lighttpd
+from webstack import ROOT, EventStream, Lighttpd
 
 BIG_HEADER = "X-Big: " + "a" * 70000
 
@@ -206,6 +206,62 @@ def test_stream_churn_locks_nobody_out_for_long(web):
     finally:
         s.close()
     assert web.ledd.client().state() == before
+
+
+# -- a repeated Host (issue 21, item 14) ------------------------------------------------------------
+
+def test_a_host_repeated_with_another_value_is_a_400_and_the_same_value_is_one_host(web):
+    """What docs/api.md says, as lighttpd does it: it drops a Host or Content-Type line that repeats
+    the first one (case aside; some proxies send such copies) before any script sees the request,
+    so only a repeat with another value can be refused."""
+    host = "127.0.0.1:%d" % web.port
+    for other in ("localhost:%d" % web.port, "evil.example"):  # both allowed names, or not: 400 either way
+        assert_json_error(*exchange(web.port, request("GET", "/api/state", host, ["Host: " + other])), 400, "bad_request")
+    host = "localhost:%d" % web.port
+    for same in (host, host.upper()):
+        assert exchange(web.port, request("GET", "/api/state", host, ["Host: " + same]))[0] == 200
+    rows = [line for line in (ROOT / "docs" / "api.md").read_text().splitlines() if line.startswith("| 400 | `bad_request` |")]
+    assert len(rows) == 1 and "`Host` repeated with another value" in rows[0], rows
+
+
+# -- long URLs (issue 21, item 13) ---------------------------------------------------------------
+
+def padded(prefix, length):
+    """``prefix`` padded with "a" to exactly ``length`` bytes."""
+    return prefix + "a" * (length - len(prefix))
+
+
+@pytest.mark.parametrize("path", [
+    padded("/api/leds/", defaults.WEB_MAX_URI + 1),
+    padded("/api/", 9000),
+    padded("/api/state?q=", 9000),
+    padded("/api/events?q=", 9000),
+    padded("/api/leds/0?q=", 60000),
+], ids=["one byte over", "9 KB path", "9 KB query", "9 KB stream query", "60 KB query"])
+def test_a_url_over_the_limit_gets_a_json_414(web, path):
+    host = "127.0.0.1:%d" % web.port
+    before = web.ledd.client().state()
+    for data in (request("GET", path, host), post_json(path, host, b'{"toggle":true}')):
+        doc = assert_json_error(*exchange(web.port, data), 414, "uri_too_long")
+        assert str(defaults.WEB_MAX_URI) in doc["error"], doc
+    assert web.ledd.client().state() == before
+    assert not web.cgi_pids_after("cgi-bin/events.py", 5)
+
+
+def test_a_url_at_the_limit_is_served(web):
+    host = "127.0.0.1:%d" % web.port
+    status, _, body = exchange(web.port, request("GET", padded("/api/state?q=", defaults.WEB_MAX_URI), host))
+    assert status == 200 and "seq" in json.loads(body)
+
+
+@pytest.mark.parametrize("build", [
+    lambda h: request("GET", padded("/api/state?q=", 70000), h),
+    lambda h: request("GET", "/api/state", h, [BIG_HEADER]),
+], ids=["70 KB URL", "70 KB header"])
+def test_a_request_head_over_lighttpds_limit_gets_a_431_that_says_why(web, build):
+    """Past 64 KiB lighttpd reads no further and cannot tell a URL from a header: the 431 names both."""
+    doc = assert_json_error(*exchange(web.port, build("127.0.0.1:%d" % web.port)), 431, "headers_too_large")
+    assert "URL" in doc["error"] and "65535" in doc["error"], doc
 
 
 # -- with Basic auth, as deploy.sh sets it up on a Pi ------------------------------------------

@@ -134,3 +134,109 @@ def test_check_host_is_a_json_421():
         web.check_host({"HTTP_HOST": "rebind.evil.example:8080"})
     assert (info.value.status, info.value.code) == (421, "misdirected_request")
     web.check_host({"HTTP_HOST": "rebind.evil.example:8080", defaults.WEB_ALLOWED_HOSTS_ENV: "rebind.evil.example"})
+
+
+# -- one way to do each thing (issue 21, item 18) -------------------------------------------------
+
+def split_head(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    return lines[0], dict(line.split(": ", 1) for line in lines[1:]), body
+
+
+@pytest.mark.parametrize("head_only", [False, True])
+def test_an_html_error_gets_the_same_head_as_a_json_one(capfdbinary, head_only):
+    """respond() writes every CGI head: the error page's has the JSON errors' fields (a 503's Retry-After too)."""
+    web.respond_error(web.HTTPError(503, "service_unavailable", "Service Unavailable"), head_only)
+    json_status, json_head, json_body = split_head(capfdbinary.readouterr().out)
+    web.respond_error(web.HTMLError(503, "", "Service Unavailable"), head_only)
+    html_status, html_head, html_body = split_head(capfdbinary.readouterr().out)
+    assert html_status == json_status == "Status: 503 Service Unavailable"
+    assert html_head.pop("Content-Type") == "text/html; charset=utf-8"
+    assert json_head.pop("Content-Type") == "application/json"
+    page = (ROOT / "www" / "error.html").read_bytes()
+    assert html_head.pop("Content-Length") == str(len(page))
+    json_head.pop("Content-Length")
+    assert html_head == json_head == {"Cache-Control": "no-store", "Retry-After": str(defaults.WEB_RETRY_AFTER_S)}
+    assert html_body == (b"" if head_only else page)
+    assert json_body == (b"" if head_only else web.error_body("service_unavailable", "Service Unavailable"))
+
+
+@pytest.fixture
+def split_host_calls(monkeypatch):
+    """The words web_hosts.split_host is asked to parse, in order."""
+    calls = []
+    real = web_hosts.split_host
+
+    def counting(host):
+        calls.append(host)
+        return real(host)
+
+    monkeypatch.setattr(web_hosts, "split_host", counting)
+    return calls
+
+
+def test_host_allowed_parses_each_word_once(split_host_calls):
+    allowed = "pi.example other.example:8080 10.9.9.9"
+    assert web_hosts.host_allowed("10.9.9.9:80", allowed)
+    assert sorted(split_host_calls) == sorted(allowed.split() + ["10.9.9.9:80"])
+    split_host_calls.clear()
+    assert not web_hosts.host_allowed("[fd00::99]", allowed)
+    assert sorted(split_host_calls) == sorted(allowed.split() + ["[fd00::99]"])
+
+
+def test_lighttpd_config_parses_each_word_once(split_host_calls):
+    allowed = "Pi.Example other.example:8080 10.9.9.9 [fd00::7]"
+    config = web_hosts.lighttpd_config(allowed)
+    assert sorted(split_host_calls) == sorted(allowed.split())
+    assert "pi\\.example" in config and "other\\.example" in config and "10\\.9\\.9\\.9" in config
+    assert 'var.ledd_allowed_hosts = "pi.example other.example 10.9.9.9 [fd00::7] ' in config
+
+
+def test_the_module_doc_names_every_module_the_api_loads():
+    """ledd.web's docstring says what a CGI start loads; a fresh interpreter says the same."""
+    import subprocess
+
+    probe = ("import sys; sys.path.insert(0, %r); before = set(sys.modules); import ledd.web; "
+             "print(' '.join(sorted(set(sys.modules) - before - set(sys.builtin_module_names))))" % str(ROOT))
+    loaded = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    ours = {name for name in loaded if name.startswith("ledd.")} - {"ledd.web"}
+    foreign = [name for name in loaded if name != "ledd" and not name.startswith("ledd.")]
+    assert not foreign, "ledd.web loads modules that are not built into the interpreter: %s" % foreign
+    named = set(re.findall(r":mod:`(ledd\.\w+)`", web.__doc__.partition("Start-up")[2]))
+    assert named == ours, "the docstring's start-up paragraph names %s; ledd.web loads %s" % (sorted(named), sorted(ours))
+
+
+# -- lighttpd's own errors: one table (issue 21, item 15) ----------------------------------------
+
+def test_lighttpds_fallback_files_say_what_the_api_says():
+    """lighttpd.d/api-errors/N.html (used when api.py cannot answer) is, for every status lighttpd
+    answers itself, the document api.py sends for it, and nothing else is there."""
+    folder = ROOT / "lighttpd.d" / "api-errors"
+    assert sorted(int(p.stem) for p in folder.glob("*.html")) == sorted(web.LIGHTTPD_CODES)
+    for status, code in web.LIGHTTPD_CODES.items():
+        made = web.lighttpd_error({"REQUEST_URI": "/api/x"}, status)
+        assert (made.status, made.code) == (status, code)
+        assert made.message.startswith(web.REASONS[status] + ": ")
+        assert json.loads((folder / ("%d.html" % status)).read_text()) == {"error": web.REASONS[status], "code": code}
+
+
+@pytest.mark.parametrize("status, code", [(418, "bad_request"), (499, "bad_request"), (507, "internal_server_error")])
+def test_a_status_lighttpd_may_add_later_gets_a_listed_code(status, code):
+    assert web.lighttpd_error({"REQUEST_URI": "/api/x"}, status).code == code
+
+
+def test_app_js_redraws_the_cards_in_one_place():
+    """A language switch and board.json's arrival rebuild the cards through one function."""
+    source = (ROOT / "www" / "app.js").read_text()
+    assert source.count("build(shown)") == 1 and source.count("render(shown, true)") == 1, "build(shown); render(shown, true) twice"
+
+
+def test_the_url_limit_counts_bytes_as_sent():
+    at_limit = "/api/state?q=" + "é" * ((defaults.WEB_MAX_URI - 13) // 2)
+    web.check_uri({"REQUEST_URI": at_limit})
+    with pytest.raises(web.HTTPError) as info:
+        web.check_uri({"REQUEST_URI": at_limit + "é"})
+    assert (info.value.status, info.value.code) == (414, "uri_too_long")
+    with pytest.raises(web.HTTPError):
+        web.check_uri({"REQUEST_URI": "/api/" + "\udcff" * defaults.WEB_MAX_URI})  # invalid UTF-8, one byte each
