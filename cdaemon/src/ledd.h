@@ -64,5 +64,9 @@ void handle_edges(struct ledd *d);
 
 /* commands.c: answer one request line (a fifo_line_fn; ctx is the struct ledd). */
 void commands_handle_line(void *ctx, const char *line, size_t len, bool complete);
+/* commands.c: run a button action (actions.h) as the request it is; key is
+ * "on_press" or "on_release", for the log. A change counts as any other. */
+void commands_run_action(struct ledd *d, const struct action *a, const char *button,
+			 const char *key);
 
 #endif

@@ -31,6 +31,17 @@
 
 #define NS_PER_MS 1000000ull
 
+/* "on_press":"toggle red","on_release":null: a button's actions, which the
+ * state JSON carries (they change only with a reload). */
+static void button_actions_json(const struct button_config *b, char *out, size_t outlen)
+{
+	char press[ACTION_TEXT_MAX + 3], release[ACTION_TEXT_MAX + 3];
+
+	action_json(&b->on_press, press, sizeof(press));
+	action_json(&b->on_release, release, sizeof(release));
+	snprintf(out, outlen, "\"on_press\":%s,\"on_release\":%s", press, release);
+}
+
 void state_init(struct ledd_state *st, const struct ledd_config *cfg)
 {
 	memset(st, 0, sizeof(*st));
@@ -44,8 +55,8 @@ void state_init(struct ledd_state *st, const struct ledd_config *cfg)
 		snprintf(st->buttons[i].name, sizeof(st->buttons[i].name), "%s", cfg->buttons[i].name);
 		st->buttons[i].gpio = cfg->buttons[i].gpio;
 		st->buttons[i].last_press_ms = -1;
-		action_button_json(&cfg->buttons[i], st->buttons[i].config_json,
-				   sizeof(st->buttons[i].config_json));
+		button_actions_json(&cfg->buttons[i], st->buttons[i].config_json,
+				    sizeof(st->buttons[i].config_json));
 	}
 }
 
@@ -94,16 +105,32 @@ bool state_led_set(struct ledd_state *st, size_t i, bool on)
 	return changed;
 }
 
-bool state_led_toggle(struct ledd_state *st, size_t i)
+/* The LED verbs' changes (verbs[] names them; protocol.h declares them). */
+
+bool state_led_on(struct ledd_state *st, size_t i, const struct request *req, uint64_t now_ns)
 {
+	(void)req, (void)now_ns;
+	return state_led_set(st, i, true);
+}
+
+bool state_led_off(struct ledd_state *st, size_t i, const struct request *req, uint64_t now_ns)
+{
+	(void)req, (void)now_ns;
+	return state_led_set(st, i, false);
+}
+
+bool state_led_toggle(struct ledd_state *st, size_t i, const struct request *req, uint64_t now_ns)
+{
+	(void)req, (void)now_ns;
 	state_led_set(st, i, !st->leds[i].on);
 	return true;
 }
 
-bool state_led_blink(struct ledd_state *st, size_t i, unsigned int on_ms, unsigned int off_ms,
-		     uint64_t now_ns)
+/* BLINK <led> <on_ms> <off_ms>. A new blink starts in its "on" phase. */
+bool state_led_blink(struct ledd_state *st, size_t i, const struct request *req, uint64_t now_ns)
 {
 	struct led_state *led = &st->leds[i];
+	unsigned int on_ms = (unsigned int)req->num[1], off_ms = (unsigned int)req->num[2];
 	bool changed = !led->on || led->on_ms != on_ms || led->off_ms != off_ms;
 
 	if (!changed)   /* same blink again: keep the phase, no glitch */
