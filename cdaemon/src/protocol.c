@@ -15,13 +15,13 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "errmsg.h"
 #include "protocol.h"
+#include "textbuf.h"
 
 static const char *const code_names[] = {
 	[PROTO_OK] = "ok",
@@ -377,31 +377,8 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 
 /* --- describing the table ---------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool overflow;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void put(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->overflow)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len)
-		b->overflow = true;
-	else
-		b->len += (size_t)n;
-}
-
 /* Upper or lower case copy of s into b. */
-static void put_case(struct buf *b, const char *s, bool upper)
+static void put_case(struct textbuf *b, const char *s, bool upper)
 {
 	for (; *s; s++)
 		put(b, "%c", upper ? toupper((unsigned char)*s) : tolower((unsigned char)*s));
@@ -409,7 +386,7 @@ static void put_case(struct buf *b, const char *s, bool upper)
 
 int protocol_usage(const struct verb *v, bool action_form, char *out, size_t outlen)
 {
-	struct buf b = { .p = out, .cap = outlen };
+	struct textbuf b = { .p = out, .cap = outlen };
 
 	put_case(&b, v->name, !action_form);
 	for (size_t a = 0; a < count_args(v); a++) {
@@ -423,12 +400,12 @@ int protocol_usage(const struct verb *v, bool action_form, char *out, size_t out
 		else
 			put(&b, "<%s>", spec->name);
 	}
-	return b.overflow ? -1 : (int)b.len;
+	return textbuf_result(&b);
 }
 
 int protocol_verbs_json(char *out, size_t outlen)
 {
-	struct buf b = { .p = out, .cap = outlen };
+	struct textbuf b = { .p = out, .cap = outlen };
 
 	put(&b, "[");
 	for (size_t v = 0; v < nverbs; v++) {
@@ -448,7 +425,7 @@ int protocol_verbs_json(char *out, size_t outlen)
 		put(&b, "],\"action\":%s}", verbs[v].action ? "true" : "false");
 	}
 	put(&b, "]");
-	return b.overflow ? -1 : (int)b.len;
+	return textbuf_result(&b);
 }
 
 int protocol_format_ok(char *out, size_t outlen, const char *id, const char *payload)
