@@ -58,7 +58,7 @@ static int syntax_error(const char *text, char *err, size_t errlen)
 
 int action_parse(const char *text, struct action *out, char *err, size_t errlen)
 {
-	static struct request req;      /* a few KiB: kept off the stack */
+	struct request req;             /* under 1 KiB */
 	char msg[256];
 	size_t len = 0;
 	int n;
@@ -100,7 +100,7 @@ int action_parse(const char *text, struct action *out, char *err, size_t errlen)
 
 size_t action_led_names(const struct action *a, char names[][LEDD_MAX_NAME + 1], size_t max)
 {
-	static struct request req;
+	struct request req;
 	char msg[256];
 	size_t n = 0;
 

@@ -7,6 +7,11 @@
  * error naming file and line: a config that is half understood would drive
  * the wrong pins.
  *
+ * Button actions (on_press/on_release) are parsed by actions.c, which uses
+ * the protocol's own parser; their LED names are checked here once the
+ * whole file is read. What ledd derives from the result (defaults, the
+ * backend's lines, reload comparisons) is config_wiring.c.
+ *
  * config_parse() is pure (no I/O, no globals) so it can be fuzzed alone.
  */
 #define _GNU_SOURCE
