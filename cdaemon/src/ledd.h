@@ -3,7 +3,8 @@
  * main.c owns the lifecycle and the poll loop, changes.c applies state
  * changes (drive a line, persist, tell the watchers), commands.c answers
  * requests. Only the daemon's own .c files include this header; the pure
- * modules (protocol, config, state, framing) know nothing of it.
+ * modules (protocol, config, state, framing) know nothing of it (protocol.h
+ * names struct ledd only as its handlers' opaque argument).
  */
 #ifndef LEDD_LEDD_H
 #define LEDD_LEDD_H
