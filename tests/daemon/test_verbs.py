@@ -144,3 +144,12 @@ def test_hello_fits_in_one_pipe_write_with_maximal_config(ledd_factory, tmp_path
     assert len(lines[0]) + 1 < os.sysconf("SC_PAGESIZE"), len(lines[0])
     hello = json.loads(lines[0].split(b" ", 2)[2])
     assert len(hello["buttons"]) == defaults.MAX_BUTTONS and hello["verbs"]
+
+
+def test_docs_config_action_table_lists_the_action_verbs(verbs):
+    """docs/config.md's table of button actions: exactly the verbs HELLO marks "action"."""
+    text = (ROOT / "docs" / "config.md").read_text()
+    section = text.split("### Button actions", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| (`.*?) \| ", section, re.M)
+    documented = {form.split()[0] for row in rows for form in re.findall(r"`([^`]+)`", row)}
+    assert documented == {v["name"].lower() for v in verbs if v["action"]}
