@@ -8,6 +8,8 @@
  *     valid, unique (per kind), not-all-digits name and a GPIO <= LEDD_MAX_GPIO,
  *     no GPIO used twice, debounce and max_watchers in range, absolute paths,
  *     every string NUL-terminated inside its array;
+ *   - every button action is a canonical request of an action verb, as the
+ *     protocol's parser reads it, naming only this config's LEDs;
  *   - config_gpio_lines() gives one line per LED and button, LEDs first;
  *   - a failure always says "<file>:..." with a non-empty reason;
  *   - parsing is deterministic, and a config never "differs" from itself.
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "protocol.h"
 
 #define CHECK(cond) do { if (!(cond)) fail_check(#cond, __LINE__); } while (0)
 #define FILENAME "fuzz.conf"
@@ -52,6 +55,31 @@ static void check_name(const char *name, size_t size)
 			digits = 0;
 	}
 	CHECK(!digits);
+}
+
+/* A button action is a request the protocol's parser accepts, of a verb
+ * verbs[] marks `action`, in canonical form (parsing it again gives the same
+ * text), naming only LEDs of this config. */
+static void check_action(const struct ledd_config *cfg, const struct action *a)
+{
+	static struct request req;
+	static struct action again;
+	char names[LEDD_MAX_ARGS][LEDD_MAX_NAME + 1], err[256];
+	size_t n;
+
+	CHECK(terminated(a->text, sizeof(a->text)));
+	if (!a->text[0])
+		return;
+	CHECK(protocol_parse_command(a->text, strlen(a->text), &req, err, sizeof(err)) == PROTO_OK);
+	CHECK(req.verb->action);
+	CHECK(action_parse(a->text, &again, err, sizeof(err)) == 0 && strcmp(again.text, a->text) == 0);
+	n = action_led_names(a, names, LEDD_MAX_ARGS);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = 0;
+		while (i < cfg->nleds && strcmp(cfg->leds[i].name, names[k]) != 0)
+			i++;
+		CHECK(i < cfg->nleds);
+	}
 }
 
 static void check_config(const struct ledd_config *cfg)
@@ -88,6 +116,8 @@ static void check_config(const struct ledd_config *cfg)
 		      b->bias == GPIO_BIAS_NONE);
 		for (size_t j = 0; j < i; j++)
 			CHECK(strcmp(b->name, cfg->buttons[j].name) != 0);
+		check_action(cfg, &b->on_press);
+		check_action(cfg, &b->on_release);
 	}
 	n = config_gpio_lines(cfg, lines, labels);
 	CHECK(n == cfg->nleds + cfg->nbuttons);

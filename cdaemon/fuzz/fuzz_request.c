@@ -9,9 +9,11 @@
  *     reply FIFO), NUL-terminated;
  *   - an error always has a code other than PROTO_INTERNAL and a non-empty
  *     message, and the ERR reply built from it is one line of printable bytes;
- *   - a parsed request has a known verb with its exact argument count, names
- *     and numbers within the protocol's limits, and parsing is deterministic;
- *   - a parsed request, written back out canonically, parses to the same thing.
+ *   - a parsed request has a verbs[] entry with its exact argument count,
+ *     names and numbers within the limits that entry gives, and parsing is
+ *     deterministic;
+ *   - a parsed request, written back out canonically, parses to the same thing,
+ *     and so does its id-less form (what a button action says).
  *
  * Build: make -C cdaemon/fuzz (clang -fsanitize=fuzzer,address,undefined).
  */
@@ -62,40 +64,45 @@ static void check_err_reply(const struct request *req, enum proto_code rc, const
 	CHECK(strcmp(protocol_code_name(rc), "internal") != 0);
 }
 
-static size_t expected_nargs(enum verb verb)
+static size_t expected_nargs(const struct verb *verb)
 {
-	switch (verb) {
-	case VERB_HELLO: case VERB_STATE: case VERB_WATCH:
-		return 0;
-	case VERB_BLINK:
-		return 3;
-	default:
-		return 1;
-	}
+	size_t n = 0;
+
+	while (n < LEDD_MAX_ARGS && verb->args[n].kind != ARG_END)
+		n++;
+	return n;
 }
 
 static void check_request(const uint8_t *data, size_t size, const struct request *req)
 {
 	CHECK(size < LEDD_MAX_REQUEST);
 	CHECK(strcmp(req->id, "-") != 0);
-	CHECK(req->verb >= VERB_HELLO && req->verb <= VERB_WATCH);
+	CHECK(req->verb >= verbs && req->verb < verbs + nverbs);
 	CHECK(req->nargs == expected_nargs(req->verb));
-	for (size_t a = 0; a < req->nargs; a++)
+	CHECK(req->bad_arg == -1);
+	for (size_t a = 0; a < req->nargs; a++) {
+		const struct arg_spec *spec = &req->verb->args[a];
+
 		CHECK(strnlen(req->args[a], LEDD_MAX_REQUEST) < LEDD_MAX_REQUEST);
-	switch (req->verb) {
-	case VERB_ON: case VERB_OFF: case VERB_TOGGLE: case VERB_PRESS: case VERB_RELEASE:
-		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_NAME));
-		break;
-	case VERB_BLINK:
-		CHECK(protocol_valid_name(req->args[0], LEDD_MAX_NAME));
+		switch (spec->kind) {
+		case ARG_LED: case ARG_BUTTON:
+			CHECK(protocol_valid_name(req->args[a], LEDD_MAX_NAME));
+			break;
+		case ARG_UINT:
+			CHECK(req->num[a] >= spec->min && req->num[a] <= spec->max);
+			break;
+		case ARG_ONOFF:
+			CHECK(req->on == 0 || req->on == 1);
+			break;
+		case ARG_END:
+			CHECK(!"an argument past ARG_END");
+		}
+	}
+	/* The documented limits, independent of verbs[]: a wrong table entry
+	 * (a 19 ms blink period) must be caught too. */
+	if (strcmp(req->verb->name, "BLINK") == 0) {
 		CHECK(req->num[1] >= LEDD_BLINK_MIN_MS && req->num[1] <= LEDD_BLINK_MAX_MS);
 		CHECK(req->num[2] >= LEDD_BLINK_MIN_MS && req->num[2] <= LEDD_BLINK_MAX_MS);
-		break;
-	case VERB_ALL:
-		CHECK(req->on == 0 || req->on == 1);
-		break;
-	default:
-		break;
 	}
 	/* Everything accepted is printable ASCII or UTF-8, no control bytes. */
 	for (size_t i = 0; i < size; i++)
@@ -105,12 +112,9 @@ static void check_request(const uint8_t *data, size_t size, const struct request
 /* Write the request back out ("id VERB args") and parse that: same result. */
 static void check_round_trip(const struct request *req)
 {
-	static const char *const names[] = {
-		"HELLO", "STATE", "ON", "OFF", "TOGGLE", "BLINK", "ALL", "PRESS", "RELEASE", "WATCH",
-	};
 	char line[3 * LEDD_MAX_REQUEST], err[256];
 	struct request again;
-	int n = snprintf(line, sizeof(line), "%s %s", req->id, names[req->verb]);
+	int n = snprintf(line, sizeof(line), "%s %s", req->id, req->verb->name);
 
 	for (size_t a = 0; a < req->nargs; a++)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", req->args[a]);
@@ -120,6 +124,23 @@ static void check_round_trip(const struct request *req)
 	for (size_t a = 0; a < req->nargs; a++)
 		CHECK(strcmp(again.args[a], req->args[a]) == 0);
 	CHECK(memcmp(again.num, req->num, sizeof(req->num)) == 0 && again.on == req->on);
+}
+
+/* A button action is a request without its id: the part after the id
+ * parses to the same verb and arguments through protocol_parse_command(). */
+static void check_command_form(const char *line, size_t size, const struct request *req)
+{
+	static struct request cmd;
+	char err[256];
+	size_t idlen = strlen(req->id);
+
+	CHECK(idlen < size && line[idlen] == ' ');
+	CHECK(protocol_parse_command(line + idlen + 1, size - idlen - 1, &cmd, err, sizeof(err)) ==
+	      PROTO_OK);
+	CHECK(strcmp(cmd.id, "-") == 0 && cmd.verb == req->verb && cmd.nargs == req->nargs);
+	for (size_t a = 0; a < cmd.nargs; a++)
+		CHECK(strcmp(cmd.args[a], req->args[a]) == 0);
+	CHECK(memcmp(cmd.num, req->num, sizeof(cmd.num)) == 0 && cmd.on == req->on);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -145,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		check_request(data, size, &req);
 		check_round_trip(&req);
+		check_command_form(line, size, &req);
 	}
 	/* Deterministic: no hidden state. */
 	err2[0] = '\0';

@@ -1,69 +1,49 @@
-/* actions.h -- button actions: what ledd itself does on a button's edge.
+/* actions.h -- button actions: requests that ledd runs itself on a button's edge.
  *
  * A [button NAME] section may carry `on_press = toggle red` and
- * `on_release = off green`. The action runs inside ledd on the debounced
- * edge, so it works with no client at all (web server down, no script), and
- * it is an ordinary state change: seq, events, state file.
+ * `on_release = off green`. An action is a request without its id, in the
+ * protocol's own grammar: any verb that verbs[] (protocol.c) marks `action`,
+ * parsed by protocol_parse_command(), verbs in any case. It runs inside ledd
+ * on the debounced edge through the same handler as a client's request
+ * (commands_run_action, commands.c), so it works with no client at all and
+ * changes exactly what that request would: seq, events, state file.
  *
- * Syntax (verbs case-insensitive, one blank between fields):
- *   on LED | off LED | toggle LED | blink LED ON_MS OFF_MS | all on | all off
- * LED is a configured LED's name (ids would change with the file's order).
+ * An LED argument must be a configured LED's name (ids would change with the
+ * file's order). config.c checks the names once the whole file is read,
+ * since an [led] section may come after the button that names it.
  */
 #ifndef LEDD_ACTIONS_H
 #define LEDD_ACTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "defaults.h"
 
-enum action_kind { ACTION_NONE, ACTION_ON, ACTION_OFF, ACTION_TOGGLE, ACTION_BLINK, ACTION_ALL_ON,
-		   ACTION_ALL_OFF };
+/* Longest canonical action: a verb of up to 15 letters and LEDD_MAX_ARGS
+ * arguments (names of LEDD_MAX_NAME, or numbers of fewer digits). */
+#define ACTION_TEXT_MAX         (16 + LEDD_MAX_ARGS * (1 + LEDD_MAX_NAME))
+/* A button's action fields in the state JSON: "on_press":"...","on_release":"..." */
+#define ACTION_BUTTON_JSON_MAX  (2 * ACTION_TEXT_MAX + 32)
 
 struct action {
-	enum action_kind kind;
-	char led_name[LEDD_MAX_NAME + 1];
-	int led;                        /* index, set by actions_check(); -1 before */
-	unsigned int on_ms, off_ms;     /* ACTION_BLINK */
+	char text[ACTION_TEXT_MAX + 1]; /* canonical ("blink red 100 250"); "" = none */
 	unsigned int line;              /* config line, for errors found at the end */
 };
 
-/* Longest action text ("blink NAME 60000 60000") and a button's extra state JSON. */
-#define ACTION_TEXT_MAX         (LEDD_MAX_NAME + 24)
-#define ACTION_BUTTON_JSON_MAX  (2 * ACTION_TEXT_MAX + 32)
-
-struct ledd_config;
-struct button_config;
-struct ledd_state;
-
-/* Parse an action's text (the value of on_press/on_release). 0, or -1 with
- * the problem (no file:line: the config parser adds it) in err. */
+/* Parse an action's text (the value of on_press/on_release) into its
+ * canonical form. 0, or -1 with the problem (no file:line: the config parser
+ * adds it) in err. */
 int action_parse(const char *text, struct action *out, char *err, size_t errlen);
 
-/* After the whole file is read: resolve every action's LED name. 0, or -1
- * with "<filename>:<line>: on_press: no [led NAME] ..." in err. */
-int actions_check(struct ledd_config *cfg, const char *filename, char *err, size_t errlen);
+/* The LED names the action's arguments give, into names; their count. */
+size_t action_led_names(const struct action *a, char names[][LEDD_MAX_NAME + 1], size_t max);
 
 /* Do two actions do the same thing (where in the file they were written aside)? */
 bool action_equal(const struct action *a, const struct action *b);
 
-/* The canonical text of an action ("toggle red"); "" for none. */
-int action_format(const struct action *a, char *out, size_t outlen);
-
-/* The button's action fields for the state JSON, without braces:
- * "on_press":"toggle red","on_release":null */
-void action_button_json(const struct button_config *b, char *out, size_t outlen);
-
-/* The button settings clients cannot see in the state (it has no room for
- * them under PIPE_BUF), for HELLO: [{"name":"button","gpio":22,"pull":"up",
- * "active_low":true,"debounce_ms":30}]. Length, or -1 if it does not fit. */
-int actions_hello_buttons(const struct ledd_config *cfg, char *out, size_t outlen);
-
-/* Run an action on the model and drive the LEDs it touched through drive()
- * (an LED whose line refuses is put back as it was). Returns true if the
- * state changed (the caller counts it: seq, state file, events). */
-bool action_run(const struct action *a, struct ledd_state *st, uint64_t now_ns,
-		int (*drive)(void *ctx, size_t led), void *ctx);
+/* The action as a JSON value: "toggle red", or null for none. The text never
+ * needs escaping (names are [A-Za-z0-9_-]). */
+void action_json(const struct action *a, char *out, size_t outlen);
 
 #endif

@@ -126,11 +126,6 @@ void changed(struct ledd *d)
 	broadcast(d);
 }
 
-static int drive_cb(void *d, size_t i)
-{
-	return drive_led(d, i);
-}
-
 void handle_edges(struct ledd *d)
 {
 	struct gpio_edge edges[LEDD_MAX_EDGES];
@@ -159,9 +154,11 @@ void handle_edges(struct ledd *d)
 			broadcast(d);
 			any = true;
 			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
-			if (action_run(bt->pressed ? &d->cfg.buttons[b].on_press : &d->cfg.buttons[b].on_release,
-				       &d->st, mono_ns(), drive_cb, d))
-				changed(d); /* a button action: an ordinary state change */
+			/* A button action: the request it is, an ordinary state change. */
+			if (bt->pressed)
+				commands_run_action(d, &d->cfg.buttons[b].on_press, bt->name, "on_press");
+			else
+				commands_run_action(d, &d->cfg.buttons[b].on_release, bt->name, "on_release");
 		}
 	}
 	if (n < 0)

@@ -1,9 +1,12 @@
-/* commands.c -- answer request lines: parse, dispatch to a handler, reply.
+/* commands.c -- answer request lines: parse, run the verb's handler, reply.
  *
- * protocol.c turns a line into a struct request (shape only); the handlers
- * here resolve names against the model, apply the change through changes.c
- * and build the reply, which fifo.c delivers. A new verb is a verbs[] entry
- * in protocol.c plus one case in dispatch() here.
+ * protocol.c turns a line into a struct request (shape only) whose verbs[]
+ * entry names its handler; the handlers here resolve names against the
+ * model, apply the change through changes.c and build the reply, which
+ * fifo.c delivers. There is no dispatch switch: a new verb is a verbs[]
+ * entry and its handler (for an LED verb, only its change in state.c: cmd_led
+ * does the rest). Button actions run through the same handlers
+ * (commands_run_action), with the reply going to the log instead of a FIFO.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,8 +46,9 @@ static int need_led(struct ledd *d, const char *arg, struct reply *r)
 	return i;
 }
 
-/* Apply an LED change to the line; undo it in the model if the line refuses. */
-static void led_command(struct ledd *d, const struct request *req, struct reply *r)
+/* An LED verb: apply its change (verbs[].change) to the model, drive the
+ * line; undo it in the model if the line refuses. */
+void cmd_led(struct ledd *d, const struct request *req, struct reply *r)
 {
 	int i = need_led(d, req->args[0], r);
 	struct led_state before;
@@ -53,13 +57,7 @@ static void led_command(struct ledd *d, const struct request *req, struct reply 
 	if (i < 0)
 		return;
 	before = d->st.leds[i];
-	if (req->verb == VERB_ON || req->verb == VERB_OFF)
-		did = state_led_set(&d->st, (size_t)i, req->verb == VERB_ON);
-	else if (req->verb == VERB_TOGGLE)
-		did = state_led_toggle(&d->st, (size_t)i);
-	else
-		did = state_led_blink(&d->st, (size_t)i, (unsigned int)req->num[1],
-				      (unsigned int)req->num[2], mono_ns());
+	did = req->verb->change(&d->st, (size_t)i, req, mono_ns());
 	if (drive_led(d, (size_t)i) < 0) {
 		d->st.leds[i] = before;
 		r->code = PROTO_GPIO;
@@ -74,7 +72,7 @@ static void led_command(struct ledd *d, const struct request *req, struct reply 
 /* ALL: every LED or none. If the kernel refuses one line, the lines already
  * switched are switched back and the model is restored, so the state file,
  * the watchers and seq never see a change that did not happen. */
-static void all_command(struct ledd *d, const struct request *req, struct reply *r)
+void cmd_all(struct ledd *d, const struct request *req, struct reply *r)
 {
 	struct led_state before[LEDD_MAX_LEDS];
 	bool did = false;
@@ -98,7 +96,8 @@ static void all_command(struct ledd *d, const struct request *req, struct reply 
 	reply_state(d, r);
 }
 
-static void button_command(struct ledd *d, const struct request *req, struct reply *r)
+/* PRESS / RELEASE: a simulated edge (sim backend only). */
+static void button_command(struct ledd *d, const struct request *req, struct reply *r, bool press)
 {
 	int b = state_find_button(&d->st, req->args[0]);
 
@@ -113,11 +112,11 @@ static void button_command(struct ledd *d, const struct request *req, struct rep
 				 protocol_cut(req->args[0], 40), req->args[0]);
 		return;
 	}
-	if (gpio_sim_set_input(d->gpio, d->st.nleds + (size_t)b, req->verb == VERB_PRESS) < 0) {
+	if (gpio_sim_set_input(d->gpio, d->st.nleds + (size_t)b, press) < 0) {
 		if (errno == ENOTSUP) {
 			r->code = PROTO_NOTSUPPORTED;
 			set_err(r->msg, sizeof(r->msg), "%s needs the sim backend (this is %s)",
-				 req->verb == VERB_PRESS ? "PRESS" : "RELEASE", backend_name(d));
+				 req->verb->name, backend_name(d));
 		} else {
 			r->code = PROTO_INTERNAL;
 			set_err(r->msg, sizeof(r->msg), "sim input: %s", strerror(errno));
@@ -128,9 +127,19 @@ static void button_command(struct ledd *d, const struct request *req, struct rep
 	reply_state(d, r);
 }
 
+void cmd_press(struct ledd *d, const struct request *req, struct reply *r)
+{
+	button_command(d, req, r, true);
+}
+
+void cmd_release(struct ledd *d, const struct request *req, struct reply *r)
+{
+	button_command(d, req, r, false);
+}
+
 /* WATCH: the client's reply FIFO becomes its event stream. ledd writes the
  * reply and the current state into it and keeps it open. */
-static void watch_command(struct ledd *d, const struct request *req, struct reply *r)
+void cmd_watch(struct ledd *d, const struct request *req, struct reply *r)
 {
 	char payload[LEDD_MAX_ID + 32], ok[2 * LEDD_MAX_ID + 64], event[LEDD_LINE_MAX];
 	int n = event_line(d, event, sizeof(event)), k;
@@ -150,35 +159,56 @@ static void watch_command(struct ledd *d, const struct request *req, struct repl
 	r->delivered = r->code == PROTO_OK || gone;
 }
 
-static void dispatch(struct ledd *d, const struct request *req, struct reply *r)
+/* HELLO: who we are, the button settings the state has no room for, and
+ * verbs[] itself, so that a client can check its own table against ours. */
+void cmd_hello(struct ledd *d, const struct request *req, struct reply *r)
 {
-	switch (req->verb) {
-	case VERB_HELLO: {
-		char buttons[LEDD_LINE_MAX / 2]; /* button settings: actions.h */
-		actions_hello_buttons(&d->cfg, buttons, sizeof(buttons));
-		snprintf(r->payload, sizeof(r->payload),
-			 "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\",\"buttons\":%s}",
-			 LEDD_PROTOCOL, LEDD_VERSION, backend_name(d), buttons);
-		return;
+	char buttons[LEDD_LINE_MAX / 2], verb_table[LEDD_LINE_MAX / 2];
+	int n;
+
+	(void)req;
+	if (config_buttons_json(&d->cfg, buttons, sizeof(buttons)) < 0 ||
+	    protocol_verbs_json(verb_table, sizeof(verb_table)) < 0)
+		n = -1;
+	else
+		n = snprintf(r->payload, sizeof(r->payload),
+			     "{\"protocol\":%d,\"version\":\"%s\",\"backend\":\"%s\",\"buttons\":%s,"
+			     "\"verbs\":%s}",
+			     LEDD_PROTOCOL, LEDD_VERSION, backend_name(d), buttons, verb_table);
+	if (n < 0 || (size_t)n >= sizeof(r->payload)) {
+		r->code = PROTO_INTERNAL;
+		set_err(r->msg, sizeof(r->msg), "HELLO does not fit in a reply");
 	}
-	case VERB_STATE:
-		reply_state(d, r);
+}
+
+void cmd_state(struct ledd *d, const struct request *req, struct reply *r)
+{
+	(void)req;
+	reply_state(d, r);
+}
+
+void commands_run_action(struct ledd *d, const struct action *a, const char *button,
+			 const char *key)
+{
+	static struct request req;
+	static struct reply r;
+
+	if (!a->text[0])
 		return;
-	case VERB_ON: case VERB_OFF: case VERB_TOGGLE: case VERB_BLINK:
-		led_command(d, req, r);
-		return;
-	case VERB_ALL:
-		all_command(d, req, r);
-		return;
-	case VERB_PRESS: case VERB_RELEASE:
-		button_command(d, req, r);
-		return;
-	case VERB_WATCH:
-		watch_command(d, req, r);
-		return;
+	r.code = protocol_parse_command(a->text, strlen(a->text), &req, r.msg, sizeof(r.msg));
+	r.delivered = false;
+	if (r.code == PROTO_OK && !req.verb->action) {
+		r.code = PROTO_INTERNAL;
+		set_err(r.msg, sizeof(r.msg), "not an action verb");
 	}
-	r->code = PROTO_INTERNAL;
-	set_err(r->msg, sizeof(r->msg), "verb not dispatched");
+	if (r.code == PROTO_OK)
+		req.verb->run(d, &req, &r);
+	/* As for a client's request: a refused line is logged by drive_led(). */
+	if (r.code == PROTO_INTERNAL)
+		log_err("internal error running button %s %s '%s': %s", button, key, a->text, r.msg);
+	else if (r.code != PROTO_OK)
+		log_debug("button %s %s '%s': %s %s", button, key, a->text,
+			  protocol_code_name(r.code), r.msg);
 }
 
 void commands_handle_line(void *ctx, const char *line, size_t len, bool complete)
@@ -202,7 +232,7 @@ void commands_handle_line(void *ctx, const char *line, size_t len, bool complete
 		return;
 	}
 	if (r.code == PROTO_OK)
-		dispatch(d, &req, &r);
+		req.verb->run(d, &req, &r);
 	if (r.code == PROTO_INTERNAL)
 		log_err("internal error answering request %s: %s", req.id, r.msg);
 	else if (r.code != PROTO_OK)

@@ -7,6 +7,11 @@
  * error naming file and line: a config that is half understood would drive
  * the wrong pins.
  *
+ * Button actions (on_press/on_release) are parsed by actions.c, which uses
+ * the protocol's own parser; their LED names are checked here once the
+ * whole file is read. What ledd derives from the result (defaults, the
+ * backend's lines, reload comparisons) is config_wiring.c.
+ *
  * config_parse() is pure (no I/O, no globals) so it can be fuzzed alone.
  */
 #define _GNU_SOURCE
@@ -54,38 +59,6 @@ static int fail(struct parser *p, const char *fmt, ...)
 static void copy_str(char *dst, size_t dstlen, const char *src)
 {
 	snprintf(dst, dstlen, "%s", src);
-}
-
-const char *config_backend_name(enum gpio_backend_kind kind)
-{
-	return kind == GPIO_BACKEND_SIM ? "sim" : "chardev";
-}
-
-void config_defaults(struct ledd_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->backend = GPIO_BACKEND_CHARDEV;
-	copy_str(cfg->chip, sizeof(cfg->chip), "auto");
-	copy_str(cfg->runtime_dir, sizeof(cfg->runtime_dir), LEDD_RUNTIME_DIR);
-	copy_str(cfg->state_file, sizeof(cfg->state_file), LEDD_STATE_PATH);
-	cfg->debounce_ms = LEDD_DEBOUNCE_MS;
-	cfg->max_watchers = LEDD_MAX_WATCHERS;
-}
-
-void config_default_wiring(struct ledd_config *cfg)
-{
-	config_defaults(cfg);
-	cfg->nleds = 2;
-	copy_str(cfg->leds[0].name, sizeof(cfg->leds[0].name), "red");
-	cfg->leds[0].gpio = 17;
-	copy_str(cfg->leds[1].name, sizeof(cfg->leds[1].name), "green");
-	cfg->leds[1].gpio = 27;
-	cfg->nbuttons = 1;
-	copy_str(cfg->buttons[0].name, sizeof(cfg->buttons[0].name), "button");
-	cfg->buttons[0].gpio = 22;
-	cfg->buttons[0].bias = GPIO_BIAS_PULL_UP;
-	cfg->buttons[0].active_low = true;
-	cfg->buttons[0].debounce_ms = LEDD_DEBOUNCE_MS;
 }
 
 /* --- value parsers ---------------------------------------------------- */
@@ -373,6 +346,39 @@ static int parse_line(struct parser *p, char *line)
 	return fail(p, "'%.40s' outside a section (start with [ledd])", key);
 }
 
+/* Every LED an action names must be one of this file's [led] sections. */
+static int check_action(struct parser *p, const struct button_config *b, const struct action *a,
+			const char *key)
+{
+	char names[LEDD_MAX_ARGS][LEDD_MAX_NAME + 1];
+	size_t n = action_led_names(a, names, LEDD_MAX_ARGS);
+
+	for (size_t k = 0; k < n; k++) {
+		size_t i = 0;
+
+		while (i < p->cfg->nleds && strcmp(p->cfg->leds[i].name, names[k]) != 0)
+			i++;
+		if (i == p->cfg->nleds) {
+			p->lineno = a->line;
+			return fail(p, "%s: [button %s] names no [led %s] of this file", key, b->name,
+				    names[k]);
+		}
+	}
+	return 0;
+}
+
+static int check_actions(struct parser *p)
+{
+	for (size_t i = 0; i < p->cfg->nbuttons; i++) {
+		const struct button_config *b = &p->cfg->buttons[i];
+
+		if (check_action(p, b, &b->on_press, "on_press") < 0 ||
+		    check_action(p, b, &b->on_release, "on_release") < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Checks across sections, once the whole file is read. */
 static int check_whole(struct parser *p)
 {
@@ -404,7 +410,7 @@ static int check_whole(struct parser *p)
 	for (size_t i = 0; i < cfg->nbuttons; i++)
 		if (!cfg->buttons[i].debounce_set)
 			cfg->buttons[i].debounce_ms = cfg->debounce_ms;
-	return actions_check(cfg, p->filename, p->err, p->errlen);
+	return check_actions(p);
 }
 
 int config_parse(const char *buf, size_t len, const char *filename,
@@ -477,61 +483,3 @@ int config_load(const char *path, struct ledd_config *out, char *err, size_t err
 	return config_parse(buf, len, path, out, err, errlen);
 }
 
-size_t config_gpio_lines(const struct ledd_config *cfg, struct gpio_line_config *lines,
-			 char labels[][LEDD_MAX_NAME + 8])
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < cfg->nleds; i++, n++) {
-		snprintf(labels[n], LEDD_MAX_NAME + 8, "led %s", cfg->leds[i].name);
-		lines[n] = (struct gpio_line_config){
-			.label = labels[n], .gpio = cfg->leds[i].gpio, .output = true,
-			.active_low = cfg->leds[i].active_low, .bias = GPIO_BIAS_AS_IS,
-		};
-	}
-	for (size_t i = 0; i < cfg->nbuttons; i++, n++) {
-		snprintf(labels[n], LEDD_MAX_NAME + 8, "button %s", cfg->buttons[i].name);
-		lines[n] = (struct gpio_line_config){
-			.label = labels[n], .gpio = cfg->buttons[i].gpio, .output = false,
-			.active_low = cfg->buttons[i].active_low, .bias = cfg->buttons[i].bias,
-			.debounce_ms = cfg->buttons[i].debounce_ms,
-		};
-	}
-	return n;
-}
-
-bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config *b)
-{
-	if (a->backend != b->backend || strcmp(a->chip, b->chip) != 0 ||
-	    a->nleds != b->nleds || a->nbuttons != b->nbuttons)
-		return true;
-	for (size_t i = 0; i < a->nleds; i++)
-		if (a->leds[i].gpio != b->leds[i].gpio || a->leds[i].active_low != b->leds[i].active_low ||
-		    strcmp(a->leds[i].name, b->leds[i].name) != 0)
-			return true;
-	for (size_t i = 0; i < a->nbuttons; i++)
-		if (a->buttons[i].gpio != b->buttons[i].gpio ||
-		    a->buttons[i].active_low != b->buttons[i].active_low ||
-		    a->buttons[i].bias != b->buttons[i].bias ||
-		    a->buttons[i].debounce_ms != b->buttons[i].debounce_ms ||
-		    strcmp(a->buttons[i].name, b->buttons[i].name) != 0)
-			return true;
-	return false;
-}
-
-static bool actions_differ(const struct ledd_config *a, const struct ledd_config *b)
-{
-	for (size_t i = 0; i < a->nbuttons; i++)
-		if (!action_equal(&a->buttons[i].on_press, &b->buttons[i].on_press) ||
-		    !action_equal(&a->buttons[i].on_release, &b->buttons[i].on_release))
-			return true;
-	return false;
-}
-
-bool config_equal(const struct ledd_config *a, const struct ledd_config *b)
-{
-	return !config_wiring_differs(a, b) && !actions_differ(a, b) &&
-	       strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
-	       strcmp(a->state_file, b->state_file) == 0 && a->debounce_ms == b->debounce_ms &&
-	       a->max_watchers == b->max_watchers;
-}

@@ -1,4 +1,5 @@
-/* config.h -- ledd's configuration: the INI parser and the resulting struct.
+/* config.h -- ledd's configuration: the INI parser (config.c), the resulting
+ * struct, and what ledd derives from it (config_wiring.c).
  *
  * config_parse() is a pure function over a buffer (no I/O, no globals) so the
  * fuzzer in cdaemon/fuzz/ can compile config.c alone. Errors name the file,
@@ -44,12 +45,7 @@ struct ledd_config {
 	struct button_config buttons[LEDD_MAX_BUTTONS];
 };
 
-/* Built-in defaults: chardev, auto chip, /run/ledd, no LEDs or buttons. */
-void config_defaults(struct ledd_config *cfg);
-
-/* The documented default wiring (red GPIO17, green GPIO27, button GPIO22),
- * used when the default config file does not exist. */
-void config_default_wiring(struct ledd_config *cfg);
+/* config.c: */
 
 /* Parse an INI buffer over the defaults. Returns 0, or -1 with
  * "<filename>:<line>: <problem>" in err. `out` is only valid on success. */
@@ -60,17 +56,31 @@ int config_parse(const char *buf, size_t len, const char *filename,
  * (errno is ENOENT when the file does not exist). */
 int config_load(const char *path, struct ledd_config *out, char *err, size_t errlen);
 
+/* config_wiring.c: */
+
+/* Built-in defaults: chardev, auto chip, /run/ledd, no LEDs or buttons. */
+void config_defaults(struct ledd_config *cfg);
+
+/* The documented default wiring (red GPIO17, green GPIO27, button GPIO22),
+ * used when the default config file does not exist. */
+void config_default_wiring(struct ledd_config *cfg);
+
 /* Turn the config into the backend's line array: LEDs first (line i = LED i),
  * then buttons (line nleds + j = button j). Returns the number of lines. */
 size_t config_gpio_lines(const struct ledd_config *cfg, struct gpio_line_config *lines,
 			 char labels[][LEDD_MAX_NAME + 8]);
 
-/* true if the two configs request different lines or line settings. */
 /* Everything the daemon uses is the same (a reload would change nothing). */
 bool config_equal(const struct ledd_config *a, const struct ledd_config *b);
 
+/* true if the two configs request different lines or line settings. */
 bool config_wiring_differs(const struct ledd_config *a, const struct ledd_config *b);
 
 const char *config_backend_name(enum gpio_backend_kind kind);
+
+/* The button settings clients cannot see in the state (it has no room for
+ * them under PIPE_BUF), for HELLO: [{"name":"button","gpio":22,"pull":"up",
+ * "active_low":true,"debounce_ms":30}]. Length, or -1 if it does not fit. */
+int config_buttons_json(const struct ledd_config *cfg, char *out, size_t outlen);
 
 #endif

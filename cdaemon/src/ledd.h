@@ -3,7 +3,8 @@
  * main.c owns the lifecycle and the poll loop, changes.c applies state
  * changes (drive a line, persist, tell the watchers), commands.c answers
  * requests. Only the daemon's own .c files include this header; the pure
- * modules (protocol, config, state, framing) know nothing of it.
+ * modules (protocol, config, state, framing) know nothing of it (protocol.h
+ * names struct ledd only as its handlers' opaque argument).
  */
 #ifndef LEDD_LEDD_H
 #define LEDD_LEDD_H
@@ -64,5 +65,9 @@ void handle_edges(struct ledd *d);
 
 /* commands.c: answer one request line (a fifo_line_fn; ctx is the struct ledd). */
 void commands_handle_line(void *ctx, const char *line, size_t len, bool complete);
+/* commands.c: run a button action (actions.h) as the request it is; key is
+ * "on_press" or "on_release", for the log. A change counts as any other. */
+void commands_run_action(struct ledd *d, const struct action *a, const char *button,
+			 const char *key);
 
 #endif

@@ -1,19 +1,27 @@
-/* protocol.c -- parse request lines and format replies (docs/protocol.md).
+/* protocol.c -- ledd's verbs[] table, the request parser, reply formatting.
  *
  * A request is "<id> SP <VERB> [SP <arg>]*" (the LF already stripped). The
  * line is checked as a whole first (length, UTF-8, control bytes), but the
  * id is read before that, so even a rejected line is answered with its own
  * id whenever the id itself is readable (the id names the client's reply
- * FIFO, reply/<id>, so it is the only way back). Everything here is pure: no I/O,
- * no globals, so cdaemon/fuzz/ can link this file alone.
+ * FIFO, reply/<id>, so it is the only way back). The rest, "<VERB> [<arg>]*",
+ * is what a button action says too (protocol_parse_command): one grammar.
+ *
+ * Arguments are checked against their spec in verbs[] (kind and range), so
+ * a handler only resolves names. The same table gives usage lines, the
+ * action syntax in config errors, and HELLO's "verbs" report. Everything
+ * here is pure: no I/O, no mutable globals, so cdaemon/fuzz/ can link this
+ * file alone (with -DPROTOCOL_PARSER_ONLY, which drops the handlers).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "errmsg.h"
 #include "protocol.h"
+#include "textbuf.h"
 
 static const char *const code_names[] = {
 	[PROTO_OK] = "ok",
@@ -27,31 +35,40 @@ static const char *const code_names[] = {
 	[PROTO_INTERNAL] = "internal",
 };
 
-/* What each argument of a verb must look like (check_args reads this). */
-enum arg_kind {
-	ARG_END,        /* no more arguments */
-	ARG_TARGET,     /* an LED or button: an index or a configured name (resolved later) */
-	ARG_PERIOD,     /* a blink period in ms, LEDD_BLINK_MIN_MS..LEDD_BLINK_MAX_MS */
-	ARG_ONOFF,      /* ON or OFF, any case */
-};
+/* The handlers, left out when the parser is built alone (the fuzzers). */
+#ifdef PROTOCOL_PARSER_ONLY
+#define H(fn) NULL
+#else
+#define H(fn) fn
+#endif
 
-/* Each verb with the kinds of its arguments: the count is exact. */
-static const struct {
-	const char *name;
-	enum verb verb;
-	enum arg_kind args[LEDD_MAX_ARGS + 1];
-	const char *usage;
-} verbs[] = {
-	{ "HELLO", VERB_HELLO, { ARG_END }, "HELLO" },
-	{ "STATE", VERB_STATE, { ARG_END }, "STATE" },
-	{ "ON", VERB_ON, { ARG_TARGET }, "ON <led>" },
-	{ "OFF", VERB_OFF, { ARG_TARGET }, "OFF <led>" },
-	{ "TOGGLE", VERB_TOGGLE, { ARG_TARGET }, "TOGGLE <led>" },
-	{ "BLINK", VERB_BLINK, { ARG_TARGET, ARG_PERIOD, ARG_PERIOD }, "BLINK <led> <on_ms> <off_ms>" },
-	{ "ALL", VERB_ALL, { ARG_ONOFF }, "ALL ON|OFF" },
-	{ "PRESS", VERB_PRESS, { ARG_TARGET }, "PRESS <button>" },
-	{ "RELEASE", VERB_RELEASE, { ARG_TARGET }, "RELEASE <button>" },
-	{ "WATCH", VERB_WATCH, { ARG_END }, "WATCH" },
+#define NONE            { ARG_END, NULL, NULL, 0, 0, NULL }
+#define LED             { ARG_LED, "led", NULL, 0, 0, NULL }
+#define BUTTON          { ARG_BUTTON, "button", NULL, 0, 0, NULL }
+#define ONOFF           { ARG_ONOFF, "state", NULL, 0, 0, NULL }
+#define PERIOD(name)    { ARG_UINT, name, "blink period", LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS, "ms" }
+#define ACTION          true
+
+/* The one table of ledd's verbs (docs/protocol.md): name, arguments (the
+ * count is exact), whether a button action may run it, handler, and for LED
+ * verbs the change to the LED. */
+const struct verb verbs[] = {
+	{ "HELLO",   { NONE },                            !ACTION, H(cmd_hello), NULL },
+	{ "STATE",   { NONE },                            !ACTION, H(cmd_state), NULL },
+	{ "ON",      { LED },                             ACTION,  H(cmd_led), H(state_led_on) },
+	{ "OFF",     { LED },                             ACTION,  H(cmd_led), H(state_led_off) },
+	{ "TOGGLE",  { LED },                             ACTION,  H(cmd_led), H(state_led_toggle) },
+	{ "BLINK",   { LED, PERIOD("on_ms"), PERIOD("off_ms") }, ACTION, H(cmd_led), H(state_led_blink) },
+	{ "ALL",     { ONOFF },                           ACTION,  H(cmd_all), NULL },
+	{ "PRESS",   { BUTTON },                          !ACTION, H(cmd_press), NULL },
+	{ "RELEASE", { BUTTON },                          !ACTION, H(cmd_release), NULL },
+	{ "WATCH",   { NONE },                            !ACTION, H(cmd_watch), NULL },
+};
+const size_t nverbs = sizeof(verbs) / sizeof(verbs[0]);
+
+static const char *const kind_names[] = {
+	[ARG_END] = "end", [ARG_LED] = "led", [ARG_BUTTON] = "button", [ARG_UINT] = "uint",
+	[ARG_ONOFF] = "onoff",
 };
 
 const char *protocol_code_name(enum proto_code code)
@@ -192,47 +209,57 @@ static enum proto_code check_bytes(const char *line, size_t len, char *err, size
 	return PROTO_OK;
 }
 
-static size_t count_args(const enum arg_kind *kinds)
+static size_t count_args(const struct verb *v)
 {
 	size_t n = 0;
 
-	while (n < LEDD_MAX_ARGS && kinds[n] != ARG_END)
+	while (n < LEDD_MAX_ARGS && v->args[n].kind != ARG_END)
 		n++;
 	return n;
 }
 
-/* Check argument a against its kind; fill req->num / req->on. */
-static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind kind,
-				 const char *usage, char *err, size_t errlen)
+static enum proto_code check_name_arg(const char *arg, const char *kind, char *err, size_t errlen)
 {
-	const char *arg = req->args[a];
-
-	switch (kind) {
-	case ARG_TARGET:
-		if (protocol_valid_name(arg, LEDD_MAX_NAME))
-			return PROTO_OK;
-		set_err(err, errlen, "'%.*s' is neither an index nor a name", protocol_cut(arg, 40), arg);
+	if (strlen(arg) > LEDD_MAX_NAME) {
+		set_err(err, errlen, "%s name '%.*s...' is longer than %d characters", kind,
+			protocol_cut(arg, 30), arg, LEDD_MAX_NAME);
 		return PROTO_BADARG;
-	case ARG_PERIOD: {
-		unsigned long v;
-		if (!protocol_parse_uint(arg, &v)) {
-			set_err(err, errlen, "usage: %s (periods are plain decimal ms)", usage);
-			return PROTO_BADARG;
-		}
-		if (v < LEDD_BLINK_MIN_MS || v > LEDD_BLINK_MAX_MS) {
-			set_err(err, errlen, "blink periods must be %d-%d ms",
-				 LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS);
-			return PROTO_BADARG;
-		}
-		req->num[a] = v;
-		return PROTO_OK;
 	}
+	if (protocol_valid_name(arg, LEDD_MAX_NAME))
+		return PROTO_OK;
+	set_err(err, errlen, "'%.*s' is neither an index nor a name", protocol_cut(arg, 40), arg);
+	return PROTO_BADARG;
+}
+
+/* Check argument a against its spec; fill req->num / req->on. verb is the
+ * verb as the client wrote it, for messages. */
+static enum proto_code check_arg(struct request *req, size_t a, const char *verb, char *err,
+				 size_t errlen)
+{
+	const struct arg_spec *spec = &req->verb->args[a];
+	const char *arg = req->args[a];
+	unsigned long v;
+
+	switch (spec->kind) {
+	case ARG_LED:
+		return check_name_arg(arg, "LED", err, errlen);
+	case ARG_BUTTON:
+		return check_name_arg(arg, "button", err, errlen);
+	case ARG_UINT:
+		if (protocol_parse_uint(arg, &v) && v >= spec->min && v <= spec->max) {
+			req->num[a] = v;
+			return PROTO_OK;
+		}
+		set_err(err, errlen, "%s '%.*s' is not %lu-%lu%s%s", spec->what, protocol_cut(arg, 20),
+			arg, spec->min, spec->max, spec->unit ? " " : "", spec->unit ? spec->unit : "");
+		return PROTO_BADARG;
 	case ARG_ONOFF:
 		if (strcasecmp(arg, "ON") == 0 || strcasecmp(arg, "OFF") == 0) {
 			req->on = strcasecmp(arg, "ON") == 0;
 			return PROTO_OK;
 		}
-		set_err(err, errlen, "usage: %s", usage);
+		set_err(err, errlen, "'%s %.*s': %s takes on or off", verb, protocol_cut(arg, 20), arg,
+			verb);
 		return PROTO_BADARG;
 	case ARG_END:
 		break;
@@ -241,14 +268,89 @@ static enum proto_code check_arg(struct request *req, size_t a, enum arg_kind ki
 	return PROTO_INTERNAL;
 }
 
+/* "<VERB> [<arg>]*", already checked byte by byte: split on single spaces,
+ * find the verb in verbs[], check its arguments. */
+static enum proto_code parse_words(const char *text, size_t len, struct request *req, char *err,
+				   size_t errlen)
+{
+	char words[1 + LEDD_MAX_ARGS][LEDD_MAX_REQUEST];
+	size_t nwords = 0, start = 0;
+	enum proto_code rc;
+
+	/* An empty field (two spaces, leading or trailing space) is a syntax
+	 * error, not something to guess around. */
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && text[i] != ' ')
+			continue;
+		if (i == start) {
+			set_err(err, errlen, "fields are separated by exactly one space");
+			return PROTO_BADREQUEST;
+		}
+		if (nwords == 1 + LEDD_MAX_ARGS) {
+			set_err(err, errlen, "too many arguments");
+			return PROTO_BADARG;
+		}
+		memcpy(words[nwords], text + start, i - start);
+		words[nwords][i - start] = '\0';
+		nwords++;
+		start = i + 1;
+	}
+	for (size_t v = 0; v < nverbs; v++) {
+		char usage[LEDD_MAX_REQUEST];
+
+		if (strcasecmp(words[0], verbs[v].name) != 0)
+			continue;
+		req->verb = &verbs[v];
+		req->nargs = nwords - 1;
+		if (req->nargs != count_args(req->verb)) {
+			protocol_usage(req->verb, false, usage, sizeof(usage));
+			set_err(err, errlen, "usage: %s", usage);
+			return PROTO_BADARG;
+		}
+		for (size_t a = 0; a < req->nargs; a++) {
+			memcpy(req->args[a], words[1 + a], sizeof(req->args[a]));
+			rc = check_arg(req, a, words[0], err, errlen);
+			if (rc != PROTO_OK) {
+				req->bad_arg = (int)a;
+				return rc;
+			}
+		}
+		return PROTO_OK;
+	}
+	set_err(err, errlen, "unknown verb '%.*s'", protocol_cut(words[0], 32), words[0]);
+	return PROTO_BADVERB;
+}
+
+static void clear(struct request *req)
+{
+	memset(req, 0, sizeof(*req));
+	strcpy(req->id, "-");
+	req->bad_arg = -1;
+}
+
+enum proto_code protocol_parse_command(const char *text, size_t len, struct request *req,
+				       char *err, size_t errlen)
+{
+	enum proto_code rc;
+
+	clear(req);
+	if (len >= LEDD_MAX_REQUEST) {
+		set_err(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
+		return PROTO_BADREQUEST;
+	}
+	rc = check_bytes(text, len, err, errlen);
+	if (rc != PROTO_OK)
+		return rc;
+	return parse_words(text, len, req, err, errlen);
+}
+
 enum proto_code protocol_parse(const char *line, size_t len, struct request *req,
 			       char *err, size_t errlen)
 {
-	char fields[2 + LEDD_MAX_ARGS][LEDD_MAX_REQUEST];
-	size_t nfields = 0, start = 0;
 	enum proto_code rc;
+	size_t idlen;
 
-	memset(req, 0, sizeof(*req));
+	clear(req);
 	read_id(line, len < LEDD_MAX_REQUEST ? len : LEDD_MAX_REQUEST, req);
 	if (len >= LEDD_MAX_REQUEST) {
 		set_err(err, errlen, "request longer than %d bytes", LEDD_MAX_REQUEST);
@@ -265,47 +367,65 @@ enum proto_code protocol_parse(const char *line, size_t len, struct request *req
 		set_err(err, errlen, "request id must be 1-%d of [A-Za-z0-9_-]", LEDD_MAX_ID);
 		return PROTO_BADREQUEST;
 	}
-	/* Split on single spaces: an empty field (two spaces, leading or
-	 * trailing space) is a syntax error, not something to guess around. */
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && line[i] != ' ')
-			continue;
-		if (i == start) {
-			set_err(err, errlen, "fields are separated by exactly one space");
-			return PROTO_BADREQUEST;
-		}
-		if (nfields == 2 + LEDD_MAX_ARGS) {
-			set_err(err, errlen, "too many arguments");
-			return PROTO_BADARG;
-		}
-		memcpy(fields[nfields], line + start, i - start);
-		fields[nfields][i - start] = '\0';
-		nfields++;
-		start = i + 1;
-	}
-	if (nfields < 2) {
+	idlen = strlen(req->id);
+	if (idlen == len) {
 		set_err(err, errlen, "missing verb");
 		return PROTO_BADREQUEST;
 	}
-	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
-		if (strcasecmp(fields[1], verbs[v].name) != 0)
-			continue;
-		req->verb = verbs[v].verb;
-		req->nargs = nfields - 2;
-		if (req->nargs != count_args(verbs[v].args)) {
-			set_err(err, errlen, "usage: %s", verbs[v].usage);
-			return PROTO_BADARG;
-		}
-		for (size_t a = 0; a < req->nargs; a++) {
-			memcpy(req->args[a], fields[2 + a], sizeof(req->args[a]));
-			rc = check_arg(req, a, verbs[v].args[a], verbs[v].usage, err, errlen);
-			if (rc != PROTO_OK)
-				return rc;
-		}
-		return PROTO_OK;
+	return parse_words(line + idlen + 1, len - idlen - 1, req, err, errlen);
+}
+
+/* --- describing the table ---------------------------------------------- */
+
+/* Upper or lower case copy of s into b. */
+static void put_case(struct textbuf *b, const char *s, bool upper)
+{
+	for (; *s; s++)
+		put(b, "%c", upper ? toupper((unsigned char)*s) : tolower((unsigned char)*s));
+}
+
+int protocol_usage(const struct verb *v, bool action_form, char *out, size_t outlen)
+{
+	struct textbuf b = { .p = out, .cap = outlen };
+
+	put_case(&b, v->name, !action_form);
+	for (size_t a = 0; a < count_args(v); a++) {
+		const struct arg_spec *spec = &v->args[a];
+
+		put(&b, " ");
+		if (spec->kind == ARG_ONOFF)
+			put(&b, "%s", action_form ? "on|off" : "ON|OFF");
+		else if (action_form)
+			put_case(&b, spec->name, true);
+		else
+			put(&b, "<%s>", spec->name);
 	}
-	set_err(err, errlen, "unknown verb '%.*s'", protocol_cut(fields[1], 32), fields[1]);
-	return PROTO_BADVERB;
+	return textbuf_result(&b);
+}
+
+int protocol_verbs_json(char *out, size_t outlen)
+{
+	struct textbuf b = { .p = out, .cap = outlen };
+
+	put(&b, "[");
+	for (size_t v = 0; v < nverbs; v++) {
+		put(&b, "%s{\"name\":\"%s\",\"args\":[", v ? "," : "", verbs[v].name);
+		for (size_t a = 0; a < count_args(&verbs[v]); a++) {
+			const struct arg_spec *spec = &verbs[v].args[a];
+
+			put(&b, "%s{\"name\":\"%s\",\"kind\":\"%s\"", a ? "," : "", spec->name,
+			    kind_names[spec->kind]);
+			if (spec->kind == ARG_UINT)
+				put(&b, ",\"min\":%lu,\"max\":%lu,\"unit\":\"%s\"", spec->min, spec->max,
+				    spec->unit ? spec->unit : "");
+			if (spec->kind == ARG_ONOFF)
+				put(&b, ",\"values\":[\"ON\",\"OFF\"]");
+			put(&b, "}");
+		}
+		put(&b, "],\"action\":%s}", verbs[v].action ? "true" : "false");
+	}
+	put(&b, "]");
+	return textbuf_result(&b);
 }
 
 int protocol_format_ok(char *out, size_t outlen, const char *id, const char *payload)

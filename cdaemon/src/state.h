@@ -1,6 +1,7 @@
-/* state.h -- the LED/button model, blink scheduling, the state JSON of the
- * protocol and the state file that carries it across restarts. No GPIO and no
- * FIFO here: main.c applies levels to the backend and sends the JSON. */
+/* state.h -- the LED/button model, the LED verbs' changes, blink scheduling,
+ * the state JSON of the protocol and the state file that carries it across
+ * restarts. No GPIO and no FIFO here: changes.c applies levels to the
+ * backend and sends the JSON. */
 #ifndef LEDD_STATE_H
 #define LEDD_STATE_H
 
@@ -43,12 +44,11 @@ void state_init(struct ledd_state *st, const struct ledd_config *cfg);
 int state_find_led(const struct ledd_state *st, const char *arg);
 int state_find_button(const struct ledd_state *st, const char *arg);
 
-/* LED changes. Each returns true if the LED's state (on/blink) changed.
- * now_ns is CLOCK_MONOTONIC; a new blink starts in its "on" phase. */
+/* LED i steady on or off; true if its state (on/blink) changed. The LED
+ * verbs' changes (state_led_on, _off, _toggle, _blink: led_change_fn, run by
+ * commands.c for the verbs[] entries that name them) are declared with the
+ * table in protocol.h. */
 bool state_led_set(struct ledd_state *st, size_t i, bool on);
-bool state_led_toggle(struct ledd_state *st, size_t i);
-bool state_led_blink(struct ledd_state *st, size_t i, unsigned int on_ms, unsigned int off_ms,
-		     uint64_t now_ns);
 
 /* Advance blink phases due at now_ns. Returns a bitmask of LEDs whose level
  * changed (the caller drives those lines). */

@@ -88,7 +88,8 @@ def seeds_against_planted_bug(tmp_path, harness, source, good, bad):
 
 def test_harness_catches_a_planted_bug(tmp_path):
     """A parser that accepts a 19 ms blink period must be caught by the seed corpus alone."""
-    result = seeds_against_planted_bug(tmp_path, "request", "protocol.c", "v < LEDD_BLINK_MIN_MS", "v < 1")
+    result = seeds_against_planted_bug(tmp_path, "request", "protocol.c", "LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS",
+                                       "1, LEDD_BLINK_MAX_MS")
     assert result.returncode != 0
     assert "property violated: req->num[1] >= LEDD_BLINK_MIN_MS" in result.stderr
 

@@ -18,9 +18,9 @@
  *                                       /sys/devices/platform/gpio-sim.N/gpiochipM
  *
  * Result lines are "PASS <name>" / "FAIL <name>: <why>", parsed by
- * tests/kernel/test_gpio_sim.py. Linked statically with gpio.c and
- * gpio_chardev.c; the sim backend is stubbed out so this builds without the
- * rest of the daemon.
+ * tests/kernel/test_gpio_sim.py. Linked statically with gpio.c and the
+ * chardev backend (gpio_chardev.c, gpio_chip.c, gpio_line_config.c); the sim
+ * backend is stubbed out so this builds without the rest of the daemon.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -51,7 +51,8 @@ def build_gpiotool(outdir):
     """gpiotool, statically linked with the backend under test."""
     out = Path(outdir) / "gpiotool"
     subprocess.run(["gcc", *CFLAGS, "-I", str(SRC), "-o", str(out), str(HERE / "gpiotool.c"),
-                    str(SRC / "gpio.c"), str(SRC / "gpio_chardev.c")], check=True)
+                    *(str(SRC / name) for name in ("gpio.c", "gpio_chardev.c", "gpio_chip.c", "gpio_line_config.c"))],
+                   check=True)
     return out
 
 
