@@ -81,6 +81,7 @@ TLS_PACKAGES=(lighttpd-mod-openssl openssl)
 # APT_LISTS_MAX_AGE_MIN are used without another apt-get update (deploy.d/system.sh)
 APT_UPDATE_STAMPS=(/var/lib/apt/periodic/update-success-stamp /var/lib/apt/periodic/update-stamp)
 APT_LISTS_MAX_AGE_MIN=60
+APT_ARCHIVES=/var/cache/apt/archives          # where a rollback's old .debs may already be
 # The tree installed in $LEDD_HOME_DIR: everything a run of $LEDD_HOME_DIR/deploy.sh needs to
 # install again (ledd's sources included), so it does all a checkout's deploy.sh does.
 TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d cdaemon/src)
@@ -147,6 +148,8 @@ JOURNAL_COPY=           # --uninstall reads this copy of the install journal
 GPIO_WAS_OURS=0         # --uninstall: an older install's marker said deploy.sh created group gpio
 TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
 RUN_JOURNAL=
+PACKAGES_BEFORE=        # every package's state before this run's first apt-get (packages.sh)
+OLD_DEBS_DIR=           # the .debs of the versions apt upgrades or removes in this run
 BACKUP_DIR=
 LOCAL_PIDS=()
 LOCAL_RUN=
