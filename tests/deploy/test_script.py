@@ -260,7 +260,8 @@ def test_dry_run_prints_changes_and_makes_none(ledd_binary):
     proc = run_deploy("--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for expected in ("would install %s" % deploy_var("LEDD_SBIN"),
+    for expected in ("would build ledd (make -C cdaemon O=%s) and install %s" % (deploy_var("BUILD_DIR"),
+                                                                                 deploy_var("LEDD_SBIN")),
                      "would install %s" % deploy_var("UNIT_FILE"),
                      "would install %s" % deploy_var("WEB_UNIT_FILE"),
                      "would install %s/cgi-bin/api.py" % deploy_var("LEDD_HOME_DIR"),
@@ -273,6 +274,22 @@ def test_dry_run_prints_changes_and_makes_none(ledd_binary):
     assert "change(s) would be made" in out
     assert {p: os.path.exists(p) for p in existed} == existed
     assert (Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes()) == users_before
+
+
+def test_dry_run_compiles_nothing(tmp_path):
+    """--dry-run promises no change; it compiled ledd (into a temporary directory) all the same."""
+    if os.path.exists(deploy_var("BUILD_DIR")):
+        pytest.skip("ledd was built by an install on this machine")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("make", "cc", "gcc"):
+        (fake / tool).write_text('#!/bin/sh\necho "%s $*" >>%s/calls\n' % (tool, tmp_path))
+        (fake / tool).chmod(0o755)
+    proc = run_deploy("--dry-run", "--no-auth", env=dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"])))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "would build ledd" in proc.stdout
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    assert not [c for c in calls if not c.startswith("cc --version")], calls
 
 
 def _user_exists(name):
