@@ -102,3 +102,32 @@ def test_the_health_check_runs_as_the_web_user(tmp_path):
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0].startswith("setpriv --reuid=ledd-web --regid=ledd-web --init-groups -- /usr/bin/python3 -B "
                                "-m ledd.health"), calls
+
+
+# --- the self-signed certificate ----------------------------------------------------------------
+
+def openssl(*args):
+    import subprocess
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_tls_key_is_kept_and_known_addresses_keep_the_certificate(tmp_path):
+    """A new address adds itself to a new certificate with the same key; moving back to an address
+    the certificate already names changes nothing (every DHCP change made a new key and fingerprint)."""
+    addresses = tmp_path / "addresses"
+    path = fake_commands(tmp_path, hostname='[ "$1" = -I ] && cat %s || echo pi' % addresses)
+    tls = tmp_path / "root" / deploy_var("TLS_DIR").lstrip("/")
+
+    def run(addr):
+        addresses.write_text(addr + "\n")
+        proc = sourced("TLS=self-signed\nstep_tls\n", tmp_path, PATH=path)
+        assert proc.returncode == 0, proc.stderr
+        return (tls / "key.pem").read_bytes(), (tls / "cert.pem").read_bytes()
+
+    key1, cert1 = run("192.168.1.20")
+    key2, cert2 = run("192.168.1.31")
+    assert key2 == key1 and cert2 != cert1
+    names = openssl("x509", "-in", str(tls / "cert.pem"), "-noout", "-ext", "subjectAltName")
+    assert "IP Address:192.168.1.20" in names and "IP Address:192.168.1.31" in names and "DNS:pi.local" in names
+    assert run("192.168.1.20") == (key2, cert2)
+    assert oct((tls / "key.pem").stat().st_mode & 0o777) == "0o640"
