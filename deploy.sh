@@ -18,6 +18,11 @@
 # the dedicated user ledd-web: Debian's lighttpd.service and /etc/lighttpd are
 # never edited. Choices (port, auth, TLS, hosts, backend, chip) are remembered
 # in /etc/ledd/deploy.conf and applied again by a plain re-run. See docs/deploy.md.
+#
+# Environment (--help has the details): LEDD_WEB_USER, LEDD_LED_PINS, LEDD_BUTTON_PINS,
+# LEDD_CHIP, LEDD_BACKEND (a new ledd.conf), LEDD_RUNTIME_DIR (--local), DESTDIR (--stage),
+# MQTT_URL, MQTT_PASSWORD_STDIN, MQTT_SET_PASSWORD (the --mqtt flags), TMPDIR; for tests only:
+# LEDD_DEPLOY_FAIL_AT, LEDD_DEPLOY_PAUSE_AT, LEDD_OS_RELEASE. LEDD_PASSWORD is refused.
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
@@ -216,6 +221,13 @@ Environment (sudo resets it: use  sudo env LEDD_LED_PINS=... ./deploy.sh):
   LEDD_CHIP / LEDD_BACKEND         same as --chip / --backend
   LEDD_RUNTIME_DIR=DIR             --local: runtime dir (default $LOCAL_RUNTIME_DIR)
   DESTDIR=DIR                      --stage: the staging root
+  MQTT_URL=URL                     same as --mqtt URL (none: --no-mqtt)
+  MQTT_PASSWORD_STDIN=1 / MQTT_SET_PASSWORD=1   same as --mqtt-password-stdin / --mqtt-set-password
+  TMPDIR=DIR                       where the run keeps its backups until it ends (default /tmp)
+For tests only (docs/deploy.md):
+  LEDD_DEPLOY_FAIL_AT=STEP         make install step STEP fail (the run then rolls back)
+  LEDD_DEPLOY_PAUSE_AT=STEP        pause before step STEP, printing the pid (to signal it there)
+  LEDD_OS_RELEASE=FILE             read FILE instead of /etc/os-release
 
 An existing $CONF_FILE and the LED state are never overwritten.
 Log of every run (never a password): $LOG_FILE

@@ -32,6 +32,23 @@ def test_help_documents_modes_and_overrides():
         assert word in proc.stdout, word
 
 
+def test_every_environment_variable_read_is_documented():
+    """Header and --help name every LEDD_*/MQTT_* variable the scripts read, the test hooks as such."""
+    sources = [DEPLOY, *sorted((ROOT / "deploy.d").glob("*.sh"))]
+    read = set()
+    for path in sources:
+        read |= set(re.findall(r"\$\{((?:LEDD|MQTT)_[A-Z_]+)(?::-|:\+|\+|-)", path.read_text()))
+    assert "LEDD_DEPLOY_FAIL_AT" in read and "MQTT_URL" in read
+    header = DEPLOY.read_text().split("set -Eeuo pipefail")[0]
+    help_text = run_deploy("--help", check=True).stdout
+    for name in sorted(read):
+        assert name in header, name
+        assert name in help_text or name == "LEDD_PASSWORD", name
+    tests_only = help_text.split("For tests only")[1]
+    for name in ("LEDD_DEPLOY_FAIL_AT", "LEDD_DEPLOY_PAUSE_AT", "LEDD_OS_RELEASE"):
+        assert name in tests_only, name
+
+
 @pytest.mark.parametrize("args, message", [
     (["--bogus"], "unknown option '--bogus'"),
     (["--port", "99999"], "invalid port '99999'"),
