@@ -51,6 +51,7 @@ LEDD_UNIT=ledd.service
 DEBIAN_WEB_UNIT=lighttpd.service
 LEGACY_DROPIN=$UNIT_DIR/lighttpd.service.d/ledd.conf # deploy.sh before ledd-web.service
 UDEV_RULE=/etc/udev/rules.d/60-ledd-gpio.rules
+BOOT_CONFIGS=(/boot/firmware/config.txt /boot/config.txt) # Raspberry Pi OS, bookworm on / before
 UDEV_RULES_DIRS=(/etc/udev/rules.d /lib/udev/rules.d /usr/lib/udev/rules.d)
 WEB_STATE_DIR=/var/lib/ledd-web
 STATE_DIR=/var/lib/ledd
@@ -99,7 +100,7 @@ TREE_FILES=(deploy.sh lighttpd.conf cdaemon/Makefile cdaemon/ledd.conf cdaemon/R
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
 	python_entry_points validate services health)
 UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
-CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
+CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh rpi.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -363,6 +364,8 @@ tmp_file() {
 . "$ROOT/deploy.d/settings.sh"
 # shellcheck source=deploy.d/system.sh
 . "$ROOT/deploy.d/system.sh"
+# shellcheck source=deploy.d/rpi.sh
+. "$ROOT/deploy.d/rpi.sh"
 # shellcheck source=deploy.d/files.sh
 . "$ROOT/deploy.d/files.sh"
 # shellcheck source=deploy.d/web.sh

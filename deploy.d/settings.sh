@@ -164,5 +164,6 @@ preflight() {
 		[ -r "$TLS_KEY_SRC" ] || fatal "--tls-key $TLS_KEY_SRC: cannot read it"
 	fi
 	mqtt_preflight
+	check_boot_config
 	info "preflight: port $PORT is free (or ours)${KEPT:+; settings kept}"
 }

@@ -131,3 +131,45 @@ def test_the_tls_key_is_kept_and_known_addresses_keep_the_certificate(tmp_path):
     assert "IP Address:192.168.1.20" in names and "IP Address:192.168.1.31" in names and "DNS:pi.local" in names
     assert run("192.168.1.20") == (key2, cert2)
     assert oct((tls / "key.pem").stat().st_mode & 0o777) == "0o640"
+
+
+# --- Raspberry Pi OS ---------------------------------------------------------------------------
+
+CONFIG_TXT = """# Raspberry Pi OS's /boot/firmware/config.txt, as an owner left it
+dtparam=audio=on
+#dtparam=i2c_arm=on
+dtparam=spi=on
+dtoverlay=w1-gpio
+[pi4]
+dtoverlay=gpio-shutdown,gpio_pin=22
+"""
+
+
+def test_pins_config_txt_gives_to_the_kernel_are_named_before_anything_changes(tmp_path):
+    (tmp_path / "config.txt").write_text(CONFIG_TXT)
+    proc = sourced('BOOT_CONFIGS=("%s/nothing" "%s/config.txt")\ncheck_boot_config\n' % (tmp_path, tmp_path),
+                   tmp_path, LEDD_LED_PINS="red:4,green:27")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [l for l in proc.stderr.splitlines() if "warning: GPIO" in l]
+    assert len(warnings) == 2, proc.stderr
+    assert "GPIO 4 (led red in /etc/ledd/ledd.conf) is taken by 'dtoverlay=w1-gpio' in %s/config.txt" % tmp_path \
+        in warnings[0]
+    assert "GPIO 22 (button button" in warnings[1] and "dtoverlay=gpio-shutdown,gpio_pin=22" in warnings[1]
+
+
+def test_the_default_pins_live_beside_spi_i2c_and_the_uart(tmp_path):
+    (tmp_path / "config.txt").write_text("dtparam=spi=on\ndtparam=i2c_arm=on\nenable_uart=1\n")
+    proc = sourced('BOOT_CONFIGS=("%s/config.txt")\ncheck_boot_config\n' % tmp_path, tmp_path)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
+def test_an_existing_gpio_group_is_used_and_never_counted_as_ours(tmp_path):
+    """Raspberry Pi OS has group gpio: deploy.sh must not create, journal or later delete it."""
+    path = fake_commands(tmp_path, getent='[ "$1" = group ] && [ "$2" = gpio ] && echo "gpio:x:997:" && exit 0; exit 2',
+                         groupadd="", useradd="", usermod="", gpasswd="")
+    proc = sourced("journal_begin\nunset SUDO_USER\nstep_users\ncat \"$RUN_JOURNAL\"\n", tmp_path, PATH=path)
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "groupadd" not in calls and "useradd --system --user-group --groups gpio" in calls
+    assert "group\tgpio" not in proc.stdout and "group\tledd" in proc.stdout
+    assert not (tmp_path / "root" / deploy_var("GPIO_GROUP_MARKER").lstrip("/")).exists()
