@@ -29,9 +29,16 @@ apt_get() {
 
 # Every package dpkg knows as installed or half-installed: "NAME STATUS VERSION" per line, sorted
 # (NAME with :ARCH for a foreign architecture; STATUS is dpkg's abbreviation: ii, iU, rc ...).
+# (dpkg-query names a Multi-Arch: same package "libssl3:arm64" even on arm64; apt names it
+# "libssl3": the native architecture's suffix is dropped, so both name it alike.)
 package_states() {
+	local native
+	native=$(dpkg --print-architecture 2>/dev/null) || native=
 	dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n' |
-		awk -F'\t' '{ s = $1; gsub(/ /, "", s) } s != "un" && s != "pn" { print $2, s, $3 }' | LC_ALL=C sort
+		awk -F'\t' -v native="${native:+:$native}" '
+			{ s = $1; gsub(/ /, "", s); name = $2 }
+			native != "" && substr(name, length(name) - length(native) + 1) == native { name = substr(name, 1, length(name) - length(native)) }
+			s != "un" && s != "pn" { print name, s, $3 }' | LC_ALL=C sort
 }
 
 # The names of the packages installed (ii) in states file $1 that were not in states file $2.
@@ -112,18 +119,21 @@ save_package_states() {
 # apt_install_undoable PKG...: keep the installed version of what apt would upgrade or remove,
 # then install.
 apt_install_undoable() {
-	local sim name version
+	local sim name version lacking=()
 	sim=$(tmp_file)
 	# A simulation that fails (a package apt does not know) is left to the install to report.
 	if DEBIAN_FRONTEND=noninteractive apt-get -s -q install -y --no-install-recommends "$@" >"$sim" 2>&1; then
 		while read -r name version; do
-			keep_old_deb "$name" "$version"
+			keep_old_deb "$name" "$version" || lacking+=("$name $version")
 		done < <(sed -n 's/^\(Inst\|Remv\) \([^ ]*\) \[\([^]]*\)\].*/\2 \3/p' "$sim")
+	fi
+	if [ ${#lacking[@]} -gt 0 ]; then
+		fatal "apt would upgrade or remove $(printf '%s, ' "${lacking[@]}" | sed 's/, $//'), and no .deb of that version is at hand (not in $APT_ARCHIVES, not on the mirror): a failed run could not put it back. Bring the system up to date on purpose first (sudo apt-get update && sudo apt-get upgrade), then run deploy.sh again"
 	fi
 	apt_install "$@"
 }
 
-# keep_old_deb NAME VERSION: a copy of the installed NAME's .deb in $OLD_DEBS_DIR, or stop.
+# keep_old_deb NAME VERSION: a copy of the installed NAME's .deb in $OLD_DEBS_DIR, or fail.
 keep_old_deb() {
 	local name=$1 version=$2 arch deb
 	[ -n "$(old_deb "$name" "$version")" ] && return 0
@@ -142,7 +152,7 @@ keep_old_deb() {
 			fi
 		done
 	fi
-	fatal "apt would upgrade or remove $name $version, and no .deb of that version is at hand (not in $APT_ARCHIVES, not on the mirror): a failed run could not put it back. Upgrade it on purpose first (sudo apt-get install $name), then run deploy.sh again"
+	return 1
 }
 
 # The kept .deb of NAME VERSION, or nothing.

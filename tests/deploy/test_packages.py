@@ -37,11 +37,13 @@ if args:
     print("all" if "Architecture" in fmt else "install ok installed" if state[0] == "ii" else "x", end="")
 else:
     for name, (status, version) in db.items():
-        print("%s \t%s\t%s" % (status, name, version))
+        print("%s \t%s\t%s" % (status, name + (":amd64" if name.startswith("lib") else ""), version))
 '''
 
 DPKG = r'''
-if "--audit" in sys.argv:
+if "--print-architecture" in sys.argv:
+    print("amd64")
+elif "--audit" in sys.argv:
     print("\n".join(n for n, (s, _) in db.items() if s not in ("ii", "rc")))
 elif "--configure" in sys.argv:
     for state in db.values():
@@ -189,7 +191,7 @@ def test_an_upgrade_that_could_not_be_undone_is_refused_before_apt_changes_anyth
     status, out, calls = deploy(tmp_path, fake)
     assert status == 1, out
     assert "apt would upgrade or remove lighttpd 1.4.69-1, and no .deb of that version is at hand" in out
-    assert "sudo apt-get install lighttpd" in out
+    assert "sudo apt-get update && sudo apt-get upgrade" in out
     assert db(fake) == BEFORE
     assert not [c for c in calls if c.startswith("apt-get") and " install " in c and " -s " not in c]
 
@@ -212,3 +214,14 @@ def test_a_successful_install_journals_the_new_packages_not_the_upgrade(tmp_path
     assert status == 0, out
     records = [l for l in out.splitlines() if l.startswith("package\t")]
     assert records == ["package\tlibssl3", "package\tlighttpd-mod-openssl"], out
+
+
+def test_package_names_are_apts_whatever_dpkg_query_calls_them(tmp_path, fake):
+    """dpkg-query says libc6:amd64 for a Multi-Arch: same package, apt's simulation says libc6:
+    the states drop the native suffix (and keep a foreign one), so the kept .deb is found."""
+    (fake / "db").write_text(BEFORE + "libfoo:armhf ii 1.0\n")
+    script = '. "%s"\npackage_states\n' % DEPLOY
+    env = dict(os.environ, FAKE_PKG=str(fake), PATH="%s:%s" % (fake / "bin", os.environ["PATH"]))
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["libc6 ii 2.36-9", "libfoo:armhf ii 1.0", "lighttpd ii 1.4.69-1",
+                                "openssl rc 3.0.11-1"]
