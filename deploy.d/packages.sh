@@ -9,10 +9,12 @@
 # removed is put back at its old version. That needs the old .deb: before each
 # install, apt's simulation names the packages it would upgrade or remove, and a
 # copy of each installed version is kept for the run (from apt's cache
-# $APT_ARCHIVES, else `apt-get download PKG=VERSION`). When neither has it,
-# the run stops before apt changes anything and says how to upgrade that
-# package first. After the rollback, the package states are compared with the
-# saved ones again: any difference is reported as an undo that failed.
+# $APT_ARCHIVES, else `apt-get download PKG=VERSION`). When neither has it (a
+# Pi flashed from an older image: gcc wants the current libc6, whose old .deb
+# the mirror no longer has), the run warns and goes on: refusing would stop
+# the most common first install. After the rollback, the package states are
+# compared with the saved ones again: any difference (such an upgrade) is
+# reported as an undo that failed, and the run does not say "rolled back".
 
 # apt-get, non-interactive, its chatter to the log only (the tail on failure).
 # DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
@@ -128,7 +130,7 @@ apt_install_undoable() {
 		done < <(sed -n 's/^\(Inst\|Remv\) \([^ ]*\) \[\([^]]*\)\].*/\2 \3/p' "$sim")
 	fi
 	if [ ${#lacking[@]} -gt 0 ]; then
-		fatal "apt would upgrade or remove $(printf '%s, ' "${lacking[@]}" | sed 's/, $//'), and no .deb of that version is at hand (not in $APT_ARCHIVES, not on the mirror): a failed run could not put it back. Bring the system up to date on purpose first (sudo apt-get update && sudo apt-get upgrade), then run deploy.sh again"
+		warn "apt also upgrades or removes $(printf '%s, ' "${lacking[@]}" | sed 's/, $//'), and no .deb of that version is at hand (not in $APT_ARCHIVES, no longer on the mirror): if this run fails, that stays as apt leaves it and the rollback says so. (To avoid it: sudo apt-get upgrade first.)"
 	fi
 	apt_install "$@"
 }

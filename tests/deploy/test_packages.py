@@ -186,14 +186,19 @@ def test_the_old_deb_comes_from_apts_cache_when_it_is_there(tmp_path, fake):
     assert not [c for c in calls if "download" in c]
 
 
-def test_an_upgrade_that_could_not_be_undone_is_refused_before_apt_changes_anything(tmp_path, fake):
+def test_an_upgrade_that_cannot_be_undone_is_announced_and_reported_not_hidden(tmp_path, fake):
+    """No old .deb anywhere (a Pi flashed from an older image): the run says so before apt runs,
+    goes on (refusing would stop the most common first install), and its rollback undoes all else
+    and reports that upgrade instead of claiming the system is as it was."""
     (fake / "no-download").touch()
+    (fake / "interrupt").touch()
     status, out, calls = deploy(tmp_path, fake)
-    assert status == 1, out
-    assert "apt would upgrade or remove lighttpd 1.4.69-1, and no .deb of that version is at hand" in out
-    assert "sudo apt-get update && sudo apt-get upgrade" in out
-    assert db(fake) == BEFORE
-    assert not [c for c in calls if c.startswith("apt-get") and " install " in c and " -s " not in c]
+    assert status == 130, out
+    assert "apt also upgrades or removes lighttpd 1.4.69-1, and no .deb of that version is at hand" in out
+    assert out.index("no .deb of that version") < out.index("interrupted by SIGINT")
+    assert db(fake) == BEFORE.replace("lighttpd ii 1.4.69-1", "lighttpd ii 1.4.69-1+deb12u1"), out
+    assert "no .deb kept to put back: lighttpd 1.4.69-1" in out
+    assert "rollback incomplete" in out and "rolled back: the system is as it was" not in out
 
 
 def test_a_rollback_that_cannot_put_a_package_back_says_so(tmp_path, fake):
