@@ -163,10 +163,15 @@ old_deb() {
 	awk -v n="$1" -v v="$2" '$1 == n && $2 == v { print $3; exit }' "$OLD_DEBS_DIR/index"
 }
 
+# The states file $1 with the version of each config-files-only (rc) package left out.
+rc_unversioned() {
+	awk '$2 == "rc" { print $1, $2; next } { print }' "$1"
+}
+
 # Rollback: purge what this run's apt-get brought, put back at their old version the packages it
 # upgraded or removed, then check that every package is as before. Non-zero if any is not.
 rollback_packages() {
-	local before type a _ now name status version purge=() restore=() missing=() diff
+	local before type a _ now name kind version purge=() remove=() restore=() missing=() diff
 	while IFS=$'\t' read -r type a _; do
 		if [ "$type" = packages-before ]; then before=$a; fi
 	done <"$RUN_JOURNAL"
@@ -178,17 +183,23 @@ rollback_packages() {
 	fi
 	now=$(tmp_file)
 	package_states >"$now"
-	# Added: installed now, not before (a package with only its config files left is removed, not purged).
-	while read -r name status version; do
-		purge+=("$name-")
-	done < <(awk 'NR == FNR { had[$1] = $2; next } !($1 in had) || had[$1] == "rc" && $2 != "rc"' "$before" "$now")
+	# Added: installed now, not before. One that had only its config files left (rc) before is
+	# removed, not purged: those files are the owner's (e.g. an /etc/lighttpd kept after a remove).
+	while read -r name kind; do
+		if [ "$kind" = rc ]; then remove+=("$name"); else purge+=("$name-"); fi
+	done < <(awk 'NR == FNR { had[$1] = $2; next }
+		!($1 in had) { print $1, "new" } had[$1] == "rc" && $2 != "rc" { print $1, "rc" }' "$before" "$now")
 	# Changed or gone: before at some version, now at another or not installed.
-	while read -r name status version; do
+	while read -r name _ version; do
 		if [ -n "$(old_deb "$name" "$version")" ]; then restore+=("$(old_deb "$name" "$version")"); else missing+=("$name $version"); fi
 	done < <(awk 'NR == FNR { now[$1] = $3; st[$1] = $2; next } $2 != "rc" && (now[$1] != $3 || st[$1] != $2)' "$now" "$before")
 	if [ ${#missing[@]} -gt 0 ]; then warn "  no .deb kept to put back: ${missing[*]}"; fi
+	if [ ${#remove[@]} -gt 0 ]; then
+		info "  packages: removing ${remove[*]} (their config files stay, as before this run)"
+		apt_get remove -y "${remove[@]}" || warn "  apt-get remove ${remove[*]} failed"
+	fi
 	if [ ${#purge[@]} -gt 0 ] || [ ${#restore[@]} -gt 0 ]; then
-		info "  packages: removing ${purge[*]:-none}; putting back ${restore[*]:-none}"
+		info "  packages: purging ${purge[*]:-none}; putting back ${restore[*]:-none}"
 		# One apt transaction: an old version may not go with a package this run added.
 		if [ ${#restore[@]} -gt 0 ]; then
 			apt_get install -y --purge --allow-downgrades --no-install-recommends "${restore[@]}" "${purge[@]}"
@@ -197,7 +208,9 @@ rollback_packages() {
 		fi || warn "  apt-get could not undo the package changes"
 	fi
 	package_states >"$now"
-	diff=$(LC_ALL=C comm -3 "$before" "$now" | awk -F'\t' '{ print ($1 == "" ? "now:    " $2 : "before: " $1) }')
+	# (Of a package in config-files state, dpkg keeps the version last removed: not compared.)
+	diff=$(LC_ALL=C comm -3 <(rc_unversioned "$before") <(rc_unversioned "$now") |
+		awk -F'\t' '{ print ($1 == "" ? "now:    " $2 : "before: " $1) }')
 	if [ -n "$diff" ]; then
 		warn "  packages not as before this run:"
 		printf '%s\n' "$diff" | sed 's/^/[deploy]     /' >&2

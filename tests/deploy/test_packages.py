@@ -94,6 +94,10 @@ elif command == "purge":
     for n in names:
         db.pop(n, None)
     save()
+elif command == "remove":  # dpkg keeps the config files, and the version last removed
+    for n in names:
+        db[n][0] = "rc"
+    save()
 '''
 
 BEFORE = "libc6 ii 2.36-9\nlighttpd ii 1.4.69-1\nopenssl rc 3.0.11-1\n"
@@ -230,3 +234,16 @@ def test_package_names_are_apts_whatever_dpkg_query_calls_them(tmp_path, fake):
     out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["libc6 ii 2.36-9", "libfoo:armhf ii 1.0", "lighttpd ii 1.4.69-1",
                                 "openssl rc 3.0.11-1"]
+
+
+def test_a_package_whose_config_files_were_left_is_removed_not_purged(tmp_path, fake):
+    """openssl had been removed with its config files kept (rc); the run installed it again. The
+    rollback removes it, keeping those files (a purge would delete the owner's files)."""
+    (fake / "effect").write_text(AFTER.replace("openssl rc 3.0.11-1", "openssl ii 3.0.15-1"))
+    (fake / "interrupt").touch()
+    status, out, calls = deploy(tmp_path, fake)
+    assert status == 130, out
+    assert "apt-get -o DPkg::Lock::Timeout=600 -q remove -y openssl" in calls, calls
+    assert not [c for c in calls if "openssl-" in c.split() or ("purge" in c.split() and "openssl" in c.split())], calls
+    assert "openssl rc 3.0.15-1" in db(fake)
+    assert "rolled back: the system is as it was" in out, out
