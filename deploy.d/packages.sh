@@ -18,15 +18,23 @@
 
 # apt-get, non-interactive, its chatter to the log only (the tail on failure).
 # DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
+# (Interrupted, apt's output is still appended: by the rollback, flush_apt_log.)
 apt_get() {
 	local out=$TMP_DIR/apt.log
+	APT_LOG_PENDING=$out
 	if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" >"$out" 2>&1; then
-		cat "$out" >>"$LOG_FILE"
+		flush_apt_log
 		return 0
 	fi
-	cat "$out" >>"$LOG_FILE"
+	flush_apt_log
 	tail -n 15 "$out" >&2
 	return 1
+}
+
+# Append the output of the last apt-get to the log, once.
+flush_apt_log() {
+	if [ -n "$APT_LOG_PENDING" ] && [ -f "$APT_LOG_PENDING" ]; then cat "$APT_LOG_PENDING" >>"$LOG_FILE"; fi
+	APT_LOG_PENDING=
 }
 
 # Every package dpkg knows as installed or half-installed: "NAME STATUS VERSION" per line, sorted
@@ -176,6 +184,7 @@ rollback_packages() {
 		if [ "$type" = packages-before ]; then before=$a; fi
 	done <"$RUN_JOURNAL"
 	[ -n "${before:-}" ] && [ -f "$before" ] || return 0
+	flush_apt_log
 	# An apt interrupted inside dpkg leaves packages half-configured: finish that first.
 	if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
 		info "  finishing the interrupted dpkg run (dpkg --configure -a) before undoing it"

@@ -78,6 +78,7 @@ elif command == "install":
     db.clear()
     db.update({l.split()[0]: l.split()[1:] for l in (fake / "effect").read_text().splitlines()})
     save()
+    print("Unpacking lighttpd-mod-openssl (1.4.69-1+deb12u1) ...", flush=True)
     if (fake / "interrupt").exists():  # Ctrl-C on the terminal: the whole foreground group
         os.killpg(0, signal.SIGINT)
         time.sleep(5)
@@ -171,6 +172,7 @@ def test_ctrl_c_inside_apt_removes_and_downgrades_exactly_what_it_brought(tmp_pa
     assert "libssl3-" in restore[0] and "lighttpd-mod-openssl-" in restore[0] and "--purge" in restore[0]
     assert "packages: as before this run" in out and "rolled back: the system is as it was" in out
     assert "rc" in db(fake).split("openssl ")[1]  # a package with only its config files left stays so
+    assert "Unpacking lighttpd-mod-openssl" in (tmp_path / "deploy.log").read_text()  # apt's output, interrupted
 
 
 def test_a_failed_apt_is_undone_too(tmp_path, fake):
