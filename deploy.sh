@@ -18,6 +18,11 @@
 # the dedicated user ledd-web: Debian's lighttpd.service and /etc/lighttpd are
 # never edited. Choices (port, auth, TLS, hosts, backend, chip) are remembered
 # in /etc/ledd/deploy.conf and applied again by a plain re-run. See docs/deploy.md.
+#
+# Environment (--help has the details): LEDD_WEB_USER, LEDD_LED_PINS, LEDD_BUTTON_PINS,
+# LEDD_CHIP, LEDD_BACKEND (a new ledd.conf), LEDD_RUNTIME_DIR (--local), DESTDIR (--stage),
+# MQTT_URL, MQTT_PASSWORD_STDIN, MQTT_SET_PASSWORD (the --mqtt flags), TMPDIR; for tests only:
+# LEDD_DEPLOY_FAIL_AT, LEDD_DEPLOY_PAUSE_AT, LEDD_OS_RELEASE. LEDD_PASSWORD is refused.
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
@@ -46,6 +51,8 @@ LEDD_UNIT=ledd.service
 DEBIAN_WEB_UNIT=lighttpd.service
 LEGACY_DROPIN=$UNIT_DIR/lighttpd.service.d/ledd.conf # deploy.sh before ledd-web.service
 UDEV_RULE=/etc/udev/rules.d/60-ledd-gpio.rules
+BOOT_CONFIGS=(/boot/firmware/config.txt /boot/config.txt) # Raspberry Pi OS, bookworm on / before
+UDEV_RULES_DIRS=(/etc/udev/rules.d /lib/udev/rules.d /usr/lib/udev/rules.d)
 WEB_STATE_DIR=/var/lib/ledd-web
 STATE_DIR=/var/lib/ledd
 RUNTIME_DIR=/run/ledd
@@ -55,7 +62,7 @@ DEPLOY_STATE_DIR=/var/lib/ledd-deploy         # the install journal, markers
 INSTALL_JOURNAL=$DEPLOY_STATE_DIR/installed.journal
 GPIO_GROUP_MARKER=$DEPLOY_STATE_DIR/created-gpio-group
 LEGACY_GPIO_MARKER=$LEDD_HOME_DIR/.created-gpio-group
-LOCK_FILE=/run/lock/ledd-deploy.lock
+LOCK_FILE=/run/ledd-deploy.lock               # not /run/lock: any user may create files there
 LOG_FILE=/var/log/ledd-deploy.log
 OS_RELEASE=${LEDD_OS_RELEASE:-/etc/os-release} # the override is for tests
 PYTHON=/usr/bin/python3
@@ -71,6 +78,8 @@ LOCAL_RESTART_S=1                             # --local restarts a dead ledd lik
 LOCAL_START_LIMIT_BURST=10                    #   RestartSec, StartLimitBurst,
 LOCAL_START_LIMIT_S=60                        #   StartLimitIntervalSec
 HEALTH_TIMEOUT_S=30
+PROC_NET_TCP=(/proc/net/tcp /proc/net/tcp6)   # the port check when ss is missing
+IPV6_SWITCH=/proc/sys/net/ipv6/conf/all/disable_ipv6 # absent or 1: no IPv6 sockets in site.conf
 # ledd's runtime files (cdaemon/src/defaults.h, ledd/defaults.py; tests check they agree)
 LEDD_CMD_NAME=ledd.cmd
 LEDD_PID_NAME=ledd.pid
@@ -81,14 +90,17 @@ TLS_PACKAGES=(lighttpd-mod-openssl openssl)
 # APT_LISTS_MAX_AGE_MIN are used without another apt-get update (deploy.d/system.sh)
 APT_UPDATE_STAMPS=(/var/lib/apt/periodic/update-success-stamp /var/lib/apt/periodic/update-stamp)
 APT_LISTS_MAX_AGE_MIN=60
-TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
-TREE_FILES=(deploy.sh lighttpd.conf)
+APT_ARCHIVES=/var/cache/apt/archives          # where a rollback's old .debs may already be
+# The tree installed in $LEDD_HOME_DIR: everything a run of $LEDD_HOME_DIR/deploy.sh needs to
+# install again (ledd's sources included), so it does all a checkout's deploy.sh does.
+TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d cdaemon/src)
+TREE_FILES=(deploy.sh lighttpd.conf cdaemon/Makefile cdaemon/ledd.conf cdaemon/README.md)
 # The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;
 # e.g. deploy.d/mqtt.sh's steps, added below where that part is sourced.
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
 	python_entry_points validate services health)
 UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
-CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
+CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh rpi.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -136,6 +148,7 @@ DEBIAN_WEB_FRESH=0      # this run installed lighttpd: Debian's instance must no
 LEDD_BUILT=
 NEW_PASSWORD=
 KNOWN_PASSWORD=
+PASSWORD_GENERATED=0    # this run made the password up: the summary shows it (once, on fd 3)
 TMP_DIR=
 ARCH=
 MODEL=
@@ -145,6 +158,9 @@ JOURNAL_COPY=           # --uninstall reads this copy of the install journal
 GPIO_WAS_OURS=0         # --uninstall: an older install's marker said deploy.sh created group gpio
 TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
 RUN_JOURNAL=
+PACKAGES_BEFORE=        # every package's state before this run's first apt-get (packages.sh)
+OLD_DEBS_DIR=           # the .debs of the versions apt upgrades or removes in this run
+APT_LOG_PENDING=        # apt-get's output not yet in the log (an interrupted apt-get)
 BACKUP_DIR=
 LOCAL_PIDS=()
 LOCAL_RUN=
@@ -207,6 +223,13 @@ Environment (sudo resets it: use  sudo env LEDD_LED_PINS=... ./deploy.sh):
   LEDD_CHIP / LEDD_BACKEND         same as --chip / --backend
   LEDD_RUNTIME_DIR=DIR             --local: runtime dir (default $LOCAL_RUNTIME_DIR)
   DESTDIR=DIR                      --stage: the staging root
+  MQTT_URL=URL                     same as --mqtt URL (none: --no-mqtt)
+  MQTT_PASSWORD_STDIN=1 / MQTT_SET_PASSWORD=1   same as --mqtt-password-stdin / --mqtt-set-password
+  TMPDIR=DIR                       where the run keeps its backups until it ends (default /tmp)
+For tests only (docs/deploy.md):
+  LEDD_DEPLOY_FAIL_AT=STEP         make install step STEP fail (the run then rolls back)
+  LEDD_DEPLOY_PAUSE_AT=STEP        pause before step STEP, printing the pid (to signal it there)
+  LEDD_OS_RELEASE=FILE             read FILE instead of /etc/os-release
 
 An existing $CONF_FILE and the LED state are never overwritten.
 Log of every run (never a password): $LOG_FILE
@@ -332,12 +355,18 @@ tmp_file() {
 	mktemp "$TMP_DIR/XXXXXX"
 }
 
+# shellcheck source=deploy.d/interrupt.sh
+. "$ROOT/deploy.d/interrupt.sh"
 # shellcheck source=deploy.d/journal.sh
 . "$ROOT/deploy.d/journal.sh"
+# shellcheck source=deploy.d/packages.sh
+. "$ROOT/deploy.d/packages.sh"
 # shellcheck source=deploy.d/settings.sh
 . "$ROOT/deploy.d/settings.sh"
 # shellcheck source=deploy.d/system.sh
 . "$ROOT/deploy.d/system.sh"
+# shellcheck source=deploy.d/rpi.sh
+. "$ROOT/deploy.d/rpi.sh"
 # shellcheck source=deploy.d/files.sh
 . "$ROOT/deploy.d/files.sh"
 # shellcheck source=deploy.d/web.sh
@@ -394,7 +423,8 @@ do_install() {
 	print_summary
 }
 
-# DESTDIR=... ./deploy.sh --stage: the same file tree, without touching the system.
+# DESTDIR=... ./deploy.sh --stage: the same file tree as an install with the same flags, without
+# touching the system (no packages, users, units started, udev or health check).
 do_stage() {
 	mkdir -p "$DESTDIR"
 	DESTDIR=$(cd "$DESTDIR" && pwd)
@@ -407,6 +437,8 @@ do_stage() {
 	step_auth
 	step_tls
 	step_web_config
+	step_python_entry_points
+	step_mqtt
 	save_settings_now
 	print_summary
 }
@@ -416,10 +448,7 @@ main() {
 	parse_args "$@"
 	exec 3>&1 # the terminal: secrets go there, never into the log (open_log)
 	TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ledd-deploy.XXXXXX")
-	trap on_exit EXIT
-	trap 'on_error $LINENO' ERR
-	trap 'on_signal INT 130' INT
-	trap 'on_signal TERM 143' TERM
+	install_traps
 	# No root-owned __pycache__ in the checkout from anything this run starts.
 	export PYTHONDONTWRITEBYTECODE=1
 	case $MODE in

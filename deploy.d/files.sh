@@ -18,7 +18,12 @@ put_file() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	make_parents "$(dirname "$2")"
 	if [ -e "$dest" ]; then journal file "$dest" "$(backup_of "$dest")"; else journal file "$dest" -; fi
-	install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+	if [ "$src" -ef "$dest" ]; then
+		# $LEDD_HOME_DIR/deploy.sh installing its own tree: only the metadata can differ.
+		chown "$owner:$group" "$dest" && chmod "$mode" "$dest"
+	else
+		install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+	fi
 }
 
 # make_parents DIR: create DIR and its missing parents, journaling each one created.
@@ -55,6 +60,16 @@ remove_path() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	if [ "$TXN_OPEN" = 1 ]; then journal removed "$path" "$(backup_of "$path")"; fi
 	rm -rf -- "$path"
+}
+
+# remove_empty_dir DIR: delete DIR if it is empty (its copy and record made first, so a
+# rollback creates it again with its mode and owner).
+remove_empty_dir() {
+	local dir=$DESTDIR$1
+	[ -d "$dir" ] && [ -z "$(ls -A "$dir")" ] || return 0
+	[ "$DRY_RUN" = 1 ] && return 0
+	if [ "$TXN_OPEN" = 1 ]; then journal removed "$dir" "$(backup_of "$dir")"; fi
+	rmdir -- "$dir"
 }
 
 # The source files of one tree directory, relative to $ROOT (no caches, no board.json).
@@ -130,7 +145,10 @@ compile_python() {
 	note_change "byte-compile $LEDD_HOME_DIR/ledd"
 	[ "$DRY_RUN" = 1 ] && return 0
 	[ -d "$pkg/__pycache__" ] || journal dir "$pkg/__pycache__"
-	"$PYTHON" -m compileall -q --invalidation-mode checked-hash "$pkg" >/dev/null
+	local strip=()
+	# (staged: the file names in the .pyc are those of the installed tree, not of $DESTDIR)
+	if [ -n "$DESTDIR" ]; then strip=(-s "$DESTDIR" -p /); fi
+	"$PYTHON" -m compileall -q --invalidation-mode checked-hash "${strip[@]}" "$pkg" >/dev/null
 }
 
 # board.json (the header diagram) from ledd.board, into the web state dir that
@@ -149,21 +167,27 @@ generate_board_json() {
 	put_file "$out" "$WEB_STATE_DIR/board.json" 0644 root root
 }
 
-# Plain Debian has no rule giving group gpio the /dev/gpiochip* devices.
+# Plain Debian has no rule giving group gpio the /dev/gpiochip* devices; Raspberry Pi OS has
+# one (99-com.rules: SUBSYSTEM=="gpio", GROUP="gpio", MODE="0660"), and then ours is not installed.
 install_udev_rule() {
-	local rules changed=0
-	rules=$(grep -lsE 'gpiochip' /etc/udev/rules.d/*.rules /lib/udev/rules.d/*.rules \
-		/usr/lib/udev/rules.d/*.rules 2>/dev/null | grep -v "$UDEV_RULE" || true)
+	local rules changed=0 dir
+	rules=$(for dir in "${UDEV_RULES_DIRS[@]}"; do
+		grep -lsE '^[^#]*SUBSYSTEM=="gpio".*GROUP="gpio"' "$DESTDIR$dir"/*.rules
+	done | grep -vx "$DESTDIR$UDEV_RULE" | xargs || true)
 	if [ -n "$rules" ] && [ ! -f "$DESTDIR$UDEV_RULE" ]; then
 		info "udev: the system already grants GPIO access ($rules)"
 		return 0
 	fi
 	put_file "$ROOT/systemd/60-ledd-gpio.rules" "$UDEV_RULE" 0644 root root changed
 	if [ "$changed" = 1 ] && [ "$MODE" = install ]; then
-		run udevadm control --reload
-		run udevadm trigger --subsystem-match=gpio --action=change
-		run udevadm settle
 		RESTART_LEDD=1
+		# udev installed but no udevd running (a container, a chroot): the rule applies at its next start.
+		if ! run udevadm control --reload 2>/dev/null; then
+			warn "udev: no udevd answers (a container?); $UDEV_RULE applies when udevd next starts"
+			return 0
+		fi
+		run udevadm trigger --subsystem-match=gpio --action=change || warn "udevadm trigger failed"
+		run udevadm settle || warn "udevadm settle failed"
 	fi
 }
 
@@ -217,20 +241,22 @@ render_pins() {
 
 # Step: register the gpiozero pin factory (GPIOZERO_PIN_FACTORY=ledd) with /usr/bin/python3:
 # a small dist-info holding the entry point, and a .pth putting $LEDD_HOME_DIR on sys.path.
+# ledd.gpiozero_factory writes them into a scratch directory; from there they go in like every
+# other file (compared, backed up, journaled), and the dist-info of another version goes.
 step_python_entry_points() {
-	local site version info pth
+	local site scratch=$TMP_DIR/site rel path
 	site=$("$PYTHON" -c 'import site; print(site.getsitepackages()[0])') ||
 		fatal "cannot ask $PYTHON for its site-packages directory"
-	version=$(cd "$ROOT" && "$PYTHON" -B -c 'import ledd; print(ledd.__version__)')
-	info=$site/ledd_gpiozero-$version.dist-info
-	pth=$site/ledd_gpiozero.pth
-	if [ -f "$DESTDIR$info/entry_points.txt" ] && [ "$(cat "$DESTDIR$pth" 2>/dev/null)" = "$LEDD_HOME_DIR" ]; then
-		return 0
-	fi
-	note_change "register the gpiozero pin factory 'ledd' with $PYTHON ($site)"
-	[ "$DRY_RUN" = 1 ] && return 0
-	[ -e "$info" ] || journal dir "$info"
-	[ -e "$pth" ] || journal file "$pth" -
-	(cd "$LEDD_HOME_DIR" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$site" --home "$LEDD_HOME_DIR") \
-		>/dev/null || fatal "registering the gpiozero pin factory failed (above)"
+	mkdir -p "$scratch"
+	(cd "$ROOT" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$scratch" --home "$LEDD_HOME_DIR") \
+		>"$TMP_DIR/register.log" 2>&1 || {
+		cat "$TMP_DIR/register.log" >&2
+		fatal "registering the gpiozero pin factory failed (above)"
+	}
+	while IFS= read -r rel; do
+		put_file "$scratch/$rel" "$site/$rel" 0644 root root
+	done < <(cd "$scratch" && find . -type f -printf '%P\n' | LC_ALL=C sort)
+	for path in "$DESTDIR$site"/ledd_gpiozero-*.dist-info; do
+		if [ -d "$path" ] && [ ! -d "$scratch/${path##*/}" ]; then remove_path "${path#"$DESTDIR"}"; fi
+	done
 }

@@ -32,6 +32,23 @@ def test_help_documents_modes_and_overrides():
         assert word in proc.stdout, word
 
 
+def test_every_environment_variable_read_is_documented():
+    """Header and --help name every LEDD_*/MQTT_* variable the scripts read, the test hooks as such."""
+    sources = [DEPLOY, *sorted((ROOT / "deploy.d").glob("*.sh"))]
+    read = set()
+    for path in sources:
+        read |= set(re.findall(r"\$\{((?:LEDD|MQTT)_[A-Z_]+)(?::-|:\+|\+|-)", path.read_text()))
+    assert "LEDD_DEPLOY_FAIL_AT" in read and "MQTT_URL" in read
+    header = DEPLOY.read_text().split("set -Eeuo pipefail")[0]
+    help_text = run_deploy("--help", check=True).stdout
+    for name in sorted(read):
+        assert name in header, name
+        assert name in help_text or name == "LEDD_PASSWORD", name
+    tests_only = help_text.split("For tests only")[1]
+    for name in ("LEDD_DEPLOY_FAIL_AT", "LEDD_DEPLOY_PAUSE_AT", "LEDD_OS_RELEASE"):
+        assert name in tests_only, name
+
+
 @pytest.mark.parametrize("args, message", [
     (["--bogus"], "unknown option '--bogus'"),
     (["--port", "99999"], "invalid port '99999'"),
@@ -144,8 +161,7 @@ def test_stage_auth_is_bcrypt_and_valid_for_lighttpd(staged_root):
     ok = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "s3cret-pw"], capture_output=True)
     bad = subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "wrong"], capture_output=True)
     assert ok.returncode == 0 and bad.returncode != 0
-    assert proc.stdout.count("s3cret-pw") == 1  # shown once, at the end
-    assert "password: s3cret-pw" in proc.stdout
+    assert "s3cret-pw" not in proc.stdout + proc.stderr  # given by the owner: never printed back
     snippet = staged(dest, "AUTH_SNIPPET").read_text()
     assert deploy_var("HTPASSWD_FILE") in snippet and '"method" => "basic"' in snippet
     assert_lighttpd_accepts(dest)
@@ -261,7 +277,8 @@ def test_dry_run_prints_changes_and_makes_none(ledd_binary):
     proc = run_deploy("--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for expected in ("would install %s" % deploy_var("LEDD_SBIN"),
+    for expected in ("would build ledd (make -C cdaemon O=%s) and install %s" % (deploy_var("BUILD_DIR"),
+                                                                                 deploy_var("LEDD_SBIN")),
                      "would install %s" % deploy_var("UNIT_FILE"),
                      "would install %s" % deploy_var("WEB_UNIT_FILE"),
                      "would install %s/cgi-bin/api.py" % deploy_var("LEDD_HOME_DIR"),
@@ -274,6 +291,22 @@ def test_dry_run_prints_changes_and_makes_none(ledd_binary):
     assert "change(s) would be made" in out
     assert {p: os.path.exists(p) for p in existed} == existed
     assert (Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes()) == users_before
+
+
+def test_dry_run_compiles_nothing(tmp_path):
+    """--dry-run promises no change; it compiled ledd (into a temporary directory) all the same."""
+    if os.path.exists(deploy_var("BUILD_DIR")):
+        pytest.skip("ledd was built by an install on this machine")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("make", "cc", "gcc"):
+        (fake / tool).write_text('#!/bin/sh\necho "%s $*" >>%s/calls\n' % (tool, tmp_path))
+        (fake / tool).chmod(0o755)
+    proc = run_deploy("--dry-run", "--no-auth", env=dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"])))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "would build ledd" in proc.stdout
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    assert not [c for c in calls if not c.startswith("cc --version")], calls
 
 
 def _user_exists(name):
@@ -331,3 +364,64 @@ def test_supported_systems_are_accepted(tmp_path, os_release, ledd_binary):
     proc = run_deploy("--dry-run", "--no-auth", env=dict(os.environ, LEDD_OS_RELEASE=str(path)))
     assert proc.returncode == 0, proc.stderr
     assert "system: %s" % os_release.split('PRETTY_NAME="')[1].split('"')[0] in proc.stdout
+
+
+# --- the installed copy: /opt/ledd/deploy.sh is the whole installer -------------------------------
+
+def listing(root):
+    """{relative path: (mode, content or link target)} of everything under root."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), None)
+        else:
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), path.read_bytes())
+    return out
+
+
+def test_the_installed_deploy_sh_installs_the_same_tree_again(tmp_path, ledd_binary):
+    """sudo /opt/ledd/deploy.sh (a re-run, --set-password, --tls ...) works without the checkout:
+    run from the staged copy, it stages exactly the tree the checkout's deploy.sh staged, and run
+    over its own root it changes nothing. (It failed at `cd .../cdaemon`: the sources were not
+    installed.)"""
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["--no-auth", "--tls", "--port", "8443", "--mqtt", "mqtt://broker.lan"]
+    stage(first, *args)
+    installed = staged(first, "LEDD_HOME_DIR") / "deploy.sh"
+    env = dict(os.environ, DESTDIR=str(second))
+    proc = subprocess.run([str(installed), "--stage", *args], cwd="/", env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = listing(first), listing(second)
+    for tls in ("cert.pem", "key.pem"):  # a new key each: compared as files present
+        rel = str(staged(first, "TLS_DIR").relative_to(first) / tls)
+        assert a.pop(rel)[0] == b.pop(rel)[0]
+    assert sorted(a) == sorted(b)
+    assert [rel for rel in a if a[rel] != b[rel]] == []
+    proc = subprocess.run([str(installed), "--stage"], cwd="/", env=dict(os.environ, DESTDIR=str(first)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "nothing changed" in proc.stdout, proc.stdout + proc.stderr
+    # A file of its own tree with another mode (an owner's chmod) is put right, not refused.
+    page = staged(first, "LEDD_HOME_DIR") / "www" / "index.html"
+    page.chmod(0o600)
+    proc = subprocess.run([str(installed), "--stage"], cwd="/", env=dict(os.environ, DESTDIR=str(first)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert mode_owner(page)[0] == 0o644
+
+
+def test_stage_writes_what_an_install_writes_beyond_the_web_tree(tmp_path, ledd_binary):
+    """The gpiozero entry point and the MQTT bridge's files are part of the staged tree too."""
+    dest = tmp_path / "root"
+    stage(dest, "--no-auth", "--mqtt", "mqtt://broker.lan")
+    site = subprocess.run(["/usr/bin/python3", "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    pth = Path(str(dest) + site) / "ledd_gpiozero.pth"
+    assert pth.read_text() == deploy_var("LEDD_HOME_DIR") + "\n"
+    assert list(Path(str(dest) + site).glob("ledd_gpiozero-*.dist-info/entry_points.txt"))
+    assert "url = mqtt://broker.lan" in staged(dest, "CONF_DIR").joinpath("mqtt.conf").read_text()
+    assert staged(dest, "UNIT_DIR").joinpath("ledd-mqtt.service").is_file()

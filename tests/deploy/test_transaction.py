@@ -135,6 +135,29 @@ def test_rollback_creates_a_deleted_user_again_from_its_passwd_line(tmp_path):
         "useradd --system --uid 998 --gid 997 --comment ledd MQTT bridge --home-dir /nonexistent "
         "--no-create-home --shell /usr/sbin/nologin ledd-mqtt\n")
 
+def test_a_failed_upgrade_from_the_drop_in_version_puts_the_drop_in_back(tmp_path):
+    """The migration from the lighttpd drop-in deletes the drop-in and its directory; a failure
+    after that must bring both back (the directory's record was made after its deletion, so the
+    rollback stopped on it and the drop-in stayed gone)."""
+    dropin = tmp_path / "etc/systemd/system/lighttpd.service.d/ledd.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\nEnvironment=LEDD_HTTP_PORT=8081\n")
+    dropin.parent.chmod(0o750)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text('#!/bin/sh\necho "systemctl $*" >>%s/calls\n'
+                                    'case "$1" in is-active|is-enabled) exit 3 ;; esac\n' % tmp_path)
+    (fake / "systemctl").chmod(0o755)
+    proc = bash('DESTDIR= LEGACY_DROPIN=%s PORT=8081 TLS=off\njournal_begin\nstep_legacy_migration\n'
+                '[ ! -e "%s" ] && echo "migrated"\nrollback\n' % (dropin, dropin.parent), tmp_path,
+                PATH="%s:%s" % (fake, os.environ["PATH"]))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "migrated" in proc.stdout
+    assert "rolled back: the system is as it was" in proc.stderr, proc.stdout + proc.stderr
+    assert dropin.read_text() == "[Service]\nEnvironment=LEDD_HTTP_PORT=8081\n"
+    assert oct(dropin.parent.stat().st_mode & 0o777) == "0o750"
+
+
 def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
@@ -194,10 +217,13 @@ def test_an_install_from_before_deploy_conf_keeps_its_port_and_auth(tmp_path, le
     assert "LEDD_HTTP_PORT=8081" in staged(dest, "WEB_ENV_FILE").read_text()
 
 
-def test_the_password_comes_from_stdin_is_shown_once_and_is_in_no_file(tmp_path, ledd_binary):
+def test_the_password_from_stdin_is_never_echoed_and_is_in_no_file(tmp_path, ledd_binary):
+    """The owner gave it: the summary says it was set, and never prints it back (it was echoed,
+    into whatever captured deploy.sh's output)."""
     dest = tmp_path / "root"
     proc = stage(dest, "--password-stdin", stdin="correct horse battery\n")
-    assert proc.stdout.count("correct horse battery") == 1
+    assert "correct horse battery" not in proc.stdout + proc.stderr
+    assert "the new password you gave" in proc.stdout
     for path in dest.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert b"correct horse battery" not in path.read_bytes(), path
@@ -207,7 +233,7 @@ def test_the_password_comes_from_stdin_is_shown_once_and_is_in_no_file(tmp_path,
 
 
 def test_the_summary_never_writes_the_password_into_the_log(tmp_path):
-    script = ('exec 3>"%s/terminal"\nDRY_RUN=0 MODE=stage AUTH=basic TLS=off NEW_PASSWORD=S3cret-Value\n'
+    script = ('exec 3>"%s/terminal"\nDRY_RUN=0 MODE=stage AUTH=basic TLS=off NEW_PASSWORD=S3cret-Value PASSWORD_GENERATED=1\n'
               'open_log\nprint_summary\nsleep 0.3\n' % tmp_path)
     proc = bash(script, tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -325,7 +351,7 @@ def test_set_password_prompts_twice_and_never_echoes(tmp_path, ledd_binary):
     status, out = run_on_a_terminal(["--stage", "--set-password"], env, ["typed-secret-1", "typed-secret-1"])
     assert status == 0, out
     assert "New dashboard password for 'ledd':" in out and "Again:" in out
-    assert out.count("typed-secret-1") == 1  # not echoed while typed; shown once at the end
+    assert "typed-secret-1" not in out  # not echoed while typed, nor printed back at the end
     htpasswd = staged(dest, "HTPASSWD_FILE")
     assert subprocess.run(["htpasswd", "-vb", str(htpasswd), "ledd", "typed-secret-1"],
                           capture_output=True).returncode == 0
