@@ -134,7 +134,6 @@ static int drive_cb(void *d, size_t i)
 void handle_edges(struct ledd *d)
 {
 	struct gpio_edge edges[LEDD_MAX_EDGES];
-	bool any = false;
 	int n;
 
 	while ((n = gpio_read_edges(d->gpio, edges, LEDD_MAX_EDGES)) > 0) {
@@ -155,9 +154,7 @@ void handle_edges(struct ledd *d)
 				bt->presses++;
 				bt->last_press_ms = wall_ms() - (int64_t)(age / 1000000u);
 			}
-			d->st.seq++;
-			broadcast(d);
-			any = true;
+			changed(d);     /* saved before it is told */
 			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
 			if (action_run(bt->pressed ? &d->cfg.buttons[b].on_press : &d->cfg.buttons[b].on_release,
 				       &d->st, mono_ns(), drive_cb, d))
@@ -166,7 +163,5 @@ void handle_edges(struct ledd *d)
 	}
 	if (n < 0)
 		log_err("reading button edges: %s", strerror(errno));
-	if (any)
-		persist(d);
 }
 

@@ -198,6 +198,19 @@ static size_t watcher_budget(size_t wanted)
 
 /* --- reload ---------------------------------------------------------------- */
 
+/* The same LEDs and buttons, with the same lines and actions: a reload
+ * between the two changes nothing anybody can see in the state. */
+static bool leds_and_buttons_equal(const struct ledd_config *a, const struct ledd_config *b)
+{
+	if (config_wiring_differs(a, b))
+		return false;
+	for (size_t i = 0; i < a->nbuttons; i++)
+		if (!action_equal(&a->buttons[i].on_press, &b->buttons[i].on_press) ||
+		    !action_equal(&a->buttons[i].on_release, &b->buttons[i].on_release))
+			return false;
+	return true;
+}
+
 /* SIGHUP: read the config again. A bad config keeps the old one running. */
 static void reload(struct ledd *d)
 {
@@ -218,6 +231,17 @@ static void reload(struct ledd *d)
 	if (config_equal(&cfg, &d->cfg)) {
 		/* Nothing to do: no seq, no event, blink phases go on undisturbed. */
 		log_notice("reloaded: nothing changed");
+		goto done;
+	}
+	if (leds_and_buttons_equal(&cfg, &d->cfg)) {
+		/* Only [ledd] settings changed (max_watchers, state_file, ...): the
+		 * state is the same, so no seq, no event, no blink restart. */
+		bool moved = strcmp(cfg.state_file, d->cfg.state_file) != 0;
+		d->cfg = cfg;
+		d->fifo.max_watchers = watcher_budget(d->cfg.max_watchers);
+		if (moved)
+			save_state(d, true);
+		log_notice("reloaded: no LED or button changed");
 		goto done;
 	}
 	/* Carry the state over by name, exactly as a restart would. */
@@ -393,10 +417,12 @@ enum { P_SIG, P_CMD, P_INOTIFY, P_GPIO, P_WD, P_FIXED };
 
 static int poll_timeout(const struct ledd *d)
 {
-	uint64_t next = state_next_deadline(&d->st), now;
+	uint64_t next = state_next_deadline(&d->st), now, log_due = log_limited_due();
 
 	if (d->sync_due_ns && (!next || d->sync_due_ns < next))
 		next = d->sync_due_ns;
+	if (log_due && (!next || log_due < next))
+		next = log_due;
 	if (!next)
 		return -1;
 	now = mono_ns();
@@ -464,8 +490,10 @@ static void run(struct ledd *d)
 			}
 		if (dropped)
 			send_status(d);
-		if (pfd[P_CMD].revents & POLLIN)
+		if (pfd[P_CMD].revents & POLLIN) {
+			fifo_check(&d->fifo);   /* the layout, before its FIFOs are used */
 			fifo_read_commands(&d->fifo, commands_handle_line, d);
+		}
 		if (pfd[P_GPIO].revents & POLLIN)
 			handle_edges(d);
 		if (pfd[P_INOTIFY].revents & POLLIN)
@@ -478,6 +506,7 @@ static void run(struct ledd *d)
 		if (pfd[P_SIG].revents & POLLIN)
 			handle_signals(d);
 		advance_blink(d);
+		log_limited_flush();
 		if (d->sync_due_ns && mono_ns() >= d->sync_due_ns)
 			save_state(d, true);
 	}

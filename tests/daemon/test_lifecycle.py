@@ -69,9 +69,9 @@ def test_runtime_dir_and_fifo_modes(ledd_factory):
     finally:
         os.umask(old)
     run = d.runtime_dir
-    assert stat.S_IMODE(run.stat().st_mode) == 0o770   # pre-created by the fixture: mode set
+    assert stat.S_IMODE(run.stat().st_mode) == 0o750   # pre-created by the fixture: mode set
     assert stat.S_IMODE((run / defaults.CMD_FIFO).stat().st_mode) == 0o620   # ledd reads, the group writes
-    assert stat.S_IMODE((run / defaults.REPLY_DIR).stat().st_mode) == 0o3770   # setgid, sticky
+    assert stat.S_IMODE((run / defaults.REPLY_DIR).stat().st_mode) == 0o3730   # setgid, sticky, the group may not list it
     c = d.client()
     c.hello()
     # A reply FIFO is the reverse of ledd.cmd: its client reads, ledd (the group) writes.
@@ -87,8 +87,8 @@ def test_mode_of_an_existing_runtime_dir_is_set(ledd_factory):
     d.runtime_dir.mkdir(parents=True)
     os.chmod(d.runtime_dir, 0o777)
     d.start()
-    assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o770
-    assert "had mode 0777: set to 0770" in d.read_log()
+    assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o750
+    assert "had mode 0777: set to 0750" in d.read_log()
 
 
 def test_symlinked_runtime_dir_is_refused(ledd_binary, tmp_path):
@@ -116,7 +116,7 @@ def test_runtime_dir_of_another_user_is_refused(ledd_binary, tmp_path):
     assert list(run.iterdir()) == []
 
 
-def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
+def test_runtime_dir_is_created_0750(ledd_binary, tmp_path):
     run = tmp_path / "fresh" / "run"   # the fixture would create it: start ledd by hand
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
     proc = subprocess.Popen(rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", rawfifo.write_config(tmp_path / "c.conf"),
@@ -127,7 +127,7 @@ def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
         while not (run / "ledd.cmd").exists():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
-        assert stat.S_IMODE(run.stat().st_mode) == 0o770
+        assert stat.S_IMODE(run.stat().st_mode) == 0o750
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
