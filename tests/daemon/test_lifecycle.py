@@ -155,6 +155,25 @@ def test_idle_daemon_never_wakes_up(ledd):
         assert idle_switches(ledd.proc.pid) == 0
 
 
+def test_clients_making_fifos_in_reply_cost_no_wake_up(ledd):
+    """inotify watches the runtime directory for anything done to ledd's names (creations and
+    attribute changes too), but not reply/: clients' FIFOs come and go without waking ledd."""
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    ledd.client().hello()
+    time.sleep(state_sync_seconds() + 0.5)   # nothing deferred left
+    before = rawfifo.ctxt_switches(ledd.proc.pid)
+    for i in range(50):
+        path = reply / ("f%d" % i)
+        os.mkfifo(path, 0o600)
+        os.chmod(path, 0o620)
+        os.mkdir(reply / ("d%d" % i))
+        os.rmdir(reply / ("d%d" % i))
+        os.unlink(path)
+    time.sleep(0.3)
+    after = rawfifo.ctxt_switches(ledd.proc.pid)
+    assert after[0] - before[0] == 0, "ledd woke up for clients' traffic in reply/"
+
+
 def test_changes_are_on_file_at_once_and_synced_then_quiet(ledd):
     """Each change is renamed into place before its reply; the deferred fsync does not repeat."""
     c = ledd.client()
