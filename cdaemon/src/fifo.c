@@ -4,9 +4,9 @@
  * Requests arrive on one command FIFO, ledd.cmd (fifo_read.c). Replies go to
  * a FIFO of the client's own, reply/<id>, named by the request's id: ledd
  * opens it O_WRONLY|O_NONBLOCK|O_NOFOLLOW through openat() on its descriptor
- * of reply/ (so no symlink anywhere in the path is followed), checks that it
- * is a FIFO and neither ledd.cmd nor a watcher's FIFO (same st_dev/st_ino: a
- * hard link to ledd.cmd would make ledd answer itself for ever), writes the
+ * of reply/ (so no symlink anywhere in the path is followed) -- unless it is
+ * not a FIFO, or is ledd.cmd or a watcher's FIFO (same st_dev/st_ino: a hard
+ * link to ledd.cmd would make ledd answer itself for ever) -- writes the
  * reply in one write and closes it. Every reply thus reaches the one client
  * that asked; there is no shared reply pipe, no lock, and nothing stale to
  * drain. A client that has gone (ENXIO: no reader; ENOENT) is dropped
@@ -58,9 +58,23 @@ static int watcher_of(const struct fifo_server *s, const struct stat *st)
 	return -1;
 }
 
-/* Open reply/<name> for writing. -1 with errno when it cannot be used: a
- * name that is not a FIFO is refused (EINVAL), so is ledd.cmd under another
- * name (EDEADLK: ledd would answer itself) and a watcher's FIFO (EBUSY), all without writing to them. */
+/* Why a reply target is refused (an errno), or 0: a name that is not a
+ * FIFO (EINVAL), ledd.cmd under another name (EDEADLK: ledd would answer
+ * itself), a watcher's FIFO (EBUSY). */
+static int refusal(const struct fifo_server *s, const struct stat *st)
+{
+	if (!S_ISFIFO(st->st_mode))
+		return EINVAL;
+	if (st->st_dev == s->cmd_dev && st->st_ino == s->cmd_ino)
+		return EDEADLK;
+	if (watcher_of(s, st) >= 0)
+		return EBUSY;
+	return 0;
+}
+
+/* Open reply/<name> for writing, or -1 with errno. A refused target is
+ * never opened (looked at first with fstatat) nor written to (looked at
+ * again on the descriptor, in case the name changed in between). */
 static int open_reply_fifo(struct fifo_server *s, const char *name, struct stat *st)
 {
 	int fd, e;
@@ -69,18 +83,21 @@ static int open_reply_fifo(struct fifo_server *s, const char *name, struct stat 
 		errno = ENOENT;
 		return -1;
 	}
+	if (fstatat(s->reply_dir_fd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (S_ISLNK(st->st_mode)) {
+		errno = ELOOP;
+		return -1;
+	}
+	if ((e = refusal(s, st))) {
+		errno = e;
+		return -1;
+	}
 	fd = openat(s->reply_dir_fd, name, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, st) < 0)
-		e = errno;
-	else if (!S_ISFIFO(st->st_mode))
-		e = EINVAL;
-	else if (st->st_dev == s->cmd_dev && st->st_ino == s->cmd_ino)
-		e = EDEADLK;
-	else if (watcher_of(s, st) >= 0)
-		e = EBUSY;
-	else
+	e = fstat(fd, st) < 0 ? errno : refusal(s, st);
+	if (!e)
 		return fd;
 	close(fd);
 	errno = e;
