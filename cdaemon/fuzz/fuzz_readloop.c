@@ -83,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len > size - pos)
 			len = size - pos;
 		if (flags & 2) {
-			size_t fill = (4096 - (pending_since_idle() + len) % 4096) % 4096;
+			size_t fill = (LEDD_READ_CHUNK - (pending_since_idle() + len) % LEDD_READ_CHUNK) %
+				      LEDD_READ_CHUNK;
 			for (size_t i = 0; i < fill; i++)
 				put("\n", 1);
 		}

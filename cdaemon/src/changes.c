@@ -67,7 +67,7 @@ void send_status(struct ledd *d)
 
 void save_state(struct ledd *d, bool durable)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (durable)
 		d->sync_due_ns = 0;

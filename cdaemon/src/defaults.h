@@ -97,5 +97,8 @@
 #define LEDD_STATE_MAX_BYTES    8192
 #define LEDD_MAX_EDGES          16      /* edges read per wake-up */
 #define LEDD_READS_PER_WAKEUP   16      /* command FIFO reads, then back to poll (signals, edges) */
+#define LEDD_READ_CHUNK         4096    /* bytes per read of a FIFO or of inotify (one pipe page) */
+#define LEDD_ERR_MAX            512     /* a message handed back by a module (set_err) */
+#define LEDD_LOG_LINE_MAX       1024    /* a log line, longer ones are cut */
 
 #endif

@@ -54,7 +54,7 @@ static void close_fd(int *fd)
 /* Read and discard whatever is pending on a non-blocking fd. */
 static void drain(int fd)
 {
-	char buf[4096];
+	char buf[LEDD_READ_CHUNK];
 
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -411,7 +411,7 @@ static bool intact(int dirfd, const char *name, mode_t type, mode_t mode, int fd
 
 void fifo_check(struct fifo_server *s)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (intact(AT_FDCWD, s->dir, S_IFDIR, LEDD_RUNTIME_DIR_MODE, s->dir_fd, s->dir_dev, s->dir_ino) &&
 	    intact(s->dir_fd, LEDD_CMD_FIFO, S_IFIFO, LEDD_CMD_FIFO_MODE, s->cmd_fd, s->cmd_dev, s->cmd_ino) &&
@@ -427,8 +427,8 @@ void fifo_check(struct fifo_server *s)
 
 void fifo_handle_inotify(struct fifo_server *s)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	char err[256];
+	char buf[LEDD_READ_CHUNK] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char err[LEDD_ERR_MAX];
 	bool rewatch = false, relevant = false;
 	ssize_t n;
 

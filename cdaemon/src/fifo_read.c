@@ -2,8 +2,9 @@
  * out of framing.c.
  *
  * ledd holds ledd.cmd O_RDWR|O_NONBLOCK, so a read never sees EOF and never
- * blocks. Reads go on until the pipe is empty, at most LEDD_READS_PER_WAKEUP
- * of them (then back to poll, so signals and button edges get a turn). The
+ * blocks. Reads of LEDD_READ_CHUNK bytes go on until the pipe is empty, at
+ * most LEDD_READS_PER_WAKEUP of them (then back to poll, so signals and
+ * button edges get a turn). The
  * moment the pipe is empty matters to the framing (framing.h): every write so
  * far is whole then, so a fragment left over was a write without its LF. Two
  * things say "empty": a read shorter than asked for, and EAGAIN -- which is
@@ -20,7 +21,7 @@
 
 void fifo_read_commands(struct fifo_server *s, fifo_line_fn fn, void *ctx)
 {
-	char buf[4096];
+	char buf[LEDD_READ_CHUNK];
 
 	for (int round = 0; round < LEDD_READS_PER_WAKEUP; round++) {
 		ssize_t n = read(s->cmd_fd, buf, sizeof(buf));

@@ -94,8 +94,9 @@ void fifo_sweep(struct fifo_server *s)
 			continue;
 		if (fstatat(s->reply_dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISFIFO(st.st_mode)) {
-			/* A FIFO with a reader belongs to a live client: keep it. */
+		if (S_ISFIFO(st.st_mode) && !(st.st_dev == s->cmd_dev && st.st_ino == s->cmd_ino)) {
+			/* A FIFO with a reader belongs to a live client: keep it (not
+			 * ledd.cmd linked here: ledd reads that one, and it is junk). */
 			probe = openat(s->reply_dir_fd, e->d_name,
 				       O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 			if (probe >= 0) {

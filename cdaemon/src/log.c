@@ -35,7 +35,7 @@ void log_set_verbose(int v)
 
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[LEDD_LOG_LINE_MAX];
 	int n;
 
 	if (prio >= LOG_DEBUG && !verbose)

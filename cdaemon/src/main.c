@@ -159,7 +159,7 @@ static void make_state_dir(const char *path)
 
 static void load_state(struct ledd *d)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 	int rc;
 
 	make_state_dir(d->cfg.state_file);
@@ -179,7 +179,7 @@ static void check_config_and_exit(const struct options *o)
 	const char *path = o->config_path ? o->config_path : LEDD_CONFIG_PATH;
 	struct ledd_config cfg;
 	struct stat st;
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (!o->config_path && stat(path, &st) < 0 && errno == ENOENT) {
 		/* The daemon would start on the built-in wiring; a check must not call that "ok". */
@@ -198,7 +198,7 @@ static void check_config_and_exit(const struct options *o)
 
 static void startup(struct ledd *d)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (load_config(&d->opt, &d->cfg, err, sizeof(err)) < 0)
 		die("%s", err);

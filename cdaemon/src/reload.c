@@ -140,7 +140,7 @@ void reload(struct ledd *d)
 {
 	static struct ledd_config cfg; /* large: kept off the stack */
 	static struct ledd_state st;
-	char err[512], text[LEDD_STATE_MAX_BYTES];
+	char err[LEDD_ERR_MAX], text[LEDD_STATE_MAX_BYTES];
 
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%" PRIu64, mono_ns() / 1000u);
 	if (load_config(&d->opt, &cfg, err, sizeof(err)) < 0) {

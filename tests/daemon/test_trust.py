@@ -262,6 +262,7 @@ def test_ledd_never_answers_into_its_own_command_fifo(site):
     s.assert_log_bounded()
     assert "reply/loop is ledd's own ledd.cmd" in s.ledd.read_log()
     s.assert_restarts()
+    assert not (s.run / defaults.REPLY_DIR / "loop").exists(), "the sweep at start removes the link"
 
 
 def test_a_member_can_neither_find_nor_forge_nor_read_another_members_replies(site):
