@@ -53,9 +53,9 @@ int fifo_lock(struct fifo_server *s, const char *dir, char *err, size_t errlen);
  * stale requests, sweep reply/, and watch the directory (inotify). */
 int fifo_open(struct fifo_server *s, size_t max_watchers, char *err, size_t errlen);
 
-/* Make sure every name in the runtime directory is what ledd made (type,
- * owner, mode, inode) and re-make what is not: four fstatat()s when all is
- * well. Called before requests are read. */
+/* Make sure ledd.cmd and reply/ are what ledd made (type, owner, mode,
+ * inode) and re-make the layout if not: two fstatat()s when all is well.
+ * Called before requests are read; inotify covers the rest. */
 void fifo_check(struct fifo_server *s);
 
 /* Called when the inotify fd is readable: fifo_check() after a change. */

@@ -8,8 +8,9 @@
  *
  * Each name is checked -- type, owner, mode, and that it is still the inode
  * ledd has open -- at start, whenever inotify reports a change in the
- * directory, and before every batch of requests (fifo_check: four fstatat()s
- * when all is well). Whatever stands at a name and is not exactly what ledd
+ * directory, and before every batch of requests is read (fifo_check: the
+ * two names a request uses, ledd.cmd and reply/, two fstatat()s when all is
+ * well; inotify covers the directory itself and the pid file). Whatever stands at a name and is not exactly what ledd
  * made is moved aside and made again, never chmod-ed back: a descriptor
  * someone opened while a wrong mode let them (a reader of ledd.cmd, a lister
  * of reply/) would keep that access. A directory in the way is renamed aside
@@ -409,20 +410,33 @@ static bool intact(int dirfd, const char *name, mode_t type, mode_t mode, int fd
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_held(&st, type, mode, fd, dev, ino);
 }
 
-void fifo_check(struct fifo_server *s)
+static void repair(struct fifo_server *s)
 {
 	char err[LEDD_ERR_MAX];
 
-	if (intact(AT_FDCWD, s->dir, S_IFDIR, LEDD_RUNTIME_DIR_MODE, s->dir_fd, s->dir_dev, s->dir_ino) &&
-	    intact(s->dir_fd, LEDD_CMD_FIFO, S_IFIFO, LEDD_CMD_FIFO_MODE, s->cmd_fd, s->cmd_dev, s->cmd_ino) &&
-	    intact(s->dir_fd, LEDD_REPLY_DIR, S_IFDIR, LEDD_REPLY_DIR_MODE, s->reply_dir_fd,
-		   s->reply_dir_dev, s->reply_dir_ino) &&
-	    intact(s->dir_fd, LEDD_PID_FILE, S_IFREG, LEDD_PID_FILE_MODE, s->pid_fd, s->pid_dev, s->pid_ino))
-		return;
 	if (ensure_all(s, err, sizeof(err)) < 0)
 		log_limited(LOG_ERR, "cannot restore the runtime directory: %s", err);
 	else
 		log_notice("runtime directory %s restored", s->dir);
+}
+
+/* Everything: on inotify. */
+static void check_all(struct fifo_server *s)
+{
+	if (!intact(AT_FDCWD, s->dir, S_IFDIR, LEDD_RUNTIME_DIR_MODE, s->dir_fd, s->dir_dev, s->dir_ino) ||
+	    !intact(s->dir_fd, LEDD_PID_FILE, S_IFREG, LEDD_PID_FILE_MODE, s->pid_fd, s->pid_dev, s->pid_ino))
+		repair(s);
+	else
+		fifo_check(s);
+}
+
+/* What a request uses, before it is read: ledd.cmd and reply/ (two fstatat()s). */
+void fifo_check(struct fifo_server *s)
+{
+	if (!intact(s->dir_fd, LEDD_CMD_FIFO, S_IFIFO, LEDD_CMD_FIFO_MODE, s->cmd_fd, s->cmd_dev, s->cmd_ino) ||
+	    !intact(s->dir_fd, LEDD_REPLY_DIR, S_IFDIR, LEDD_REPLY_DIR_MODE, s->reply_dir_fd,
+		    s->reply_dir_dev, s->reply_dir_ino))
+		repair(s);
 }
 
 void fifo_handle_inotify(struct fifo_server *s)
@@ -443,7 +457,7 @@ void fifo_handle_inotify(struct fifo_server *s)
 	}
 	if (!relevant)
 		return;
-	fifo_check(s);
+	check_all(s);
 	if (rewatch && watch_dir(s, err, sizeof(err)) < 0)   /* the directory itself was replaced */
 		log_limited(LOG_ERR, "%s", err);
 }
