@@ -65,10 +65,13 @@ static void drain(int fd)
 	}
 }
 
+/* ledd's user, looked up once: the check before every read must stay cheap. */
+static uid_t ledd_uid;
+
 /* Exactly what ledd makes: this type, ledd's user, this mode. */
 static bool is_ours(const struct stat *st, mode_t type, mode_t mode)
 {
-	return (st->st_mode & S_IFMT) == type && st->st_uid == geteuid() &&
+	return (st->st_mode & S_IFMT) == type && st->st_uid == ledd_uid &&
 	       (st->st_mode & 07777) == mode;
 }
 
@@ -178,9 +181,9 @@ static int open_runtime_dir(struct fifo_server *s, char *err, size_t errlen)
 			set_err(err, errlen, "runtime directory %s: %s", s->dir, strerror(e));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+	if (fstat(fd, &st) < 0 || st.st_uid != ledd_uid) {
 		set_err(err, errlen, "runtime directory %s belongs to uid %u, not to ledd's user "
-			 "(uid %u): refusing it", s->dir, (unsigned)st.st_uid, (unsigned)geteuid());
+			 "(uid %u): refusing it", s->dir, (unsigned)st.st_uid, (unsigned)ledd_uid);
 		close(fd);
 		return -1;
 	}
@@ -221,12 +224,12 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 	int fd;
 
 	if (fstatat(s->dir_fd, LEDD_PID_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) &&
+	    (!S_ISREG(st.st_mode) || st.st_uid != ledd_uid) &&
 	    move_aside(s, LEDD_PID_FILE, &st, err, errlen) < 0)
 		return -1;
 	fd = openat(s->dir_fd, LEDD_PID_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
 		    LEDD_PID_FILE_MODE);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != ledd_uid) {
 		set_err(err, errlen, "%s/%s: %s", s->dir, LEDD_PID_FILE,
 			 fd < 0 ? strerror(errno) : "not ledd's own file");
 		if (fd >= 0)
@@ -264,6 +267,7 @@ static int open_pid_file(struct fifo_server *s, char *err, size_t errlen)
 int fifo_lock(struct fifo_server *s, const char *dir, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
+	ledd_uid = geteuid();
 	s->dir_fd = s->reply_dir_fd = s->cmd_fd = s->pid_fd = s->inotify_fd = -1;
 	framer_init(&s->framer);
 	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
@@ -300,7 +304,7 @@ static int ensure_cmd_fifo(struct fifo_server *s, char *err, size_t errlen)
 		set_err(err, errlen, "cannot open %s/%s: %s", s->dir, LEDD_CMD_FIFO, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid() ||
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != ledd_uid ||
 	    ((st.st_mode & 07777) != LEDD_CMD_FIFO_MODE && fchmod(fd, LEDD_CMD_FIFO_MODE) < 0)) {
 		set_err(err, errlen, "%s/%s is not ledd's FIFO", s->dir, LEDD_CMD_FIFO);
 		close(fd);
@@ -345,10 +349,10 @@ static int ensure_reply_dir(struct fifo_server *s, char *err, size_t errlen)
 	}
 	/* A fchmod refused by a seccomp filter that forbids setgid (systemd's
 	 * RestrictSUIDSGID=) fails here: the unit must not set it. */
-	if (st.st_uid != geteuid() ||
+	if (st.st_uid != ledd_uid ||
 	    ((st.st_mode & 07777) != LEDD_REPLY_DIR_MODE && fchmod(fd, LEDD_REPLY_DIR_MODE) < 0)) {
 		set_err(err, errlen, "cannot make %s/%s ledd's drop box: %s", s->dir, LEDD_REPLY_DIR,
-			 st.st_uid != geteuid() ? "it is not ledd's" : strerror(errno));
+			 st.st_uid != ledd_uid ? "it is not ledd's" : strerror(errno));
 		close(fd);
 		return -1;
 	}

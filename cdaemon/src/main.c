@@ -302,14 +302,16 @@ static void run(struct ledd *d)
 			}
 		if (dropped)
 			send_status(d);
+		/* A change to the runtime directory is repaired before the requests
+		 * that woke us with it are read. */
+		if (pfd[P_INOTIFY].revents & POLLIN)
+			fifo_handle_inotify(&d->fifo);
 		if (pfd[P_CMD].revents & POLLIN) {
-			fifo_check(&d->fifo);   /* the layout, before its FIFOs are used */
+			fifo_check(&d->fifo);   /* ledd.cmd and reply/, before they are used */
 			fifo_read_commands(&d->fifo, commands_handle_line, d);
 		}
 		if (pfd[P_GPIO].revents & POLLIN)
 			handle_edges(d);
-		if (pfd[P_INOTIFY].revents & POLLIN)
-			fifo_handle_inotify(&d->fifo);
 		if (pfd[P_WD].revents & POLLIN) {
 			uint64_t expirations;
 			if (read(d->wd_fd, &expirations, sizeof(expirations)) > 0)
