@@ -111,7 +111,6 @@ class _Deadline:
 
 # -- reply FIFOs ---------------------------------------------------------------
 
-_counter = 0
 #: Reply FIFOs this process made and has not removed yet: path -> pid (a forked
 #: child must not remove its parent's). Removed at exit; ledd sweeps what a
 #: crash leaves.
@@ -125,10 +124,12 @@ _exit_lock = _thread.allocate_lock()
 
 
 def _fresh_name():
-    """A FIFO name no other client, past or present, can have: pid, clock and a counter."""
-    global _counter
-    _counter += 1
-    return "c%x-%x-%d" % (posix.getpid(), time.time_ns(), _counter)
+    """A FIFO name nobody else can have or guess: REPLY_NAME_BITS random bits (getrandom).
+
+    ``reply/`` cannot be listed by the group, so a member who cannot guess the
+    name can neither read nor forge this client's replies (docs/protocol.md, "Trust").
+    """
+    return posix.urandom(defaults.REPLY_NAME_BITS // 8).hex()
 
 
 @atexit.register

@@ -14,6 +14,8 @@ CMD_FIFO = "ledd.cmd"
 REPLY_DIR = "reply"
 #: Mode of a reply FIFO: its client reads, ledd writes through the group (reply/ is setgid ledd).
 REPLY_FIFO_MODE = 0o620
+#: Random bits in a reply FIFO's name: nobody can guess it (reply/ cannot be listed).
+REPLY_NAME_BITS = 128
 
 #: Longest request line, LF included (protocol limit, far below PIPE_BUF).
 MAX_REQUEST = 256

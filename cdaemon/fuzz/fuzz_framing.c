@@ -31,42 +31,7 @@
 #include <string.h>
 
 #include "framing.h"
-
-#define CHECK(cond) do { if (!(cond)) fail_check(#cond, __LINE__); } while (0)
-#define MAX_STREAM 32768
-#define MAX_LINES 4096
-
-static void fail_check(const char *what, int line)
-{
-	fprintf(stderr, "fuzz_framing.c:%d: property violated: %s\n", line, what);
-	abort();
-}
-
-struct line {
-	size_t len;
-	bool complete;
-	char text[LEDD_MAX_REQUEST];
-};
-
-struct lines {
-	size_t n;
-	struct line l[MAX_LINES];
-};
-
-static void collect(void *ctx, const char *text, size_t len, bool complete)
-{
-	struct lines *out = ctx;
-
-	CHECK(len >= 1 && len <= LEDD_MAX_REQUEST);
-	CHECK(memchr(text, '\n', len) == NULL);
-	CHECK(len < LEDD_MAX_REQUEST || complete);
-	if (out->n == MAX_LINES)
-		return;
-	out->l[out->n].len = len;
-	out->l[out->n].complete = complete;
-	memcpy(out->l[out->n].text, text, len);
-	out->n++;
-}
+#include "framing_model.h"
 
 /* The stream, with the positions where the pipe may run empty. */
 static char stream[MAX_STREAM];
@@ -79,39 +44,6 @@ static void put(const void *p, size_t n)
 		n = MAX_STREAM - slen;
 	memcpy(stream + slen, p, n);
 	slen += n;
-}
-
-/* The rules, one byte at a time. */
-static void model(struct lines *out)
-{
-	char cur[LEDD_MAX_REQUEST];
-	size_t len = 0;
-	bool skipping = false;
-
-	for (size_t i = 0; i <= slen; i++) {
-		if (i > 0 && idle_after[i]) {
-			if (len && !skipping) {
-				collect(out, cur, len, false);
-				skipping = true;
-			}
-			len = 0;
-		}
-		if (i == slen)
-			break;
-		if (stream[i] == '\n') {
-			if (len && !skipping)
-				collect(out, cur, len, true);
-			len = 0;
-			skipping = false;
-		} else if (!skipping) {
-			cur[len++] = stream[i];
-			if (len == LEDD_MAX_REQUEST) {
-				collect(out, cur, len, true);
-				len = 0;
-				skipping = true;
-			}
-		}
-	}
 }
 
 /* How many complete lines are exactly `text` (or, with anywhere, contain it). */
@@ -189,17 +121,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	want.n = 0;
-	model(&want);
+	model(stream, slen, idle_after, &want);
 	if (getenv("FRAMING_DEBUG"))
 		for (size_t i = 0; i < got.n; i++)
 			fprintf(stderr, "line %zu (%zu, %d): %.*s\n", i, got.l[i].len, got.l[i].complete, (int)got.l[i].len, got.l[i].text);
 	CHECK(count(&got, "h#1 STATE", false) == 1);
 	CHECK(count(&got, "h#2 HELLO", false) == 1);
 	CHECK(count(&got, "!", true) == 0);
-	CHECK(got.n == want.n);
-	for (size_t i = 0; i < got.n; i++) {
-		CHECK(got.l[i].len == want.l[i].len && got.l[i].complete == want.l[i].complete);
-		CHECK(memcmp(got.l[i].text, want.l[i].text, got.l[i].len) == 0);
-	}
+	check_same(&got, &want);
 	return 0;
 }

@@ -67,7 +67,7 @@ void send_status(struct ledd *d)
 
 void save_state(struct ledd *d, bool durable)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (durable)
 		d->sync_due_ns = 0;
@@ -129,7 +129,6 @@ void changed(struct ledd *d)
 void handle_edges(struct ledd *d)
 {
 	struct gpio_edge edges[LEDD_MAX_EDGES];
-	bool any = false;
 	int n;
 
 	while ((n = gpio_read_edges(d->gpio, edges, LEDD_MAX_EDGES)) > 0) {
@@ -150,9 +149,7 @@ void handle_edges(struct ledd *d)
 				bt->presses++;
 				bt->last_press_ms = wall_ms() - (int64_t)(age / 1000000u);
 			}
-			d->st.seq++;
-			broadcast(d);
-			any = true;
+			changed(d);     /* saved before it is told */
 			log_debug("button %s %s", bt->name, bt->pressed ? "pressed" : "released");
 			/* A button action: the request it is, an ordinary state change. */
 			if (bt->pressed)
@@ -163,7 +160,5 @@ void handle_edges(struct ledd *d)
 	}
 	if (n < 0)
 		log_err("reading button edges: %s", strerror(errno));
-	if (any)
-		persist(d);
 }
 

@@ -71,11 +71,13 @@ void cmd_led(struct ledd *d, const struct request *req, struct reply *r)
 
 /* ALL: every LED or none. If the kernel refuses one line, the lines already
  * switched are switched back and the model is restored, so the state file,
- * the watchers and seq never see a change that did not happen. */
+ * the watchers and seq never see a change that did not happen. A line that
+ * refuses to go back keeps its new level, and the model says so: then that
+ * much did change, and is counted, saved and told like any change. */
 void cmd_all(struct ledd *d, const struct request *req, struct reply *r)
 {
 	struct led_state before[LEDD_MAX_LEDS];
-	bool did = false;
+	bool did = false, stuck = false;
 
 	memcpy(before, d->st.leds, sizeof(before[0]) * d->st.nleds);
 	for (size_t i = 0; i < d->st.nleds; i++) {
@@ -84,11 +86,17 @@ void cmd_all(struct ledd *d, const struct request *req, struct reply *r)
 			continue;
 		r->code = PROTO_GPIO;
 		set_err(r->msg, sizeof(r->msg), "GPIO%u: %s", d->st.leds[i].gpio, strerror(errno));
-		for (size_t j = 0; j <= i; j++) {
+		d->st.leds[i] = before[i];      /* its line never moved */
+		for (size_t j = 0; j < i; j++) {
+			struct led_state now = d->st.leds[j];
 			d->st.leds[j] = before[j];
-			if (j < i)
-				drive_led(d, j);
+			if (drive_led(d, j) < 0) {
+				d->st.leds[j] = now;    /* still at the new level */
+				stuck |= memcmp(&now, &before[j], sizeof(now)) != 0;
+			}
 		}
+		if (stuck)
+			changed(d);
 		return;
 	}
 	if (did)
@@ -228,7 +236,7 @@ void commands_handle_line(void *ctx, const char *line, size_t len, bool complete
 	}
 	if (strcmp(req.id, "-") == 0) {
 		/* No readable id, so no reply FIFO to answer on: only the log can say it. */
-		log_info("request without a readable id dropped: %s", r.msg);
+		log_limited(LOG_INFO, "request without a readable id dropped: %s", r.msg);
 		return;
 	}
 	if (r.code == PROTO_OK)

@@ -21,21 +21,40 @@
 #define LEDD_PID_FILE           "ledd.pid"
 #define LEDD_REPLY_DIR          "reply"         /* clients' reply FIFOs: reply/<id> */
 
-/* Modes (docs/protocol.md, "Files"). ledd runs as user ledd; clients are
- * members of group ledd. The command FIFO: ledd reads, the group writes. A
- * reply FIFO (made by its client) is the reverse: the client reads, ledd
- * writes through the group, which reply/'s setgid bit gives every FIFO in it;
- * the sticky bit keeps clients from removing each other's FIFOs. */
-#define LEDD_RUNTIME_DIR_MODE   0770
+/* Modes and owners (docs/protocol.md, "Trust"). ledd runs as user ledd;
+ * clients are members of group ledd. ledd's user owns the runtime directory,
+ * ledd.cmd, ledd.pid and reply/, and ledd re-makes any of them that has
+ * another owner, type or mode. The runtime directory: the group enters it,
+ * creates nothing there. ledd.cmd: ledd reads, the group writes (nobody else
+ * can read a request). reply/: a drop box -- the group may enter it and
+ * create in it, not list it (-wx), sticky (a member removes only its own
+ * entries), setgid (every FIFO made there is group ledd's, so ledd writes
+ * into it through the group). A reply FIFO (made by its client under a name
+ * of LEDD_REPLY_NAME_BITS random bits) is the reverse of ledd.cmd: the client
+ * reads, ledd writes through the group. */
+#define LEDD_RUNTIME_DIR_MODE   0750
 #define LEDD_CMD_FIFO_MODE      0620
-#define LEDD_REPLY_DIR_MODE     03770   /* setgid + sticky + rwxrwx--- */
+#define LEDD_REPLY_DIR_MODE     03730   /* setgid + sticky + rwx-wx--- */
 #define LEDD_REPLY_FIFO_MODE    0620    /* what clients give their reply FIFOs */
+#define LEDD_PID_FILE_MODE      0644
+#define LEDD_REPLY_NAME_BITS    128     /* a reply name's random bits, at least (clients) */
+/* What ledd moves aside when it must re-make a name: LEDD_ASIDE_PREFIX and
+ * 16 random hex digits, in the runtime directory; removed as far as it can be. */
+#define LEDD_ASIDE_PREFIX       ".ledd-old-"
 
-/* Leftover reply FIFOs of crashed clients: every LEDD_REPLY_CHECK_EVERY
- * requests ledd counts reply/, and sweeps the unread FIFOs when it holds more
- * than LEDD_REPLY_SWEEP_AT entries (and always at start). No timer. */
+/* Leftovers of crashed clients and whatever members drop in reply/: every
+ * LEDD_REPLY_CHECK_EVERY requests ledd counts reply/, and sweeps it when it
+ * holds LEDD_REPLY_SWEEP_AT entries more than the last sweep had to leave
+ * (and always at start). No timer. Directories are removed to this depth. */
 #define LEDD_REPLY_CHECK_EVERY  64
 #define LEDD_REPLY_SWEEP_AT     256
+#define LEDD_SWEEP_MAX_DEPTH    8
+
+/* Clients' mistakes (bad lines, replies nobody can take) are logged at most
+ * LEDD_LOG_CLIENT_BURST times per LEDD_LOG_CLIENT_PERIOD_MS; the rest are
+ * counted, and the count is logged when the period ends. */
+#define LEDD_LOG_CLIENT_BURST     5
+#define LEDD_LOG_CLIENT_PERIOD_MS 10000
 
 /* Protocol limits (docs/protocol.md, "Limits"). */
 #define LEDD_MAX_REQUEST        256     /* request line, LF included */
@@ -77,5 +96,9 @@
 #define LEDD_CONFIG_MAX_BYTES   65536   /* bigger config files are refused */
 #define LEDD_STATE_MAX_BYTES    8192
 #define LEDD_MAX_EDGES          16      /* edges read per wake-up */
+#define LEDD_READS_PER_WAKEUP   16      /* command FIFO reads, then back to poll (signals, edges) */
+#define LEDD_READ_CHUNK         4096    /* bytes per read of a FIFO or of inotify (one pipe page) */
+#define LEDD_ERR_MAX            512     /* a message handed back by a module (set_err) */
+#define LEDD_LOG_LINE_MAX       1024    /* a log line, longer ones are cut */
 
 #endif

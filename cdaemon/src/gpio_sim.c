@@ -8,7 +8,8 @@
  *
  * For tests of the failure paths, the GPIO numbers listed (comma-separated)
  * in $LEDD_SIM_REFUSE_GPIO refuse every set with EIO, as a kernel can refuse
- * a line operation on real hardware.
+ * a line operation on real hardware; "N:K" lets K sets of GPIO N succeed
+ * first (a line that fails half-way through a command, e.g. in a rollback).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +31,7 @@ struct gpio_sim {
 	struct gpio base;
 	int *values;
 	bool *output;
-	bool *refuse;           /* $LEDD_SIM_REFUSE_GPIO: sets fail with EIO */
+	long *refuse_after;     /* $LEDD_SIM_REFUSE_GPIO: sets left before EIO; -1: never */
 	struct gpio_edge queue[SIM_QUEUE];
 	size_t head, count;
 };
@@ -43,10 +44,12 @@ static int sim_set(struct gpio *g, size_t line, int value)
 		errno = EPERM;
 		return -1;
 	}
-	if (s->refuse[line]) {
+	if (s->refuse_after[line] == 0) {
 		errno = EIO;
 		return -1;
 	}
+	if (s->refuse_after[line] > 0)
+		s->refuse_after[line]--;
 	s->values[line] = value;
 	return 0;
 }
@@ -111,7 +114,7 @@ static void sim_close(struct gpio *g)
 		close(g->event_fd);
 	free(s->values);
 	free(s->output);
-	free(s->refuse);
+	free(s->refuse_after);
 	free(s);
 }
 
@@ -133,7 +136,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 
 	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
 	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool))) ||
-	    !(s->refuse = calloc(nlines ? nlines : 1, sizeof(bool)))) {
+	    !(s->refuse_after = calloc(nlines ? nlines : 1, sizeof(long)))) {
 		set_err(err, errlen, "sim: out of memory");
 		if (s) {
 			free(s->values);
@@ -154,9 +157,12 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 			return NULL;
 		}
 		s->output[i] = lines[i].output;
-		for (const char *p = refuse; p && *p; p += strcspn(p, ","), p += *p == ',')
-			if (strtoul(p, NULL, 10) == lines[i].gpio && *p >= '0' && *p <= '9')
-				s->refuse[i] = true;
+		s->refuse_after[i] = -1;
+		for (const char *p = refuse; p && *p; p += strcspn(p, ","), p += *p == ',') {
+			char *end;
+			if (*p >= '0' && *p <= '9' && strtoul(p, &end, 10) == lines[i].gpio)
+				s->refuse_after[i] = *end == ':' ? strtol(end + 1, NULL, 10) : 0;
+		}
 		/* A released button reads 0; an output starts at its initial value. */
 		s->values[i] = lines[i].output ? (lines[i].initial ? 1 : 0) : 0;
 		ninputs += !lines[i].output;

@@ -63,6 +63,19 @@ void changed(struct ledd *d);
 /* Read pending button edges into the model (and tell the watchers). */
 void handle_edges(struct ledd *d);
 
+/* reload.c: the configuration, applied. */
+/* Read the config file (or the built-in wiring when the default file does
+ * not exist) and apply the environment and the flags over it. */
+int load_config(const struct options *o, struct ledd_config *cfg, char *err, size_t errlen);
+struct gpio *open_gpio(const struct ledd_config *cfg, const struct ledd_state *st, char *err,
+		       size_t errlen);
+/* Read every button's current level (after open or reload). */
+void read_buttons(struct ledd *d);
+/* How many watchers fit in the descriptor limit (raised if allowed). */
+size_t watcher_budget(size_t wanted);
+/* SIGHUP: read the config again. A bad config keeps the old one running. */
+void reload(struct ledd *d);
+
 /* commands.c: answer one request line (a fifo_line_fn; ctx is the struct ledd). */
 void commands_handle_line(void *ctx, const char *line, size_t len, bool complete);
 /* commands.c: run a button action (actions.h) as the request it is; key is

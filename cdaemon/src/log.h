@@ -3,10 +3,17 @@
 #ifndef LEDD_LOG_H
 #define LEDD_LOG_H
 
+#include <stdint.h>
 #include <syslog.h>
 
 void log_set_verbose(int verbose);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A client's mistake: rate-limited (log.c). */
+void log_limited(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* When the count of left-out lines is due (CLOCK_MONOTONIC ns), 0 if none. */
+uint64_t log_limited_due(void);
+/* Log that count if its period has ended. */
+void log_limited_flush(void);
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void die_perror(const char *what);
 

@@ -1,5 +1,6 @@
 /* main.c -- ledd: options, lifecycle and the one poll loop.
- * (Requests are answered in commands.c, state changes applied in changes.c.)
+ * (Requests are answered in commands.c, state changes applied in changes.c,
+ * the configuration read and reloaded in reload.c.)
  *
  * ledd owns the GPIO lines of a few LEDs and buttons and serves the FIFO
  * protocol of docs/protocol.md. Everything happens in one thread around one
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -97,170 +97,6 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 }
 
-static int set_path(char *dst, const char *src, const char *what, char *err, size_t errlen)
-{
-	if (src[0] != '/' && strcmp(what, "chip") != 0) {
-		/* Relative paths would change meaning with the working directory. */
-		char cwd[CONFIG_PATH_MAX];
-		if (!getcwd(cwd, sizeof(cwd)) ||
-		    snprintf(dst, CONFIG_PATH_MAX, "%s/%s", cwd, src) >= CONFIG_PATH_MAX) {
-			set_err(err, errlen, "%s: path too long", what);
-			return -1;
-		}
-		return 0;
-	}
-	if (strlen(src) >= CONFIG_PATH_MAX) {
-		set_err(err, errlen, "%s: path too long", what);
-		return -1;
-	}
-	strcpy(dst, src);
-	return 0;
-}
-
-/* Read the config file (or the built-in wiring when the default file does not
- * exist) and apply the environment and the flags over it. */
-static int load_config(const struct options *o, struct ledd_config *cfg, char *err, size_t errlen)
-{
-	const char *path = o->config_path ? o->config_path : LEDD_CONFIG_PATH;
-	const char *env = getenv(LEDD_RUNTIME_DIR_ENV);
-
-	if (config_load(path, cfg, err, errlen) < 0) {
-		if (o->config_path || errno != ENOENT)
-			return -1;
-		log_warn("%s does not exist: using the built-in default wiring", path);
-		config_default_wiring(cfg);
-	}
-	if (env && *env && set_path(cfg->runtime_dir, env, LEDD_RUNTIME_DIR_ENV, err, errlen) < 0)
-		return -1;
-	if (o->runtime_dir && set_path(cfg->runtime_dir, o->runtime_dir, "-r", err, errlen) < 0)
-		return -1;
-	if (o->state_file && set_path(cfg->state_file, o->state_file, "-s", err, errlen) < 0)
-		return -1;
-	if (o->chip && set_path(cfg->chip, o->chip, "chip", err, errlen) < 0)
-		return -1;
-	if (o->backend)
-		cfg->backend = strcmp(o->backend, "sim") == 0 ? GPIO_BACKEND_SIM : GPIO_BACKEND_CHARDEV;
-	return 0;
-}
-
-/* --- GPIO ---------------------------------------------------------------- */
-
-static struct gpio *open_gpio(const struct ledd_config *cfg, const struct ledd_state *st,
-			      char *err, size_t errlen)
-{
-	struct gpio_line_config lines[LEDD_MAX_LEDS + LEDD_MAX_BUTTONS];
-	char labels[LEDD_MAX_LEDS + LEDD_MAX_BUTTONS][LEDD_MAX_NAME + 8];
-	size_t n = config_gpio_lines(cfg, lines, labels);
-
-	for (size_t i = 0; i < cfg->nleds; i++)
-		lines[i].initial = st->leds[i].level;
-	return gpio_open(cfg->backend, cfg->chip, lines, n, err, errlen);
-}
-
-/* Read every button's current level (after open or reload). */
-static void read_buttons(struct ledd *d)
-{
-	for (size_t i = 0; i < d->st.nbuttons; i++) {
-		int v;
-		if (gpio_get(d->gpio, d->st.nleds + i, &v) < 0)
-			log_warn("button %s: cannot read: %s", d->st.buttons[i].name, strerror(errno));
-		else
-			d->st.buttons[i].pressed = v;
-	}
-}
-
-/* How many watchers fit: each holds a descriptor, and a state save or a
- * reload must still find one free. Raise the soft limit as far as needed (and
- * allowed), else lower the watcher count rather than fail saves later. */
-static size_t watcher_budget(size_t wanted)
-{
-	rlim_t need = (rlim_t)wanted + LEDD_FD_RESERVE;
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return wanted;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		rlim_t target = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) ? need : rl.rlim_max;
-		if (target > rl.rlim_cur) {
-			rl.rlim_cur = target;
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-				getrlimit(RLIMIT_NOFILE, &rl);
-		}
-	}
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-		size_t fit = rl.rlim_cur > LEDD_FD_RESERVE ? (size_t)(rl.rlim_cur - LEDD_FD_RESERVE) : 0;
-		log_warn("max_watchers = %zu does not fit in the descriptor limit (%llu): using %zu",
-			 wanted, (unsigned long long)rl.rlim_cur, fit);
-		return fit;
-	}
-	return wanted;
-}
-
-/* --- reload ---------------------------------------------------------------- */
-
-/* SIGHUP: read the config again. A bad config keeps the old one running. */
-static void reload(struct ledd *d)
-{
-	static struct ledd_config cfg; /* large: kept off the stack */
-	static struct ledd_state st;
-	char err[512], text[LEDD_STATE_MAX_BYTES];
-
-	notify_send("RELOADING=1\nMONOTONIC_USEC=%" PRIu64, mono_ns() / 1000u);
-	if (load_config(&d->opt, &cfg, err, sizeof(err)) < 0) {
-		log_err("reload failed, keeping the running config: %s", err);
-		goto done;
-	}
-	if (strcmp(cfg.runtime_dir, d->cfg.runtime_dir) != 0) {
-		log_warn("runtime_dir changed to %s: that needs a restart; staying on %s",
-			 cfg.runtime_dir, d->cfg.runtime_dir);
-		strcpy(cfg.runtime_dir, d->cfg.runtime_dir);
-	}
-	if (config_equal(&cfg, &d->cfg)) {
-		/* Nothing to do: no seq, no event, blink phases go on undisturbed. */
-		log_notice("reloaded: nothing changed");
-		goto done;
-	}
-	/* Carry the state over by name, exactly as a restart would. */
-	state_init(&st, &cfg);
-	if (state_format(&d->st, text, sizeof(text)) < 0 ||
-	    state_parse(&st, text, strlen(text), err, sizeof(err)) < 0) {
-		log_err("reload failed, keeping the running config: state carry-over: %s", err);
-		goto done;
-	}
-	state_blink_restart(&st, mono_ns());
-	if (config_wiring_differs(&d->cfg, &cfg)) {
-		struct gpio *g;
-		gpio_close(d->gpio);
-		d->gpio = NULL;
-		g = open_gpio(&cfg, &st, err, sizeof(err));
-		if (!g) {
-			log_err("reload failed, keeping the running config: %s", err);
-			d->gpio = open_gpio(&d->cfg, &d->st, err, sizeof(err));
-			if (!d->gpio)
-				die("cannot request the old lines again either: %s", err);
-			goto done;
-		}
-		d->gpio = g;
-		d->cfg = cfg;
-		d->st = st;
-		read_buttons(d);
-		log_notice("reloaded: lines requested again (%s)", gpio_describe(d->gpio));
-	} else {
-		d->cfg = cfg;
-		d->st = st;
-		for (size_t i = 0; i < d->st.nleds; i++)
-			drive_led(d, i);
-		read_buttons(d);
-		log_notice("reloaded: wiring unchanged");
-	}
-	d->fifo.max_watchers = watcher_budget(d->cfg.max_watchers);
-	memset(d->led_failed, 0, sizeof(d->led_failed));
-	changed(d);
-done:
-	notify_send("READY=1");
-	send_status(d);
-}
-
 /* --- setup ----------------------------------------------------------------- */
 
 static int setup_signals(void)
@@ -323,7 +159,7 @@ static void make_state_dir(const char *path)
 
 static void load_state(struct ledd *d)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 	int rc;
 
 	make_state_dir(d->cfg.state_file);
@@ -343,7 +179,7 @@ static void check_config_and_exit(const struct options *o)
 	const char *path = o->config_path ? o->config_path : LEDD_CONFIG_PATH;
 	struct ledd_config cfg;
 	struct stat st;
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (!o->config_path && stat(path, &st) < 0 && errno == ENOENT) {
 		/* The daemon would start on the built-in wiring; a check must not call that "ok". */
@@ -362,7 +198,7 @@ static void check_config_and_exit(const struct options *o)
 
 static void startup(struct ledd *d)
 {
-	char err[512];
+	char err[LEDD_ERR_MAX];
 
 	if (load_config(&d->opt, &d->cfg, err, sizeof(err)) < 0)
 		die("%s", err);
@@ -393,10 +229,12 @@ enum { P_SIG, P_CMD, P_INOTIFY, P_GPIO, P_WD, P_FIXED };
 
 static int poll_timeout(const struct ledd *d)
 {
-	uint64_t next = state_next_deadline(&d->st), now;
+	uint64_t next = state_next_deadline(&d->st), now, log_due = log_limited_due();
 
 	if (d->sync_due_ns && (!next || d->sync_due_ns < next))
 		next = d->sync_due_ns;
+	if (log_due && (!next || log_due < next))
+		next = log_due;
 	if (!next)
 		return -1;
 	now = mono_ns();
@@ -464,12 +302,16 @@ static void run(struct ledd *d)
 			}
 		if (dropped)
 			send_status(d);
-		if (pfd[P_CMD].revents & POLLIN)
-			fifo_read_commands(&d->fifo, commands_handle_line, d);
-		if (pfd[P_GPIO].revents & POLLIN)
-			handle_edges(d);
+		/* A change to the runtime directory is repaired before the requests
+		 * that woke us with it are read. */
 		if (pfd[P_INOTIFY].revents & POLLIN)
 			fifo_handle_inotify(&d->fifo);
+		if (pfd[P_CMD].revents & POLLIN) {
+			fifo_check(&d->fifo);   /* ledd.cmd and reply/, before they are used */
+			fifo_read_commands(&d->fifo, commands_handle_line, d);
+		}
+		if (pfd[P_GPIO].revents & POLLIN)
+			handle_edges(d);
 		if (pfd[P_WD].revents & POLLIN) {
 			uint64_t expirations;
 			if (read(d->wd_fd, &expirations, sizeof(expirations)) > 0)
@@ -478,6 +320,7 @@ static void run(struct ledd *d)
 		if (pfd[P_SIG].revents & POLLIN)
 			handle_signals(d);
 		advance_blink(d);
+		log_limited_flush();
 		if (d->sync_due_ns && mono_ns() >= d->sync_due_ns)
 			save_state(d, true);
 	}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledd import defaults
+from ledd.client import CommandError
 import rawfifo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,6 +197,39 @@ def test_sighup_with_an_unchanged_config_changes_nothing(ledd_factory, tmp_path)
     assert after["seq"] == before["seq"]
     assert after["leds"][1]["blink"] == before["leds"][1]["blink"]
     assert "reloaded: nothing changed" in d.read_log()
+
+
+def test_reload_that_changes_no_led_or_button_changes_no_state(ledd_factory, tmp_path):
+    """Issue 20, 5: a reload of only [ledd] settings (max_watchers) bumped seq, sent an event
+    and restarted every blink phase."""
+    path = rawfifo.write_config(tmp_path / "r.conf")
+    d = ledd_factory(config=path).start()
+    c = d.client()
+    before = c.blink("green", 1000, 1000)
+    deadline = time.monotonic() + 5
+    while c.state()["leds"][1]["level"] != 0:   # into the off phase, which lasts a second
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with c.watch() as w:
+        w.next_event(2)
+        rawfifo.write_config(path, ledd_section="max_watchers = 7\n")
+        d.notifications.clear()
+        d.signal(signal.SIGHUP)
+        d.wait_for("READY=1")
+        after = c.state()
+        assert after["leds"][1]["level"] == 0, "the blink phase was restarted"
+        assert after["seq"] == before["seq"]
+        assert w.next_event(0.3) is None, "a reload that changed no LED or button sent an event"
+    assert "reloaded: no LED or button changed" in d.read_log()
+    watchers = []
+    try:
+        with pytest.raises(CommandError) as err:
+            for _ in range(8):
+                watchers.append(c.watch())
+        assert err.value.code == "busy" and len(watchers) == 7, "the new max_watchers applies"
+    finally:
+        for w in watchers:
+            w.close()
 
 
 def test_sighup_with_a_bad_config_keeps_the_running_one(ledd_factory, tmp_path):

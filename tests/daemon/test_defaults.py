@@ -28,6 +28,7 @@ def test_fifo_names_and_paths_agree():
     assert c["LEDD_CMD_FIFO"] == defaults.CMD_FIFO
     assert c["LEDD_REPLY_DIR"] == defaults.REPLY_DIR
     assert c["LEDD_REPLY_FIFO_MODE"] == defaults.REPLY_FIFO_MODE
+    assert c["LEDD_REPLY_NAME_BITS"] == defaults.REPLY_NAME_BITS
     assert c["LEDD_RUNTIME_DIR"] == defaults.RUNTIME_DIR
     assert c["LEDD_RUNTIME_DIR_ENV"] == defaults.RUNTIME_DIR_ENV
     assert c["LEDD_CONFIG_PATH"] == defaults.CONFIG_PATH

@@ -18,12 +18,20 @@ def leds_on(ledd):
 
 
 def test_a_full_read_without_lf_does_not_swallow_the_next_request(ledd):
-    """4,096 bytes, no LF, in one write: the next client is answered as itself."""
-    junk = b"x" * defaults.PIPE_BUF
-    assert rawfifo.write_cmd(ledd.runtime_dir, junk) == defaults.PIPE_BUF
-    time.sleep(0.05)   # ledd reads it whole, then meets an empty pipe (EAGAIN)
-    lines = rawfifo.exchange(ledd.runtime_dir, b"\nhonest STATE\n", timeout=2)
-    assert len(lines) == 1 and lines[0].startswith(b"honest OK {"), lines
+    """One 4,096-byte write whose last line, ``glue ON 0``, has no LF: it fills one read
+    exactly, so only EAGAIN tells ledd the pipe is empty. The fragment is answered then, and
+    the next client's request (its leading LF) must not complete it into a command that runs."""
+    frag = b"glue ON 0"
+    junk = b"\n" * (defaults.PIPE_BUF - len(frag)) + frag
+    assert len(junk) == defaults.PIPE_BUF
+    with rawfifo.ReplyFifo(ledd.runtime_dir, "glue") as glue:
+        assert rawfifo.write_cmd(ledd.runtime_dir, junk) == defaults.PIPE_BUF
+        lines = glue.read_lines(1, timeout=2)   # answered without any further write
+        assert lines and lines[0].startswith(b"glue ERR badrequest request without LF"), lines
+        lines = rawfifo.exchange(ledd.runtime_dir, b"\nhonest STATE\n", timeout=2)
+        assert len(lines) == 1 and lines[0].startswith(b"honest OK {"), lines
+        assert rawfifo.drain(glue.fd) == b"", "the fragment was completed into a request"
+    assert leds_on(ledd) == [False, False]
 
 
 def test_a_fragment_ending_a_full_read_is_answered_at_once(ledd):

@@ -69,9 +69,9 @@ def test_runtime_dir_and_fifo_modes(ledd_factory):
     finally:
         os.umask(old)
     run = d.runtime_dir
-    assert stat.S_IMODE(run.stat().st_mode) == 0o770   # pre-created by the fixture: mode set
+    assert stat.S_IMODE(run.stat().st_mode) == 0o750   # pre-created by the fixture: mode set
     assert stat.S_IMODE((run / defaults.CMD_FIFO).stat().st_mode) == 0o620   # ledd reads, the group writes
-    assert stat.S_IMODE((run / defaults.REPLY_DIR).stat().st_mode) == 0o3770   # setgid, sticky
+    assert stat.S_IMODE((run / defaults.REPLY_DIR).stat().st_mode) == 0o3730   # setgid, sticky, the group may not list it
     c = d.client()
     c.hello()
     # A reply FIFO is the reverse of ledd.cmd: its client reads, ledd (the group) writes.
@@ -87,8 +87,8 @@ def test_mode_of_an_existing_runtime_dir_is_set(ledd_factory):
     d.runtime_dir.mkdir(parents=True)
     os.chmod(d.runtime_dir, 0o777)
     d.start()
-    assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o770
-    assert "had mode 0777: set to 0770" in d.read_log()
+    assert stat.S_IMODE(d.runtime_dir.stat().st_mode) == 0o750
+    assert "had mode 0777: set to 0750" in d.read_log()
 
 
 def test_symlinked_runtime_dir_is_refused(ledd_binary, tmp_path):
@@ -116,7 +116,7 @@ def test_runtime_dir_of_another_user_is_refused(ledd_binary, tmp_path):
     assert list(run.iterdir()) == []
 
 
-def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
+def test_runtime_dir_is_created_0750(ledd_binary, tmp_path):
     run = tmp_path / "fresh" / "run"   # the fixture would create it: start ledd by hand
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LEDD_RUNTIME_DIR")}
     proc = subprocess.Popen(rawfifo.ledd_argv(ledd_binary, "-b", "sim", "-c", rawfifo.write_config(tmp_path / "c.conf"),
@@ -127,7 +127,7 @@ def test_runtime_dir_is_created_0770(ledd_binary, tmp_path):
         while not (run / "ledd.cmd").exists():
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
-        assert stat.S_IMODE(run.stat().st_mode) == 0o770
+        assert stat.S_IMODE(run.stat().st_mode) == 0o750
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -153,6 +153,25 @@ def test_idle_daemon_never_wakes_up(ledd):
         w.next_event(1)
         time.sleep(state_sync_seconds() + 1.0)  # the one deferred fsync of that change (slow on a busy disk)
         assert idle_switches(ledd.proc.pid) == 0
+
+
+def test_clients_making_fifos_in_reply_cost_no_wake_up(ledd):
+    """inotify watches the runtime directory for anything done to ledd's names (creations and
+    attribute changes too), but not reply/: clients' FIFOs come and go without waking ledd."""
+    reply = ledd.runtime_dir / defaults.REPLY_DIR
+    ledd.client().hello()
+    time.sleep(state_sync_seconds() + 0.5)   # nothing deferred left
+    before = rawfifo.ctxt_switches(ledd.proc.pid)
+    for i in range(50):
+        path = reply / ("f%d" % i)
+        os.mkfifo(path, 0o600)
+        os.chmod(path, 0o620)
+        os.mkdir(reply / ("d%d" % i))
+        os.rmdir(reply / ("d%d" % i))
+        os.unlink(path)
+    time.sleep(0.3)
+    after = rawfifo.ctxt_switches(ledd.proc.pid)
+    assert after[0] - before[0] == 0, "ledd woke up for clients' traffic in reply/"
 
 
 def test_changes_are_on_file_at_once_and_synced_then_quiet(ledd):

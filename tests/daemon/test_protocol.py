@@ -156,6 +156,24 @@ def test_all_refused_by_one_line_changes_nothing(ledd_factory):
     assert "led red on 1" in d.state_file.read_text()
 
 
+def test_all_whose_rollback_fails_tells_the_truth(ledd_factory):
+    """Issue 20, 11: ALL ON switched red, green's line refused, and red's line then refused
+    to go back: the model said red was off while its line was on (drive_led()'s return was
+    ignored). Now red is on in the state, the file and an event."""
+    d = ledd_factory(env={"LEDD_SIM_REFUSE_GPIO": "17:1,27"}).start()   # red: one set, then EIO
+    c = d.client()
+    with c.watch() as w:
+        before = json.loads(w.next_event(2))
+        with pytest.raises(CommandError) as err:
+            c.all(True)
+        assert err.value.code == "gpio" and "GPIO27" in str(err.value)
+        s = c.state()
+        assert [(l["on"], l["level"]) for l in s["leds"]] == [(True, 1), (False, 0)]
+        assert s["seq"] == before["seq"] + 1
+        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+    assert "led red on 1" in d.state_file.read_text()
+
+
 # --- errors --------------------------------------------------------------------
 
 @pytest.mark.parametrize("verb,args,code", [

@@ -194,9 +194,9 @@ def test_watchers_see_eof_when_ledd_stops(ledd):
     w.close()
 
 
-def test_reply_dir_is_setgid_sticky_and_group_writable(ledd):
+def test_reply_dir_is_a_setgid_sticky_drop_box(ledd):
     mode = (ledd.runtime_dir / defaults.REPLY_DIR).stat().st_mode
-    assert stat.S_IMODE(mode) == 0o3770
+    assert stat.S_IMODE(mode) == 0o3730   # the group may enter and create, not list
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
@@ -276,3 +276,48 @@ def test_first_event_waits_in_the_pipe_so_poll_sees_it(ledd):
         poller.register(w.fileno(), select.POLLIN)
         assert poller.poll(2000), "the first event is not readable on fileno()"
         assert json.loads(w.next_event(0))["seq"] == ledd.client().state()["seq"]
+
+
+def test_a_fifo_watches_once(ledd_factory):
+    """Issue 20, 7: one FIFO could WATCH again and again: each change came as many events,
+    and one client took every watcher slot."""
+    d = ledd_factory().start()
+    c = d.client()
+    with rawfifo.ReplyFifo(d.runtime_dir, "twice", flags=os.O_RDONLY) as fifo:
+        guard = os.open(fifo.path, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            for _ in range(defaults.MAX_WATCHERS + 5):
+                rawfifo.write_cmd(d.runtime_dir, b"\ntwice WATCH\n")
+            lines = fifo.read_lines(2, timeout=2)
+            assert lines[0] == b'twice OK {"watching":"twice"}' and lines[1].startswith(b"event state ")
+        finally:
+            os.close(guard)
+        others = [c.watch() for _ in range(3)]   # slots are left for everybody else
+        try:
+            c.on(0)
+            lines = fifo.read_lines(3, timeout=0.5)
+            assert len(lines) == 1 and lines[0].startswith(b"event state "), lines
+            for other in others:
+                other.next_event(2)
+                assert json.loads(other.next_event(2))["leds"][0]["on"] is True
+        finally:
+            for other in others:
+                other.close()
+    assert d.read_log().count("that FIFO is watching already") <= defaults.MAX_WATCHERS
+
+
+@pytest.mark.skipif(bool(os.environ.get("LEDD_EXEC_PREFIX") or os.environ.get("LEDD_BINARY")),
+                    reason="LD_PRELOAD reaches only a native, dynamically linked ledd")
+def test_writes_interrupted_by_a_signal_are_retried(ledd_factory, tmp_path):
+    """Issue 20, 11: WATCH's writes were not retried on EINTR, so a signal at that moment
+    made ledd take a live watcher for a client that had gone."""
+    shim = tmp_path / "eintr_writes.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim),
+                    str(Path(__file__).parent / "shims" / "eintr_writes.c"), "-ldl"], check=True)
+    d = ledd_factory(env={"LD_PRELOAD": str(shim)}).start()
+    c = d.client()
+    assert c.hello()["protocol"] == defaults.PROTOCOL
+    with c.watch() as w:
+        w.next_event(2)
+        c.on(0)
+        assert json.loads(w.next_event(2))["leds"][0]["on"] is True

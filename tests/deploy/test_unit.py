@@ -65,7 +65,7 @@ def test_paths_agree_with_deploy_and_defaults():
 
 def test_fifo_sharing_and_devices():
     s = unit_settings()
-    assert s["RuntimeDirectoryMode"] == ["0770"]
+    assert s["RuntimeDirectoryMode"] == ["0750"]  # the group creates nothing there (docs/protocol.md)
     assert s["Group"] == [deploy_var("DAEMON_USER")]
     assert s["UMask"] == ["0007"]  # FIFOs 0660: the web server's group can use them
     assert s["DeviceAllow"] == ["char-gpiochip rw"]  # every /dev/gpiochipN, whatever N
