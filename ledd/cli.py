@@ -25,7 +25,8 @@ import sys
 import time
 
 from ledd import __version__, defaults
-from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.client import Client
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

@@ -15,7 +15,8 @@ not after the timeout.
     True
 
 Only modules built into the interpreter are imported at load time (posix,
-errno, select, time, atexit, _thread): the CGI scripts pay for every import on every
+errno, select, time, atexit, _thread), besides ledd's own :mod:`ledd.defaults`
+and :mod:`ledd.errors`, which import nothing: the CGI scripts pay for every import on every
 request, and ``os`` alone costs about a millisecond (it pulls in posixpath,
 stat and collections.abc), so this module calls the ``posix`` functions
 ``os`` wraps. ``json`` is imported only by the methods that decode a payload;
@@ -32,41 +33,9 @@ import sys
 import time
 
 from ledd import defaults
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 
 __all__ = ["Client", "Watcher", "LeddError", "DaemonDown", "DaemonTimeout", "CommandError"]
-
-
-class LeddError(Exception):
-    """Base of every error the client raises; carries a machine code (docs/protocol.md).
-
-    What each code means over HTTP is the web layer's business (``ledd.web.DAEMON_ERRORS``).
-    """
-
-    code = "internal"
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-
-class DaemonDown(LeddError):
-    """ledd is not running (no reader on the command FIFO) or stopped mid-exchange."""
-
-    code = "daemon_down"
-
-
-class DaemonTimeout(LeddError):
-    """ledd did not answer before the deadline."""
-
-    code = "timeout"
-
-
-class CommandError(LeddError):
-    """ledd answered ``ERR <code> <message>``."""
-
-    def __init__(self, message, code="internal"):
-        super().__init__(message, code)
 
 
 def getenv(name):

@@ -60,7 +60,8 @@ from gpiozero.threads import GPIOThread
 
 import ledd
 from ledd import defaults
-from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError, Watcher
+from ledd.client import Client, Watcher
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 
 __all__ = ["LeddFactory", "LeddPin", "LeddDown", "LeddTimeout", "LeddCommandError",
            "PinNotConfigured", "PinFixedFunction", "PinFixedBounce"]

@@ -37,8 +37,7 @@ import threading
 import requests
 
 from ledd import defaults
-from ledd.client import CommandError, DaemonDown, DaemonTimeout, LeddError
-from ledd.web import DAEMON_ERRORS
+from ledd.errors import DAEMON_CODE_OF_API_CODE, CommandError, DaemonDown, DaemonTimeout, LeddError, RemoteError
 
 __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 
@@ -48,24 +47,12 @@ __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 SSE_MAX_LINE = 65536
 
 
-class RemoteError(LeddError):
-    """The dashboard answered something the API does not (401, a proxy's error page, ...)."""
-
-
 def _base_url(url):
     """``http://host[:port]`` with no trailing slash; a bare ``host`` gets ``http://``."""
     url = url.strip()
     if "://" not in url:
         url = "http://" + url
     return url.rstrip("/")
-
-
-#: The API's error codes that name a daemon error, read backwards from ledd.web's one
-#: table (the first daemon code listed wins): scripts see the same ``err.code``
-#: whether they use Client or RemoteClient. API-only codes (bad_json, ...) stay as they are.
-DAEMON_CODE_OF_API_CODE = {}
-for _daemon_code, (_api_code, _status) in DAEMON_ERRORS.items():
-    DAEMON_CODE_OF_API_CODE.setdefault(_api_code, _daemon_code)
 
 
 def _error_from_response(resp):

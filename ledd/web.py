@@ -12,13 +12,14 @@ in docs/api.md:
 Before anything else, a request whose ``Host`` is not one of this machine's
 names gets 421 (:mod:`ledd.web_hosts`: DNS rebinding). lighttpd's own errors
 reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
-www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
-codes as API codes and HTTP statuses.
+www/error.html elsewhere. ledd's error codes become API codes and HTTP
+statuses through ``DAEMON_ERRORS``, the one table of :mod:`ledd.errors`.
 
 Start-up is most of a CGI's cost, so at load time this imports only modules
 built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
-millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.client` and
-:mod:`ledd.web_hosts`, which import only built-in modules themselves. The GET
+millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.errors`,
+:mod:`ledd.client` and :mod:`ledd.web_hosts`, which import only built-in
+modules themselves. The GET
 path never imports ``json``: ledd's reply already is the response body. The
 path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
 """
@@ -27,7 +28,8 @@ import posix
 import sys
 
 from ledd import defaults
-from ledd.client import Client, LeddError, getenv
+from ledd.client import Client, getenv
+from ledd.errors import DAEMON_ERRORS, LeddError
 from ledd.web_hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
@@ -53,22 +55,6 @@ REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
-}
-
-#: The one table of every error ledd (docs/protocol.md) or its client can report:
-#: daemon code -> (API code, HTTP status). ledd.remote reads it backwards; where
-#: several daemon codes share an API code, the first one listed is the one it maps back to.
-DAEMON_ERRORS = {
-    "badarg": ("bad_value", 400),
-    "badrequest": ("bad_value", 400),
-    "badverb": ("bad_value", 400),
-    "notfound": ("not_found", 404),
-    "notsupported": ("not_supported", 409),
-    "gpio": ("gpio", 500),
-    "internal": ("internal", 500),
-    "busy": ("busy", 503),
-    "daemon_down": ("daemon_down", 503),  # the client's own: no reader on ledd's FIFOs
-    "timeout": ("timeout", 504),  # the client's own: ledd did not answer in time
 }
 
 #: What a 503 daemon_down says: where ledd's FIFOs are is the server's business (it goes to the log).
