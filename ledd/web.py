@@ -18,10 +18,10 @@ statuses through ``DAEMON_ERRORS``, the one table of :mod:`ledd.errors`.
 Start-up is most of a CGI's cost, so at load time this imports only modules
 built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
 millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.errors`,
-:mod:`ledd.client` and :mod:`ledd.web_hosts`, which import only built-in
-modules themselves. The GET
-path never imports ``json``: ledd's reply already is the response body. The
-path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
+:mod:`ledd.verbs`, :mod:`ledd.client` and :mod:`ledd.web_hosts`, which import
+only built-in modules themselves. The GET path never imports ``json``: ledd's
+reply already is the response body. The path is parsed by hand from
+``REQUEST_URI`` for the same reason (no urllib).
 """
 
 import posix
