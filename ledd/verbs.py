@@ -9,7 +9,8 @@ layer spells it:
   :class:`ledd.remote.RemoteClient` (:class:`Method`), which both get it from
   here (:func:`add_methods`) with its docstring and signature;
 - ``http``: the web API's request (:class:`Http`), docs/api.md;
-- ``cli``: ledctl's subcommand (:class:`Cli`), docs/cli.md.
+- ``cli``: ledctl's subcommand (:class:`Cli`), docs/cli.md;
+- ``mqtt``: the MQTT bridge's command payloads (:class:`Mqtt`), docs/mqtt.md.
 
 A layer a verb has no form in leaves it out (``WATCH`` is a stream, not a call;
 ``HELLO`` is the FIFO protocol's own). Like :mod:`ledd.client`, which the CGI
@@ -19,7 +20,7 @@ scripts load on every request, this module imports nothing but
 
 from ledd import defaults
 
-__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "VERBS", "BY_NAME", "report", "add_methods"]
+__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "Mqtt", "VERBS", "BY_NAME", "report", "add_methods"]
 
 ON, OFF = "ON", "OFF"
 
@@ -123,14 +124,32 @@ class Cli:
         self.command, self.help, self.aliases = command, help, tuple(aliases)
 
 
+class Mqtt:
+    """The MQTT bridge's command for a verb (docs/mqtt.md), on ``<base>/<topic>/set``.
+
+    ``topic`` is ``led`` (``<base>/led/<name>/set``: that LED is the verb's LED)
+    or ``all``. ``words`` are the plain payloads (any case) that run it and
+    ``state`` the values of a JSON ``{"state": ...}`` that do; for an on/off
+    argument the word is its value. ``field`` is a JSON key whose value is
+    ``true`` (the ``default`` numbers) or the verb's numbers: an object of them
+    by name, or the number itself when there is one.
+    """
+
+    __slots__ = ("topic", "words", "state", "field", "default")
+
+    def __init__(self, topic, words=(), state=(), field=None, default=()):
+        self.topic, self.words, self.state = topic, tuple(words), tuple(state)
+        self.field, self.default = field, tuple(default)
+
+
 class Verb:
     """One verb: ledd's name for it, its arguments, whether a button action may run it, and its forms."""
 
-    __slots__ = ("name", "args", "action", "method", "http", "cli")
+    __slots__ = ("name", "args", "action", "method", "http", "cli", "mqtt")
 
-    def __init__(self, name, args=(), action=False, method=None, http=None, cli=None):
+    def __init__(self, name, args=(), action=False, method=None, http=None, cli=None, mqtt=None):
         self.name, self.args, self.action = name, tuple(args), action
-        self.method, self.http, self.cli = method, http, cli
+        self.method, self.http, self.cli, self.mqtt = method, http, cli, mqtt
 
     def report(self):
         """This verb as ledd's ``HELLO`` reports it."""
@@ -155,25 +174,30 @@ VERBS = (
     Verb("ON", [led()], action=True,
          method=Method("on", "Switch LED ``led`` (index or name) on; returns the new state."),
          http=Http("leds/<led>", "on", True),
-         cli=Cli("on", "switch LED N on")),
+         cli=Cli("on", "switch LED N on"),
+         mqtt=Mqtt("led", words=["ON", "SOLID"], state=["ON"])),  # SOLID: Home Assistant's effect
     Verb("OFF", [led()], action=True,
          method=Method("off", "Switch LED ``led`` (index or name) off; returns the new state."),
          http=Http("leds/<led>", "on", False),
-         cli=Cli("off", "switch LED N off")),
+         cli=Cli("off", "switch LED N off"),
+         mqtt=Mqtt("led", words=["OFF"], state=["OFF"])),
     Verb("TOGGLE", [led()], action=True,
          method=Method("toggle", "Toggle LED ``led`` (index or name); returns the new state."),
          http=Http("leds/<led>", "toggle", True),
-         cli=Cli("toggle", "toggle LED N")),
+         cli=Cli("toggle", "toggle LED N"),
+         mqtt=Mqtt("led", words=["TOGGLE"], state=["TOGGLE"])),
     Verb("BLINK", [led(), period("on_ms"), period("off_ms")], action=True,
          method=Method("blink", "Blink LED ``led``: ``on_ms`` lit, ``off_ms`` dark (%d-%d ms each); "
                                 "returns the new state." % (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS)),
          http=Http("leds/<led>", "blink"),
          cli=Cli("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)"
-                 % (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS))),
+                 % (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS)),
+         mqtt=Mqtt("led", words=["BLINK"], field="blink", default=defaults.MQTT_BLINK_MS)),
     Verb("ALL", [Arg("state", "onoff")], action=True,
          method=Method("all", "Switch every LED on (``True``) or off; returns the new state.", params=["on"]),
          http=Http("leds", "on"),
-         cli=Cli("all", "switch every LED on or off")),
+         cli=Cli("all", "switch every LED on or off"),
+         mqtt=Mqtt("all", words=[ON, OFF], state=[ON, OFF])),
     Verb("PRESS", [button()],
          method=Method("press", "Press simulated button ``button`` (sim backend only, else "
                                 "CommandError 'notsupported'); returns the new state."),
