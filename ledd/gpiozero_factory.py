@@ -60,8 +60,7 @@ from gpiozero.threads import GPIOThread
 
 import ledd
 from ledd import defaults
-from ledd.client import Client, Watcher
-from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError, Watcher
 
 __all__ = ["LeddFactory", "LeddPin", "LeddDown", "LeddTimeout", "LeddCommandError",
            "PinNotConfigured", "PinFixedFunction", "PinFixedBounce"]
