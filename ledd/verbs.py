@@ -20,7 +20,7 @@ scripts load on every request, this module imports nothing but
 
 from ledd import defaults
 
-__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "Mqtt", "VERBS", "BY_NAME", "report", "add_methods"]
+__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "Mqtt", "VERBS", "report", "add_methods"]
 
 ON, OFF = "ON", "OFF"
 
@@ -209,8 +209,6 @@ VERBS = (
          cli=Cli("release", "release simulated button N (sim backend only)")),
     Verb("WATCH"),  # a stream: Client.watch() and ``ledctl watch`` are written by hand
 )
-
-BY_NAME = {verb.name: verb for verb in VERBS}
 
 
 def report():
