@@ -25,7 +25,9 @@ import sys
 import time
 
 from ledd import __version__, defaults
-from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.client import Client
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd import verbs
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -81,11 +83,15 @@ def _seconds(text):
     return value
 
 
-def _period(text):
-    """A blink period: a plain decimal number of milliseconds (ledd checks the range)."""
-    if not text.isdigit() or len(text) > 9:
-        raise argparse.ArgumentTypeError("not a number of milliseconds: %r" % text)
-    return int(text)
+def _number(arg):
+    """The argparse type of a ``uint`` argument: plain decimal digits (ledd checks the range)."""
+    unit = {"ms": "milliseconds"}.get(arg.unit, arg.unit)
+
+    def number(text):
+        if not text.isdigit() or len(text) > defaults.MAX_DIGITS:
+            raise argparse.ArgumentTypeError("not a number of %s: %r" % (unit, text))
+        return int(text)
+    return number
 
 
 def _ref(text):
@@ -93,6 +99,19 @@ def _ref(text):
     if not text or any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in text):
         raise argparse.ArgumentTypeError("not an index or a name: %r" % text)
     return text
+
+
+def _add_argument(parser, arg):
+    """One argument of a verb (ledd.verbs) as ledctl takes it."""
+    if arg.kind in ("led", "button"):
+        parser.add_argument(arg.name, metavar="N", type=_ref,
+                            help="%s index or name" % ("LED" if arg.kind == "led" else "button"))
+    elif arg.kind == "uint":
+        parser.add_argument(arg.name, metavar=arg.name.upper(), type=_number(arg))
+    elif arg.kind == "onoff":
+        parser.add_argument(arg.name, choices=("on", "off"))
+    else:
+        raise ValueError("ledctl has no form for %s arguments" % arg.kind)
 
 
 def build_parser():
@@ -112,18 +131,12 @@ def build_parser():
         _common_options(p, suppress=True)
         return p
 
-    command("status", "show every LED and button", aliases=["state"])
-    for verb, text in (("on", "switch LED N on"), ("off", "switch LED N off"), ("toggle", "toggle LED N")):
-        command(verb, text).add_argument("led", metavar="N", type=_ref, help="LED index or name")
-    p = command("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)" % (defaults.BLINK_MIN_MS,
-                                                                               defaults.BLINK_MAX_MS))
-    p.add_argument("led", metavar="N", type=_ref, help="LED index or name")
-    p.add_argument("on_ms", metavar="ON_MS", type=_period)
-    p.add_argument("off_ms", metavar="OFF_MS", type=_period)
-    command("all", "switch every LED on or off").add_argument("state", choices=("on", "off"))
-    for verb, text in (("press", "press simulated button N (sim backend only)"),
-                       ("release", "release simulated button N (sim backend only)")):
-        command(verb, text).add_argument("button", metavar="N", type=_ref, help="button index or name")
+    for verb in verbs.VERBS:
+        if verb.cli:
+            p = command(verb.cli.command, verb.cli.help, verb.cli.aliases)
+            p.set_defaults(verb=verb)
+            for arg in verb.args:
+                _add_argument(p, arg)
     p = command("watch", "print every state change until Ctrl-C")
     p.add_argument("--reconnect", metavar="SECONDS", type=_seconds, default=WATCH_RECONNECT_S,
                    help="when ledd stops, wait this long for it to come back (0: exit at once; default %g)"
@@ -236,18 +249,13 @@ def _dump(state):
 
 # -- commands -----------------------------------------------------------------
 def _do_command(client, args):
-    command = args.command
-    if command in ("status", "state"):
-        return client.state()
-    if command in ("on", "off", "toggle"):
-        return getattr(client, command)(args.led)
-    if command == "blink":
-        return client.blink(args.led, args.on_ms, args.off_ms)
-    if command == "all":
-        return client.all(args.state == "on")
-    if command in ("press", "release"):
-        return getattr(client, command)(args.button)
-    raise UsageError("unknown command %r" % command)
+    """Run the subcommand's verb through the client method of the same verb (ledd.verbs)."""
+    verb = getattr(args, "verb", None)
+    if verb is None:
+        raise UsageError("unknown command %r" % args.command)
+    values = [getattr(args, arg.name) for arg in verb.args]
+    values = [value == "on" if arg.kind == "onoff" else value for arg, value in zip(verb.args, values)]
+    return getattr(client, verb.method.name)(*values)
 
 
 def _wait_for_daemon(client, seconds):

@@ -15,7 +15,9 @@ not after the timeout.
     True
 
 Only modules built into the interpreter are imported at load time (posix,
-errno, select, time, atexit, _thread): the CGI scripts pay for every import on every
+errno, select, time, atexit, _thread), besides ledd's own :mod:`ledd.defaults`,
+:mod:`ledd.errors` and :mod:`ledd.verbs` (the verb methods' table), which
+import nothing more: the CGI scripts pay for every import on every
 request, and ``os`` alone costs about a millisecond (it pulls in posixpath,
 stat and collections.abc), so this module calls the ``posix`` functions
 ``os`` wraps. ``json`` is imported only by the methods that decode a payload;
@@ -32,41 +34,10 @@ import sys
 import time
 
 from ledd import defaults
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.verbs import add_methods
 
 __all__ = ["Client", "Watcher", "LeddError", "DaemonDown", "DaemonTimeout", "CommandError"]
-
-
-class LeddError(Exception):
-    """Base of every error the client raises; carries a machine code (docs/protocol.md).
-
-    What each code means over HTTP is the web layer's business (``ledd.web.DAEMON_ERRORS``).
-    """
-
-    code = "internal"
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-
-class DaemonDown(LeddError):
-    """ledd is not running (no reader on the command FIFO) or stopped mid-exchange."""
-
-    code = "daemon_down"
-
-
-class DaemonTimeout(LeddError):
-    """ledd did not answer before the deadline."""
-
-    code = "timeout"
-
-
-class CommandError(LeddError):
-    """ledd answered ``ERR <code> <message>``."""
-
-    def __init__(self, message, code="internal"):
-        super().__init__(message, code)
 
 
 def getenv(name):
@@ -373,46 +344,16 @@ class Client:
 
         return json.loads(self.request(verb, *args))
 
-    # -- the verbs, by name ----------------------------------------------
-    def hello(self):
-        """Protocol version, daemon version and backend."""
-        return self.call("HELLO")
-
-    def state(self):
-        """The whole state: LEDs, buttons, seq, backend."""
-        return self.call("STATE")
-
-    def on(self, led):
-        """Switch LED ``led`` (index or name) on; returns the new state."""
-        return self.call("ON", led)
-
-    def off(self, led):
-        """Switch LED ``led`` off; returns the new state."""
-        return self.call("OFF", led)
-
-    def toggle(self, led):
-        """Toggle LED ``led``; returns the new state."""
-        return self.call("TOGGLE", led)
-
-    def blink(self, led, on_ms, off_ms):
-        """Blink LED ``led`` with the given periods (20-60000 ms); returns the new state."""
-        return self.call("BLINK", led, int(on_ms), int(off_ms))
-
-    def all(self, on):
-        """Switch every LED on (``True``) or off; returns the new state."""
-        return self.call("ALL", "ON" if on else "OFF")
-
-    def press(self, button):
-        """Press a simulated button (sim backend only); returns the new state."""
-        return self.call("PRESS", button)
-
-    def release(self, button):
-        """Release a simulated button (sim backend only); returns the new state."""
-        return self.call("RELEASE", button)
+    # -- the verbs: one method per entry of ledd.verbs.VERBS (add_methods below) --
+    def _run_verb(self, verb, values):
+        return self.call(verb.name, *verb.words(values))
 
     def watch(self):
         """Subscribe to state changes; returns a :class:`Watcher` (use it in a ``with``)."""
         return Watcher(self)
+
+
+add_methods(Client)
 
 
 def _payload(reply):

@@ -37,8 +37,8 @@ import threading
 import requests
 
 from ledd import defaults
-from ledd.client import CommandError, DaemonDown, DaemonTimeout, LeddError
-from ledd.web import DAEMON_ERRORS
+from ledd.verbs import add_methods
+from ledd.errors import DAEMON_CODE_OF_API_CODE, CommandError, DaemonDown, DaemonTimeout, LeddError, RemoteError
 
 __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 
@@ -48,24 +48,12 @@ __all__ = ["RemoteClient", "RemoteWatcher", "RemoteError"]
 SSE_MAX_LINE = 65536
 
 
-class RemoteError(LeddError):
-    """The dashboard answered something the API does not (401, a proxy's error page, ...)."""
-
-
 def _base_url(url):
     """``http://host[:port]`` with no trailing slash; a bare ``host`` gets ``http://``."""
     url = url.strip()
     if "://" not in url:
         url = "http://" + url
     return url.rstrip("/")
-
-
-#: The API's error codes that name a daemon error, read backwards from ledd.web's one
-#: table (the first daemon code listed wins): scripts see the same ``err.code``
-#: whether they use Client or RemoteClient. API-only codes (bad_json, ...) stay as they are.
-DAEMON_CODE_OF_API_CODE = {}
-for _daemon_code, (_api_code, _status) in DAEMON_ERRORS.items():
-    DAEMON_CODE_OF_API_CODE.setdefault(_api_code, _daemon_code)
 
 
 def _error_from_response(resp):
@@ -153,44 +141,16 @@ class RemoteClient:
                 return item["id"]
         raise CommandError("no %s named %r" % ("LED" if kind == "leds" else "button", text), "notfound")
 
-    def _led(self, led, body):
-        return self.request_json("POST", "/api/leds/%d" % self._id_of("leds", led), body)
-
-    def _button(self, button, pressed):
-        return self.request_json("POST", "/api/buttons/%d" % self._id_of("buttons", button), {"pressed": pressed})
-
-    # -- the verbs, by name (as ledd.client.Client) -------------------------
-    def state(self):
-        """The whole state: LEDs, buttons, seq, backend."""
-        return self.request_json("GET", "/api/state")
-
-    def on(self, led):
-        """Switch LED ``led`` (index or name) on; returns the new state."""
-        return self._led(led, {"on": True})
-
-    def off(self, led):
-        """Switch LED ``led`` off; returns the new state."""
-        return self._led(led, {"on": False})
-
-    def toggle(self, led):
-        """Toggle LED ``led``; returns the new state."""
-        return self._led(led, {"toggle": True})
-
-    def blink(self, led, on_ms, off_ms):
-        """Blink LED ``led`` with the given periods (BLINK_MIN_MS-BLINK_MAX_MS each); returns the new state."""
-        return self._led(led, {"blink": {"on_ms": int(on_ms), "off_ms": int(off_ms)}})
-
-    def all(self, on):
-        """Switch every LED on (``True``) or off; returns the new state."""
-        return self.request_json("POST", "/api/leds", {"on": bool(on)})
-
-    def press(self, button):
-        """Press a simulated button (sim backend only, else CommandError 'notsupported')."""
-        return self._button(button, True)
-
-    def release(self, button):
-        """Release a simulated button (sim backend only); returns the new state."""
-        return self._button(button, False)
+    # -- the verbs: one method per entry of ledd.verbs.VERBS with a web API form ------
+    def _run_verb(self, verb, values):
+        """``POST /api/leds/<id>`` (or the verb's other request) with its JSON body."""
+        http = verb.http
+        by_name = dict(zip((arg.name for arg in verb.args), values))
+        body, path, target = http.body(verb, by_name), http.path, http.target(verb)
+        if target is not None:
+            collection = target.kind + "s"  # "leds", "buttons": the state's lists
+            path = path.replace("<%s>" % target.name, str(self._id_of(collection, by_name[target.name])))
+        return self.request_json(http.method, "/api/" + path, body)
 
     def watch(self):
         """Subscribe to state changes (``/api/events``); returns a :class:`RemoteWatcher`."""
@@ -204,6 +164,9 @@ class RemoteClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+add_methods(RemoteClient, usable=lambda verb: verb.http is not None)
 
 
 def _reason(err):

@@ -1,8 +1,10 @@
 """The HTTP API behind lighttpd: one CGI request in, one JSON response out.
 
 ``cgi-bin/api.py`` is a three-line launcher that calls :func:`main`; the logic
-lives here so its bytecode is cached. Routes, bodies and errors are documented
-in docs/api.md:
+lives here so its bytecode is cached. Each route is the web form of a verb in
+:mod:`ledd.verbs`'s table, validated by the verb's argument kinds and ranges
+(no route has code of its own). Routes, bodies and errors are documented in
+docs/api.md:
 
     GET  /api/state            the whole state (ledd's STATE payload, relayed as is)
     POST /api/leds/<id>        {"on": bool} | {"toggle": true} | {"blink": {"on_ms": N, "off_ms": N}}
@@ -12,22 +14,24 @@ in docs/api.md:
 Before anything else, a request whose ``Host`` is not one of this machine's
 names gets 421 (:mod:`ledd.web_hosts`: DNS rebinding). lighttpd's own errors
 reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
-www/error.html elsewhere. ``DAEMON_ERRORS`` is the one table of ledd's error
-codes as API codes and HTTP statuses.
+www/error.html elsewhere. ledd's error codes become API codes and HTTP
+statuses through ``DAEMON_ERRORS``, the one table of :mod:`ledd.errors`.
 
 Start-up is most of a CGI's cost, so at load time this imports only modules
 built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
-millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.client` and
-:mod:`ledd.web_hosts`, which import only built-in modules themselves. The GET
-path never imports ``json``: ledd's reply already is the response body. The
-path is parsed by hand from ``REQUEST_URI`` for the same reason (no urllib).
+millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.errors`,
+:mod:`ledd.verbs`, :mod:`ledd.client` and :mod:`ledd.web_hosts`, which import
+only built-in modules themselves. The GET path never imports ``json``: ledd's
+reply already is the response body. The path is parsed by hand from
+``REQUEST_URI`` for the same reason (no urllib).
 """
 
 import posix
 import sys
 
-from ledd import defaults
-from ledd.client import Client, LeddError, getenv
+from ledd import defaults, verbs
+from ledd.client import Client, getenv
+from ledd.errors import DAEMON_ERRORS, LeddError
 from ledd.web_hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
@@ -53,22 +57,6 @@ REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
-}
-
-#: The one table of every error ledd (docs/protocol.md) or its client can report:
-#: daemon code -> (API code, HTTP status). ledd.remote reads it backwards; where
-#: several daemon codes share an API code, the first one listed is the one it maps back to.
-DAEMON_ERRORS = {
-    "badarg": ("bad_value", 400),
-    "badrequest": ("bad_value", 400),
-    "badverb": ("bad_value", 400),
-    "notfound": ("not_found", 404),
-    "notsupported": ("not_supported", 409),
-    "gpio": ("gpio", 500),
-    "internal": ("internal", 500),
-    "busy": ("busy", 503),
-    "daemon_down": ("daemon_down", 503),  # the client's own: no reader on ledd's FIFOs
-    "timeout": ("timeout", 504),  # the client's own: ledd did not answer in time
 }
 
 #: What a 503 daemon_down says: where ledd's FIFOs are is the server's business (it goes to the log).
@@ -324,45 +312,84 @@ def want_bool(key, value):
     return value
 
 
-def want_period(key, value):
-    # bool is an int in Python; true is not a period.
-    if isinstance(value, bool) or not isinstance(value, int) or not defaults.BLINK_MIN_MS <= value <= defaults.BLINK_MAX_MS:
-        raise HTTPError(400, "bad_value", "blink.%s must be an integer from %d to %d (ms)" % (key, defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS))
+def want_number(key, value, arg):
+    # bool is an int in Python; true is not a number.
+    if isinstance(value, bool) or not isinstance(value, int) or not arg.min <= value <= arg.max:
+        raise HTTPError(400, "bad_value", "%s must be an integer from %d to %d (%s)" % (key, arg.min, arg.max, arg.unit))
     return value
 
 
-# -- the routes ----------------------------------------------------------------
+# -- the routes: each verb's web form (ledd.verbs) ---------------------------------------
 
-def led_command(led, obj):
-    """The ledd request for ``POST /api/leds/<id>``."""
-    key, value = one_field(obj, ("on", "toggle", "blink"))
-    if key == "on":
-        return ("ON" if want_bool(key, value) else "OFF", led)
-    if key == "toggle":
-        if value is not True:
-            raise HTTPError(400, "bad_value", "toggle must be true")
-        return ("TOGGLE", led)
+def route(parts, path):
+    """The verbs whose web form has the path ``parts``, and the ids it names by argument name."""
+    found, ids = [], {}
+    for verb in verbs.VERBS:
+        pattern = verb.http.path.split("/") if verb.http else ()
+        if len(pattern) != len(parts) or any(p != q for p, q in zip(pattern, parts) if not p.startswith("<")):
+            continue
+        ids = {p[1:-1]: check_id(q, path) for p, q in zip(pattern, parts) if p.startswith("<")}
+        found.append(verb)
+    return found, ids
+
+
+def same_json(a, b):
+    """Equal as JSON values: ``1`` is not ``true``."""
+    return type(a) is type(b) and a == b
+
+
+def _json_form(value):
+    return {True: "true", False: "false"}.get(value, repr(value))
+
+
+def verb_request(candidates, ids, obj):
+    """The ledd request for a POST body ``obj`` to a route whose verbs are ``candidates``.
+
+    The body has one field; the verbs of that field either take a constant
+    (``{"toggle": true}``, ``{"on": false}``) or their other arguments:
+    an on/off as a boolean, numbers as an object by name.
+    """
+    fields = []
+    for verb in candidates:
+        if verb.http.field not in fields:
+            fields.append(verb.http.field)
+    key, value = one_field(obj, fields)
+    of_field = [verb for verb in candidates if verb.http.field == key]
+    constants = [verb.http.value for verb in of_field if verb.http.value is not None]
+    if constants:
+        if set(constants) == {True, False}:
+            want_bool(key, value)
+        matching = [verb for verb in of_field if same_json(verb.http.value, value)]
+        if not matching:
+            raise HTTPError(400, "bad_value", "%s must be %s" % (key, " or ".join(_json_form(c) for c in constants)))
+        return words(matching[0], ids, {})
+    verb = of_field[0]
+    rest = [arg for arg in verb.args if arg.name not in ids]
+    if len(rest) == 1 and rest[0].kind == "onoff":
+        return words(verb, ids, {rest[0].name: want_bool(key, value)})
+    names = [arg.name for arg in rest]
     if not isinstance(value, dict):
-        raise HTTPError(400, "bad_value", 'blink must be an object {"on_ms": N, "off_ms": N}')
-    missing = [k for k in ("on_ms", "off_ms") if k not in value]
-    extra = sorted(k for k in value if k not in ("on_ms", "off_ms"))
+        raise HTTPError(400, "bad_value", "%s must be an object {%s}" % (key, ", ".join('"%s": N' % n for n in names)))
+    extra = sorted(k for k in value if k not in names)
     if extra:
-        raise HTTPError(400, "unknown_field", "unknown field blink.%s (expected on_ms, off_ms)" % ", blink.".join(extra))
-    if missing:
-        raise HTTPError(400, "bad_value", "blink needs on_ms and off_ms")
-    return ("BLINK", led, str(want_period("on_ms", value["on_ms"])), str(want_period("off_ms", value["off_ms"])))
+        raise HTTPError(400, "unknown_field", "unknown field %s (expected %s)" % (
+            ", ".join("%s.%s" % (key, k) for k in extra), ", ".join(names)))
+    if any(n not in value for n in names):
+        raise HTTPError(400, "bad_value", "%s needs %s" % (key, " and ".join(names)))
+    return words(verb, ids, {arg.name: want_number("%s.%s" % (key, arg.name), value[arg.name], arg) for arg in rest})
 
 
-def all_command(obj):
-    """The ledd request for ``POST /api/leds``."""
-    key, value = one_field(obj, ("on",))
-    return ("ALL", "ON" if want_bool(key, value) else "OFF")
-
-
-def button_command(button, obj):
-    """The ledd request for ``POST /api/buttons/<id>`` (a simulated press or release)."""
-    key, value = one_field(obj, ("pressed",))
-    return ("PRESS" if want_bool(key, value) else "RELEASE", button)
+def words(verb, ids, values):
+    """The request's words: the verb, then each argument from the path's ids or the body's values."""
+    out = [verb.name]
+    for arg in verb.args:
+        if arg.name in ids:
+            out.append(ids[arg.name])
+        elif arg.kind == "onoff":
+            out.append("ON" if values[arg.name] else "OFF")
+        else:
+            out.append(str(values[arg.name]))
+    return tuple(out)
 
 
 def redirect_status(environ):
@@ -425,22 +452,14 @@ def handle(environ):
         # lighttpd sends a URL outside /api/ here only when its Host is not one it knew at start.
         raise HTTPError(421, "misdirected_request", "this server did not know the host name %s when it started; "
                         "restart it to serve its pages there" % environ.get("HTTP_HOST", "")[:100])
-    parts = api_route(environ)
-    if parts == ["state"]:
+    candidates, ids = route(api_route(environ), path)
+    if not candidates:
+        raise not_found(path)
+    if candidates[0].http.method == "GET":
         method = check_method(environ, ("GET", "HEAD"))
-        return ledd_request(("STATE",)), method == "HEAD"
-    if parts == ["leds"]:
-        post(environ)
-        return ledd_request(all_command(parse_object(read_body(environ)))), False
-    if len(parts) == 2 and parts[0] == "leds":
-        led = check_id(parts[1], path)
-        post(environ)
-        return ledd_request(led_command(led, parse_object(read_body(environ)))), False
-    if len(parts) == 2 and parts[0] == "buttons":
-        button = check_id(parts[1], path)
-        post(environ)
-        return ledd_request(button_command(button, parse_object(read_body(environ)))), False
-    raise not_found(path)
+        return ledd_request(words(candidates[0], ids, {})), method == "HEAD"
+    post(environ)
+    return ledd_request(verb_request(candidates, ids, parse_object(read_body(environ)))), False
 
 
 def post(environ):

@@ -35,7 +35,8 @@ import signal
 import time
 
 from ledd import __version__, defaults
-from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout, LeddError
+from ledd.client import Client
+from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 from ledd.mqtt import discovery
 from ledd.mqtt.link import PAHO_VERSION, Link
 from ledd.mqtt.topics import BadCommand, LedCommand, Topics, parse_all_command, parse_led_command, state_messages

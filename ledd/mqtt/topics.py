@@ -17,7 +17,7 @@ Pure functions, no I/O: the bridge and the tests share them.
 
 import json
 
-from ledd import defaults
+from ledd import defaults, verbs
 
 ON, OFF = "ON", "OFF"
 #: The retained topics of each LED and each button, under ``<base>/led/<name>/`` and ``<base>/button/<name>/``.
@@ -126,45 +126,78 @@ def _load_json(text):
     return value
 
 
-def _period(blink, key):
-    value = blink.get(key)
-    if type(value) is not int or not defaults.BLINK_MIN_MS <= value <= defaults.BLINK_MAX_MS:
-        raise BadCommand("blink %s must be an integer from %d to %d" % (key, defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS))
-    return value
+def _or(items):
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _numbers(verb):
+    return [arg for arg in verb.args if arg.kind == "uint"]
+
+
+def _word_args(verb, word):
+    """The arguments after the LED of a verb run by a plain word (or a JSON state)."""
+    default_numbers = iter(verb.mqtt.default)
+    return tuple(word if arg.kind == "onoff" else next(default_numbers)
+                 for arg in verb.args if arg.kind in ("onoff", "uint"))
+
+
+def _field_args(verb, key, given):
+    """The numbers of ``{key: true}`` (the defaults), ``{key: {name: N, ...}}`` or ``{key: N}``."""
+    numbers = _numbers(verb)
+    if given is True:
+        return verb.mqtt.default
+    if len(numbers) == 1 and not isinstance(given, dict):
+        given = {numbers[0].name: given}
+    names = [arg.name for arg in numbers]
+    if not isinstance(given, dict) or set(given) != set(names):
+        shape = "N" if len(names) == 1 else "{%s}" % ", ".join('"%s": N' % n for n in names)
+        raise BadCommand('"%s" must be true or %s' % (key, shape))
+    for arg in numbers:
+        value = given[arg.name]
+        if type(value) is not int or not arg.min <= value <= arg.max:
+            raise BadCommand("%s %s must be an integer from %d to %d" % (key, arg.name, arg.min, arg.max))
+    return tuple(given[arg.name] for arg in numbers)
+
+
+def parse_command(topic, payload):
+    """(verb, its arguments after the LED) for a payload on ``<base>/<topic>/set``.
+
+    The commands are the MQTT forms of ledd.verbs: plain words (any case), a
+    JSON ``{"state": ...}``, or a JSON key of a verb with numbers. Anything
+    else raises :class:`BadCommand`.
+    """
+    forms = [verb for verb in verbs.VERBS if verb.mqtt and verb.mqtt.topic == topic]
+    text = _decode(payload)
+    if not text.startswith("{"):
+        word = text.upper()
+        for verb in forms:
+            if word in verb.mqtt.words:
+                return verb, _word_args(verb, word)
+        raise BadCommand("unknown command %r (%s)" % (text[:40], _or([w for v in forms for w in v.mqtt.words] + ["JSON"])))
+    (key, given), = _load_json(text).items()
+    if key == "state":
+        for verb in forms:
+            if isinstance(given, str) and given.upper() in verb.mqtt.state:
+                return verb, _word_args(verb, given.upper())
+        raise BadCommand('"state" must be %s' % _or(['"%s"' % w for v in forms for w in v.mqtt.state]))
+    for verb in forms:
+        if verb.mqtt.field == key:
+            return verb, _field_args(verb, key, given)
+    fields = ['"state"'] + ['"%s"' % v.mqtt.field for v in forms if v.mqtt.field]
+    raise BadCommand("unknown JSON key %r (expected %s)" % (key[:40], _or(fields)))
 
 
 def parse_led_command(payload):
-    """A command tuple for one LED: ("ON",), ("OFF",), ("TOGGLE",) or ("BLINK", on_ms, off_ms).
+    """A command tuple for one LED from its ``set`` topic: ("ON",), ("TOGGLE",), ("BLINK", on_ms, off_ms)...
 
     Plain words (any case): ON, OFF, TOGGLE, BLINK (default periods) and
     SOLID (= ON: Home Assistant's effect names arrive on the same topic).
     JSON: ``{"state": "ON"|"OFF"|"TOGGLE"}``, ``{"blink": {"on_ms": 200, "off_ms": 800}}``
     or ``{"blink": true}``. Anything else raises :class:`BadCommand`.
     """
-    text = _decode(payload)
-    if not text.startswith("{"):
-        word = text.upper()
-        if word in ("ON", "SOLID"):
-            return ("ON",)
-        if word in ("OFF", "TOGGLE"):
-            return (word,)
-        if word == "BLINK":
-            return ("BLINK",) + defaults.MQTT_BLINK_MS
-        raise BadCommand("unknown command %r (ON, OFF, TOGGLE, BLINK or JSON)" % text[:40])
-    value = _load_json(text)
-    if "state" in value:
-        state = value["state"]
-        if not isinstance(state, str) or state.upper() not in ("ON", "OFF", "TOGGLE"):
-            raise BadCommand('"state" must be "ON", "OFF" or "TOGGLE"')
-        return (state.upper(),)
-    if "blink" in value:
-        blink = value["blink"]
-        if blink is True:
-            return ("BLINK",) + defaults.MQTT_BLINK_MS
-        if not isinstance(blink, dict) or set(blink) != {"on_ms", "off_ms"}:
-            raise BadCommand('"blink" must be true or {"on_ms": N, "off_ms": N}')
-        return ("BLINK", _period(blink, "on_ms"), _period(blink, "off_ms"))
-    raise BadCommand('unknown JSON key %r (expected "state" or "blink")' % next(iter(value))[:40])
+    verb, args = parse_command("led", payload)
+    return (verb.name,) + args
 
 
 class LedCommand:
@@ -205,13 +238,5 @@ class AllCommand:
 
 def parse_all_command(payload):
     """An :class:`AllCommand` from ``ON``/``OFF`` or ``{"state": "ON"|"OFF"}``."""
-    text = _decode(payload)
-    if text.startswith("{"):
-        value = _load_json(text)
-        text = value.get("state")
-        if not isinstance(text, str):
-            raise BadCommand('JSON must be {"state": "ON"|"OFF"}')
-    word = text.upper()
-    if word not in ("ON", "OFF"):
-        raise BadCommand("all/set takes ON or OFF, not %r" % text[:40])
-    return AllCommand(word == "ON")
+    verb, args = parse_command("all", payload)
+    return AllCommand(args == ("ON",))

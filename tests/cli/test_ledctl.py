@@ -261,3 +261,41 @@ def test_requests_is_imported_only_for_url(ledd):
             "print(rc, 'requests' in sys.modules)" % str(ledd.runtime_dir))
     result = subprocess.run(["/usr/bin/python3", "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=30)
     assert result.stdout.split() == ["0", "False"], result.stderr
+
+
+# -- the verb table (issue 22) ----------------------------------------------------------
+
+def test_a_new_verb_is_one_table_entry(monkeypatch):
+    """An entry added to ledd.verbs.VERBS is a ledctl subcommand with its help, and a method of
+    Client and RemoteClient sending its request: no second list anywhere to keep in step."""
+    from ledd import cli, verbs
+    from ledd.client import Client
+    from ledd.remote import RemoteClient
+
+    pulse = verbs.Verb("PULSE", [verbs.led(), verbs.Arg("depth", "uint", 0, 100, "%")], action=True,
+                       method=verbs.Method("pulse", "Pulse LED ``led``."),
+                       http=verbs.Http("leds/<led>", "pulse"), cli=verbs.Cli("pulse", "pulse LED N"))
+    monkeypatch.setattr(verbs, "VERBS", verbs.VERBS + (pulse,))
+    sent = []
+
+    class Local(Client):
+        def call(self, *words):
+            sent.append(words)
+            return {}
+
+    class Remote(RemoteClient):
+        def request_json(self, method, path, body=None):
+            sent.append((method, path, body))
+            return {}
+
+    verbs.add_methods(Local)
+    verbs.add_methods(Remote, usable=lambda verb: verb.http is not None)
+    assert not hasattr(Client, "pulse")  # only the subclasses were given the new verb
+    Local("/nonexistent").pulse("red", depth="30")
+    Remote("http://127.0.0.1:9").pulse(0, 30)
+    args = cli.build_parser().parse_args(["pulse", "red", "30"])
+    cli._do_command(Local("/nonexistent"), args)
+    assert sent == [("PULSE", "red", 30), ("POST", "/api/leds/0", {"pulse": {"depth": 30}}), ("PULSE", "red", 30)]
+    assert "pulse LED N" in cli.build_parser().format_help()
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["pulse", "red", "deep"])

@@ -153,3 +153,41 @@ def test_docs_config_action_table_lists_the_action_verbs(verbs):
     rows = re.findall(r"^\| (`.*?) \| ", section, re.M)
     documented = {form.split()[0] for row in rows for form in re.findall(r"`([^`]+)`", row)}
     assert documented == {v["name"].lower() for v in verbs if v["action"]}
+
+
+# -- the Python side's table (ledd/verbs.py, issue 22) -------------------------------------------
+
+def test_python_verb_table_is_the_one_ledd_reports(ledd):
+    """ledd.verbs.VERBS, from which every Python layer takes its verbs, says exactly what HELLO says."""
+    from ledd import verbs as table
+
+    assert table.report() == ledd.client().hello()["verbs"]
+
+
+def test_clients_get_one_method_per_verb_from_the_table(ledd):
+    """Client has a method for every verb with a Python form, RemoteClient for every one with a web
+    form; each takes the verb's arguments by name, as written-out methods would, and sends the verb."""
+    import inspect
+
+    from ledd import verbs as table
+    from ledd.client import Client
+    from ledd.remote import RemoteClient
+
+    for verb in table.VERBS:
+        if verb.method is None:
+            continue
+        for cls, has in ((Client, True), (RemoteClient, verb.http is not None)):
+            method = getattr(cls, verb.method.name, None)
+            assert (method is not None) == has, (cls, verb.name)
+            if has:
+                assert list(inspect.signature(method).parameters) == ["self"] + list(verb.params()), verb.name
+                assert method.__doc__ == verb.method.doc
+    client = ledd.client()
+    assert client.blink(led="red", on_ms=100, off_ms=900)["leds"][0]["blink"] == {"on_ms": 100, "off_ms": 900}
+    assert client.all(on=False)["leds"][0]["on"] is False
+    with pytest.raises(TypeError):
+        client.on()
+    with pytest.raises(TypeError):
+        client.on("red", colour="blue")
+    with pytest.raises(TypeError):
+        client.toggle("red", "green")

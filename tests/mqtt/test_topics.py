@@ -60,3 +60,23 @@ def test_state_topics_are_told_from_command_topics():
                                                  "ledd/pi1/led//state", "ledd/pi1/button/b/effect",
                                                  "ledd/pi2/led/red/state", "ledd/pi1/led/a/b/state"))
     assert "ledd/pi1/led/+/state" in t.state_filters() and "ledd/pi1/led/+/set" not in t.state_filters()
+
+
+def test_a_new_verb_is_a_command_from_its_table_entry(monkeypatch):
+    """An entry added to ledd.verbs.VERBS with an MQTT form is a command of the LED topics: its
+    word, its JSON key with its numbers checked by their range, and no parser code of its own."""
+    from ledd import verbs
+
+    pulse = verbs.Verb("PULSE", [verbs.led(), verbs.Arg("depth", "uint", 0, 100, "%")],
+                       mqtt=verbs.Mqtt("led", words=["PULSE"], field="pulse", default=[50]))
+    monkeypatch.setattr(verbs, "VERBS", verbs.VERBS + (pulse,))
+    assert parse_led_command(b"Pulse") == ("PULSE", 50)
+    assert parse_led_command(b'{"pulse": true}') == ("PULSE", 50)
+    assert parse_led_command(b'{"pulse": 30}') == ("PULSE", 30)
+    assert parse_led_command(b'{"pulse": {"depth": 0}}') == ("PULSE", 0)
+    assert parse_led_command(b"toggle") == ("TOGGLE",)
+    for bad in (b'{"pulse": 101}', b'{"pulse": {"depth": 1, "x": 1}}', b'{"pulse": "deep"}', b'{"state": "PULSE"}'):
+        with pytest.raises(BadCommand):
+            parse_led_command(bad)
+    with pytest.raises(BadCommand):
+        parse_all_command(b"PULSE")

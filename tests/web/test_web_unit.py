@@ -240,3 +240,49 @@ def test_the_url_limit_counts_bytes_as_sent():
     assert (info.value.status, info.value.code) == (414, "uri_too_long")
     with pytest.raises(web.HTTPError):
         web.check_uri({"REQUEST_URI": "/api/" + "\udcff" * defaults.WEB_MAX_URI})  # invalid UTF-8, one byte each
+
+
+# -- routes from the verb table (issue 22) ---------------------------------------------------
+
+READ_BODY = web.read_body
+
+
+def post_environ(path, body, monkeypatch):
+    """A POST CGI environment; its body is read from a pipe standing in for stdin."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, json.dumps(body).encode())
+    os.close(write_fd)
+
+    def read_body(environ):
+        try:
+            return READ_BODY(environ, read_fd)
+        finally:
+            os.close(read_fd)
+
+    monkeypatch.setattr(web, "read_body", read_body)
+    return {"REQUEST_METHOD": "POST", "REQUEST_URI": path, "HTTP_HOST": "localhost",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(json.dumps(body)))}
+
+
+def test_a_new_verb_is_a_route_with_its_validation(monkeypatch):
+    """An entry added to ledd.verbs.VERBS is served at its web form's path and checked by its
+    arguments' ranges, with no code of its own in ledd.web."""
+    from ledd import verbs
+
+    pulse = verbs.Verb("PULSE", [verbs.led(), verbs.Arg("depth", "uint", 0, 100, "%")],
+                       http=verbs.Http("leds/<led>", "pulse"))
+    monkeypatch.setattr(verbs, "VERBS", verbs.VERBS + (pulse,))
+    sent = []
+    monkeypatch.setattr(web, "ledd_request", lambda words: sent.append(words) or b"{}")
+    web.handle(post_environ("/api/leds/red", {"pulse": {"depth": 30}}, monkeypatch))
+    web.handle(post_environ("/api/leds/1", {"toggle": True}, monkeypatch))  # the old verbs still there
+    assert sent == [("PULSE", "red", "30"), ("TOGGLE", "1")]
+    for body, code in [({"pulse": {"depth": 101}}, "bad_value"), ({"pulse": {"depth": True}}, "bad_value"),
+                       ({"pulse": {}}, "bad_value"), ({"pulse": {"depth": 1, "x": 2}}, "unknown_field"),
+                       ({"pulse": 30}, "bad_value"), ({"pulse": {"depth": 1}, "on": True}, "bad_body")]:
+        with pytest.raises(web.HTTPError) as err:
+            web.handle(post_environ("/api/leds/red", body, monkeypatch))
+        assert (err.value.status, err.value.code) == (400, code), body
+    with pytest.raises(web.HTTPError) as err:
+        web.handle(post_environ("/api/leds/red", {"dim": 1}, monkeypatch))
+    assert err.value.code == "unknown_field" and "pulse" in err.value.message
