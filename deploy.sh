@@ -88,7 +88,7 @@ TREE_FILES=(deploy.sh lighttpd.conf)
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
 	python_entry_points validate services health)
 UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
-CORE_PARTS="journal.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
+CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -332,8 +332,12 @@ tmp_file() {
 	mktemp "$TMP_DIR/XXXXXX"
 }
 
+# shellcheck source=deploy.d/interrupt.sh
+. "$ROOT/deploy.d/interrupt.sh"
 # shellcheck source=deploy.d/journal.sh
 . "$ROOT/deploy.d/journal.sh"
+# shellcheck source=deploy.d/packages.sh
+. "$ROOT/deploy.d/packages.sh"
 # shellcheck source=deploy.d/settings.sh
 . "$ROOT/deploy.d/settings.sh"
 # shellcheck source=deploy.d/system.sh
@@ -416,10 +420,7 @@ main() {
 	parse_args "$@"
 	exec 3>&1 # the terminal: secrets go there, never into the log (open_log)
 	TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ledd-deploy.XXXXXX")
-	trap on_exit EXIT
-	trap 'on_error $LINENO' ERR
-	trap 'on_signal INT 130' INT
-	trap 'on_signal TERM 143' TERM
+	install_traps
 	# No root-owned __pycache__ in the checkout from anything this run starts.
 	export PYTHONDONTWRITEBYTECODE=1
 	case $MODE in

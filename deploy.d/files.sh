@@ -57,6 +57,16 @@ remove_path() {
 	rm -rf -- "$path"
 }
 
+# remove_empty_dir DIR: delete DIR if it is empty (its copy and record made first, so a
+# rollback creates it again with its mode and owner).
+remove_empty_dir() {
+	local dir=$DESTDIR$1
+	[ -d "$dir" ] && [ -z "$(ls -A "$dir")" ] || return 0
+	[ "$DRY_RUN" = 1 ] && return 0
+	if [ "$TXN_OPEN" = 1 ]; then journal removed "$dir" "$(backup_of "$dir")"; fi
+	rmdir -- "$dir"
+}
+
 # The source files of one tree directory, relative to $ROOT (no caches, no board.json).
 tree_files() {
 	(cd "$ROOT" && find "$1" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' \

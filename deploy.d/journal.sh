@@ -55,52 +55,74 @@ backup_of() {
 	echo "$copy"
 }
 
-# Undo every change of this run, last first. Runs at most once, signals ignored.
+# Undo every change of this run, last first, going on past an undo that fails: each
+# failure is reported, and "rolled back" is said only when every undo succeeded (else
+# it returns 1). Runs at most once, with the signals ignored (a second Ctrl-C must not
+# cut it short; the commands it runs inherit that) and without the ERR trap.
 rollback() {
 	[ "$TXN_OPEN" = 1 ] || return 0
 	TXN_OPEN=0
-	trap '' INT TERM
+	trap '' INT TERM HUP PIPE
+	trap - ERR
 	set +e
-	local type a b restart=() packages=() reload=0 unit
+	local type a b restart=() reload=0 unit failed=()
 	warn "rolling back this run's changes"
 	while IFS=$'\t' read -r type a b; do
 		case $type in
-		file)
-			if [ "$b" = - ]; then rm -f -- "$a"; else cp -a -- "$b" "$a"; fi
-			case $a in "$UNIT_DIR"/*) reload=1 ;; esac
-			;;
-		removed)
-			cp -a -- "$b" "$a"
-			case $a in "$UNIT_DIR"/*) reload=1 ;; esac
-			;;
-		dir) rm -rf -- "$a" ;;
-		user) userdel "$a" ;;
-		userdel) restore_user "$b" ;;
-		group)
-			# (userdel may have taken the user's own group already)
-			if getent group "$a" >/dev/null; then groupdel "$a"; fi
-			if [ "$a" = "$GPIO_GROUP" ]; then rm -f "$GPIO_GROUP_MARKER"; fi
-			;;
-		member) gpasswd -d "$a" "$b" >/dev/null ;;
-		unmember) usermod -aG "$b" "$a" ;;
-		enable) systemctl disable --quiet "$a" ;;
-		disable) systemctl enable --quiet "$a" ;;
-		start) systemctl stop "$a" ;;
 		stop | restart) restart=("$a" "${restart[@]}") ;;
-		package) packages+=("$a") ;;
+		package | debian-web) ;; # rollback_packages; debian-web is for --uninstall
+		*)
+			if undo "$type" "$a" "$b"; then
+				info "  undone: $type $a${b:+ $b}"
+			else
+				warn "  could not undo: $type $a${b:+ $b}"
+				failed+=("$type $a")
+			fi
+			;;
 		esac
-		info "  undone: $type $a${b:+ $b}"
+		case $type:$a in file:"$UNIT_DIR"/* | removed:"$UNIT_DIR"/*) reload=1 ;; esac
 	done < <(tac "$RUN_JOURNAL")
-	if [ ${#packages[@]} -gt 0 ]; then
-		info "  removing the packages this run installed: ${packages[*]}"
-		apt_get purge -y "${packages[@]}"
-	fi
-	if [ "$reload" = 1 ]; then systemctl daemon-reload; fi
-	# The previous files are back: start again what ran before this run.
+	rollback_packages || failed+=("packages")
+	if [ "$reload" = 1 ] && ! systemctl daemon-reload; then failed+=("systemctl daemon-reload"); fi
+	# The previous files are back: start again what ran before this run (a unit whose
+	# package this rollback removed is not there to start).
 	for unit in "${restart[@]}"; do
-		systemctl restart "$unit" || warn "$unit did not start again"
+		if [ "$(systemctl show -p LoadState --value "$unit" 2>/dev/null)" = not-found ]; then
+			info "  $unit: its package is gone again, nothing to restart"
+		elif ! systemctl restart "$unit"; then
+			warn "  could not undo: $unit did not start again"
+			failed+=("restart $unit")
+		fi
 	done
+	if [ ${#failed[@]} -gt 0 ]; then
+		warn "rollback incomplete: ${#failed[@]} change(s) could not be undone (${failed[*]}); see above and $LOG_FILE"
+		return 1
+	fi
 	warn "rolled back: the system is as it was before this run (log: $LOG_FILE)"
+}
+
+# undo TYPE A B: undo one journal record; non-zero when that failed.
+undo() {
+	local type=$1 a=$2 b=$3
+	case $type in
+	file) if [ "$b" = - ]; then rm -f -- "$a"; else rm -f -- "$a" && cp -a -- "$b" "$a"; fi ;;
+	# (rm first: a half-removed directory must not receive the copy inside it)
+	removed) rm -rf -- "$a" && cp -a -- "$b" "$a" ;;
+	dir) rm -rf -- "$a" ;;
+	user) ! getent passwd "$a" >/dev/null || userdel "$a" ;;
+	userdel) getent passwd "$a" >/dev/null || restore_user "$b" ;;
+	group)
+		# (userdel may have taken the user's own group already)
+		if getent group "$a" >/dev/null; then groupdel "$a" || return 1; fi
+		if [ "$a" = "$GPIO_GROUP" ]; then rm -f "$GPIO_GROUP_MARKER"; fi
+		;;
+	member) gpasswd -d "$a" "$b" >/dev/null ;;
+	unmember) usermod -aG "$b" "$a" ;;
+	enable) systemctl disable --quiet "$a" ;;
+	disable) systemctl enable --quiet "$a" ;;
+	start) systemctl stop "$a" ;;
+	*) return 1 ;;
+	esac
 }
 
 # Create a deleted user again from its passwd line (same uid, group, home and shell).
@@ -139,36 +161,4 @@ journal_commit() {
 		grep -qxF -- "$line" "$INSTALL_JOURNAL" || printf '%s\n' "$line" >>"$INSTALL_JOURNAL"
 	done <"$RUN_JOURNAL"
 	TXN_OPEN=0
-}
-
-# Remove this run's temporary files.
-cleanup() {
-	if [ -n "$TMP_DIR" ]; then rm -rf "$TMP_DIR"; fi
-}
-
-# EXIT trap: an open transaction at exit means failure: roll it back.
-on_exit() {
-	local status=$?
-	[ "$BASHPID" = "$$" ] || return "$status"
-	if [ "$TXN_OPEN" = 1 ]; then rollback; fi
-	cleanup
-	exit "$status"
-}
-
-# ERR trap: an unexpected failure; name the line, then exit (on_exit rolls back).
-on_error() {
-	local status=$? line=$1
-	trap - ERR
-	# In a subshell ($(...) inherits the trap with set -E) let the caller report.
-	if [ "$BASHPID" != "$$" ]; then exit "$status"; fi
-	printf '[deploy] error: failed at deploy.sh line %s (exit %s)\n' "$line" "$status" >&2
-	exit "$status"
-}
-
-# INT/TERM trap: stop here (on_exit rolls back).
-on_signal() {
-	trap '' INT TERM
-	if [ -n "$PAUSE_PID" ]; then kill "$PAUSE_PID" 2>/dev/null || true; fi
-	printf '[deploy] error: interrupted by SIG%s\n' "$1" >&2
-	exit "$2"
 }

@@ -190,9 +190,7 @@ quiet_debian_web() {
 step_legacy_migration() {
 	if [ -f "$LEGACY_DROPIN" ]; then
 		remove_path "$LEGACY_DROPIN"
-		if [ "$DRY_RUN" = 0 ] && rmdir "$(dirname "$LEGACY_DROPIN")" 2>/dev/null; then
-			journal removed "$(dirname "$LEGACY_DROPIN")" "$(backup_of "$LEGACY_DROPIN")-dir"
-		fi
+		remove_empty_dir "$(dirname "$LEGACY_DROPIN")"
 		RELOAD_SYSTEMD=1
 		if [ "$PORT" = "$DEFAULT_PORT" ] || { [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" = "$DEFAULT_PORT" ]; }; then
 			# Debian's own site would take the port ledd-web needs: keep it off (recorded for --uninstall).

@@ -135,6 +135,29 @@ def test_rollback_creates_a_deleted_user_again_from_its_passwd_line(tmp_path):
         "useradd --system --uid 998 --gid 997 --comment ledd MQTT bridge --home-dir /nonexistent "
         "--no-create-home --shell /usr/sbin/nologin ledd-mqtt\n")
 
+def test_a_failed_upgrade_from_the_drop_in_version_puts_the_drop_in_back(tmp_path):
+    """The migration from the lighttpd drop-in deletes the drop-in and its directory; a failure
+    after that must bring both back (the directory's record was made after its deletion, so the
+    rollback stopped on it and the drop-in stayed gone)."""
+    dropin = tmp_path / "etc/systemd/system/lighttpd.service.d/ledd.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\nEnvironment=LEDD_HTTP_PORT=8081\n")
+    dropin.parent.chmod(0o750)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text('#!/bin/sh\necho "systemctl $*" >>%s/calls\n'
+                                    'case "$1" in is-active|is-enabled) exit 3 ;; esac\n' % tmp_path)
+    (fake / "systemctl").chmod(0o755)
+    proc = bash('DESTDIR= LEGACY_DROPIN=%s PORT=8081 TLS=off\njournal_begin\nstep_legacy_migration\n'
+                '[ ! -e "%s" ] && echo "migrated"\nrollback\n' % (dropin, dropin.parent), tmp_path,
+                PATH="%s:%s" % (fake, os.environ["PATH"]))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "migrated" in proc.stdout
+    assert "rolled back: the system is as it was" in proc.stderr, proc.stdout + proc.stderr
+    assert dropin.read_text() == "[Service]\nEnvironment=LEDD_HTTP_PORT=8081\n"
+    assert oct(dropin.parent.stat().st_mode & 0o777) == "0o750"
+
+
 def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
