@@ -81,8 +81,11 @@ TLS_PACKAGES=(lighttpd-mod-openssl openssl)
 # APT_LISTS_MAX_AGE_MIN are used without another apt-get update (deploy.d/system.sh)
 APT_UPDATE_STAMPS=(/var/lib/apt/periodic/update-success-stamp /var/lib/apt/periodic/update-stamp)
 APT_LISTS_MAX_AGE_MIN=60
-TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d)
-TREE_FILES=(deploy.sh lighttpd.conf)
+APT_ARCHIVES=/var/cache/apt/archives          # where a rollback's old .debs may already be
+# The tree installed in $LEDD_HOME_DIR: everything a run of $LEDD_HOME_DIR/deploy.sh needs to
+# install again (ledd's sources included), so it does all a checkout's deploy.sh does.
+TREE_DIRS=(www cgi-bin ledd bin docs deploy.d systemd lighttpd.d cdaemon/src)
+TREE_FILES=(deploy.sh lighttpd.conf cdaemon/Makefile cdaemon/ledd.conf cdaemon/README.md)
 # The install, in order: step NAME runs function step_NAME. Add-ons insert theirs with add_step;
 # e.g. deploy.d/mqtt.sh's steps, added below where that part is sourced.
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
@@ -145,6 +148,8 @@ JOURNAL_COPY=           # --uninstall reads this copy of the install journal
 GPIO_WAS_OURS=0         # --uninstall: an older install's marker said deploy.sh created group gpio
 TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
 RUN_JOURNAL=
+PACKAGES_BEFORE=        # every package's state before this run's first apt-get (packages.sh)
+OLD_DEBS_DIR=           # the .debs of the versions apt upgrades or removes in this run
 BACKUP_DIR=
 LOCAL_PIDS=()
 LOCAL_RUN=
@@ -398,7 +403,8 @@ do_install() {
 	print_summary
 }
 
-# DESTDIR=... ./deploy.sh --stage: the same file tree, without touching the system.
+# DESTDIR=... ./deploy.sh --stage: the same file tree as an install with the same flags, without
+# touching the system (no packages, users, units started, udev or health check).
 do_stage() {
 	mkdir -p "$DESTDIR"
 	DESTDIR=$(cd "$DESTDIR" && pwd)
@@ -411,6 +417,8 @@ do_stage() {
 	step_auth
 	step_tls
 	step_web_config
+	step_python_entry_points
+	step_mqtt
 	save_settings_now
 	print_summary
 }

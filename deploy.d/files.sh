@@ -140,7 +140,10 @@ compile_python() {
 	note_change "byte-compile $LEDD_HOME_DIR/ledd"
 	[ "$DRY_RUN" = 1 ] && return 0
 	[ -d "$pkg/__pycache__" ] || journal dir "$pkg/__pycache__"
-	"$PYTHON" -m compileall -q --invalidation-mode checked-hash "$pkg" >/dev/null
+	local strip=()
+	# (staged: the file names in the .pyc are those of the installed tree, not of $DESTDIR)
+	if [ -n "$DESTDIR" ]; then strip=(-s "$DESTDIR" -p /); fi
+	"$PYTHON" -m compileall -q --invalidation-mode checked-hash "${strip[@]}" "$pkg" >/dev/null
 }
 
 # board.json (the header diagram) from ledd.board, into the web state dir that
@@ -227,20 +230,22 @@ render_pins() {
 
 # Step: register the gpiozero pin factory (GPIOZERO_PIN_FACTORY=ledd) with /usr/bin/python3:
 # a small dist-info holding the entry point, and a .pth putting $LEDD_HOME_DIR on sys.path.
+# ledd.gpiozero_factory writes them into a scratch directory; from there they go in like every
+# other file (compared, backed up, journaled), and the dist-info of another version goes.
 step_python_entry_points() {
-	local site version info pth
+	local site scratch=$TMP_DIR/site rel path
 	site=$("$PYTHON" -c 'import site; print(site.getsitepackages()[0])') ||
 		fatal "cannot ask $PYTHON for its site-packages directory"
-	version=$(cd "$ROOT" && "$PYTHON" -B -c 'import ledd; print(ledd.__version__)')
-	info=$site/ledd_gpiozero-$version.dist-info
-	pth=$site/ledd_gpiozero.pth
-	if [ -f "$DESTDIR$info/entry_points.txt" ] && [ "$(cat "$DESTDIR$pth" 2>/dev/null)" = "$LEDD_HOME_DIR" ]; then
-		return 0
-	fi
-	note_change "register the gpiozero pin factory 'ledd' with $PYTHON ($site)"
-	[ "$DRY_RUN" = 1 ] && return 0
-	[ -e "$info" ] || journal dir "$info"
-	[ -e "$pth" ] || journal file "$pth" -
-	(cd "$LEDD_HOME_DIR" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$site" --home "$LEDD_HOME_DIR") \
-		>/dev/null || fatal "registering the gpiozero pin factory failed (above)"
+	mkdir -p "$scratch"
+	(cd "$ROOT" && "$PYTHON" -B -m ledd.gpiozero_factory --register "$scratch" --home "$LEDD_HOME_DIR") \
+		>"$TMP_DIR/register.log" 2>&1 || {
+		cat "$TMP_DIR/register.log" >&2
+		fatal "registering the gpiozero pin factory failed (above)"
+	}
+	while IFS= read -r rel; do
+		put_file "$scratch/$rel" "$site/$rel" 0644 root root
+	done < <(cd "$scratch" && find . -type f -printf '%P\n' | LC_ALL=C sort)
+	for path in "$DESTDIR$site"/ledd_gpiozero-*.dist-info; do
+		if [ -d "$path" ] && [ ! -d "$scratch/${path##*/}" ]; then remove_path "${path#"$DESTDIR"}"; fi
+	done
 }

@@ -12,7 +12,9 @@
 #   userdel NAME ENTRY      user deleted (ENTRY: its passwd line, to create it again)
 #   member USER GROUP       USER added to GROUP;   unmember USER GROUP: removed
 #   enable UNIT / disable UNIT / start UNIT / stop UNIT / restart UNIT
-#   package NAME            installed by this run
+#   package NAME            installed by this run (for --uninstall --purge)
+#   packages-before FILE    every package's state before this run's first apt-get: the
+#                           rollback undoes whatever apt did since (packages.sh)
 #   debian-web STATE        Debian's lighttpd.service before we changed it
 #
 # Rollback replays the records in reverse (restart/start: the old files are
@@ -70,7 +72,7 @@ rollback() {
 	while IFS=$'\t' read -r type a b; do
 		case $type in
 		stop | restart) restart=("$a" "${restart[@]}") ;;
-		package | debian-web) ;; # rollback_packages; debian-web is for --uninstall
+		package | packages-before | debian-web) ;; # rollback_packages; debian-web: --uninstall
 		*)
 			if undo "$type" "$a" "$b"; then
 				info "  undone: $type $a${b:+ $b}"

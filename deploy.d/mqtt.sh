@@ -178,8 +178,10 @@ mqtt_install() {
 		if [ "$MQTT_URL" = none ]; then mqtt_remove; fi
 		return 0
 	}
-	mqtt_step_packages
-	mqtt_step_user
+	if [ "$MODE" != stage ]; then
+		mqtt_step_packages
+		mqtt_step_user
+	fi
 	mqtt_step_config
 	mqtt_step_password
 	mqtt_step_unit
@@ -196,6 +198,12 @@ mqtt_start() {
 # (All of it comes back on a rollback: the files from their backups, the user from its passwd line.)
 mqtt_remove() {
 	local entry
+	if [ "$MODE" = stage ]; then
+		remove_path "$UNIT_DIR/$MQTT_UNIT"
+		remove_path "$CONF_DIR/$MQTT_CONF_NAME"
+		remove_path "$CONF_DIR/$MQTT_CREDENTIAL_DIR_NAME/$MQTT_CREDENTIAL_NAME"
+		return 0
+	fi
 	if systemctl is-active --quiet "$MQTT_UNIT" 2>/dev/null; then
 		note_change "stop $MQTT_UNIT"
 		journal stop "$MQTT_UNIT"

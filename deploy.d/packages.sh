@@ -1,7 +1,18 @@
 # shellcheck shell=bash disable=SC2034,SC2153 # globals shared with deploy.sh, checked there with -x
-# deploy.d/packages.sh -- the Debian packages: install what is missing, journaled; undo it.
+# deploy.d/packages.sh -- the Debian packages: install what is missing, and undo exactly that.
 #
-# Sourced by deploy.sh.
+# Sourced by deploy.sh. Before this run's first apt-get install, the state of
+# every package (name, dpkg status, version) is saved and journaled
+# ("packages-before FILE"), so a rollback knows the truth even when apt was
+# interrupted halfway (Ctrl-C reaches apt and dpkg too) or failed: whatever is
+# installed then and was not before is purged, and whatever apt upgraded or
+# removed is put back at its old version. That needs the old .deb: before each
+# install, apt's simulation names the packages it would upgrade or remove, and a
+# copy of each installed version is kept for the run (from apt's cache
+# $APT_ARCHIVES, else `apt-get download PKG=VERSION`). When neither has it,
+# the run stops before apt changes anything and says how to upgrade that
+# package first. After the rollback, the package states are compared with the
+# saved ones again: any difference is reported as an undo that failed.
 
 # apt-get, non-interactive, its chatter to the log only (the tail on failure).
 # DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
@@ -16,9 +27,16 @@ apt_get() {
 	return 1
 }
 
-# The installed packages, one per line (for the before/after difference).
-installed_packages() {
-	dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort
+# Every package dpkg knows as installed or half-installed: "NAME STATUS VERSION" per line, sorted
+# (NAME with :ARCH for a foreign architecture; STATUS is dpkg's abbreviation: ii, iU, rc ...).
+package_states() {
+	dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n' |
+		awk -F'\t' '{ s = $1; gsub(/ /, "", s) } s != "un" && s != "pn" { print $2, s, $3 }' | LC_ALL=C sort
+}
+
+# The names of the packages installed (ii) in states file $1 that were not in states file $2.
+packages_added() {
+	awk 'NR == FNR { if ($2 == "ii") had[$1] = 1; next } $2 == "ii" && !had[$1] { print $1 }' "$2" "$1"
 }
 
 # Whether apt's package lists were updated less than APT_LISTS_MAX_AGE_MIN minutes ago,
@@ -63,21 +81,117 @@ install_missing_packages() {
 	[ ${#missing[@]} -eq 0 ] && return 0
 	note_change "apt-get install ${missing[*]}"
 	[ "$DRY_RUN" = 1 ] && return 0
+	save_package_states
 	before=$(tmp_file)
-	installed_packages >"$before"
+	package_states >"$before"
 	if ! apt_lists_fresh; then
 		apt_update
-		apt_install "${missing[@]}" || ok=0
+		apt_install_undoable "${missing[@]}" || ok=0
 	else
 		info "package lists updated less than $APT_LISTS_MAX_AGE_MIN min ago: no apt-get update"
-		if ! apt_install "${missing[@]}"; then
+		if ! apt_install_undoable "${missing[@]}"; then
 			warn "apt-get install failed with the current package lists: updating them and trying again"
 			apt_update
-			apt_install "${missing[@]}" || ok=0
+			apt_install_undoable "${missing[@]}" || ok=0
 		fi
 	fi
 	journal_new_packages "$before"
 	[ "$ok" = 1 ] || fatal "apt-get install ${missing[*]} failed (its output above, and in $LOG_FILE)"
+}
+
+# Before this run's first install: the state of every package, for the rollback (journaled first).
+save_package_states() {
+	[ -z "$PACKAGES_BEFORE" ] || return 0
+	PACKAGES_BEFORE=$TMP_DIR/packages.before
+	OLD_DEBS_DIR=$TMP_DIR/old-debs
+	mkdir -p "$OLD_DEBS_DIR"
+	package_states >"$PACKAGES_BEFORE"
+	journal packages-before "$PACKAGES_BEFORE"
+}
+
+# apt_install_undoable PKG...: keep the installed version of what apt would upgrade or remove,
+# then install.
+apt_install_undoable() {
+	local sim name version
+	sim=$(tmp_file)
+	# A simulation that fails (a package apt does not know) is left to the install to report.
+	if DEBIAN_FRONTEND=noninteractive apt-get -s -q install -y --no-install-recommends "$@" >"$sim" 2>&1; then
+		while read -r name version; do
+			keep_old_deb "$name" "$version"
+		done < <(sed -n 's/^\(Inst\|Remv\) \([^ ]*\) \[\([^]]*\)\].*/\2 \3/p' "$sim")
+	fi
+	apt_install "$@"
+}
+
+# keep_old_deb NAME VERSION: a copy of the installed NAME's .deb in $OLD_DEBS_DIR, or stop.
+keep_old_deb() {
+	local name=$1 version=$2 arch deb
+	[ -n "$(old_deb "$name" "$version")" ] && return 0
+	arch=$(dpkg-query -W -f='${Architecture}' "$name" 2>/dev/null) || arch=
+	for deb in "$APT_ARCHIVES/${name%%:*}_${version//:/%3a}_"*.deb; do
+		if [ -f "$deb" ] && [[ -z $arch || $deb == *_"$arch".deb || $deb == *_all.deb ]]; then
+			cp -- "$deb" "$OLD_DEBS_DIR/" && printf '%s %s %s\n' "$name" "$version" "$OLD_DEBS_DIR/${deb##*/}" >>"$OLD_DEBS_DIR/index"
+			return 0
+		fi
+	done
+	if (cd "$OLD_DEBS_DIR" && apt-get download -q "$name=$version") >>"$LOG_FILE" 2>&1; then
+		for deb in "$OLD_DEBS_DIR/${name%%:*}_${version//:/%3a}_"*.deb; do
+			if [ -f "$deb" ]; then
+				printf '%s %s %s\n' "$name" "$version" "$deb" >>"$OLD_DEBS_DIR/index"
+				return 0
+			fi
+		done
+	fi
+	fatal "apt would upgrade or remove $name $version, and no .deb of that version is at hand (not in $APT_ARCHIVES, not on the mirror): a failed run could not put it back. Upgrade it on purpose first (sudo apt-get install $name), then run deploy.sh again"
+}
+
+# The kept .deb of NAME VERSION, or nothing.
+old_deb() {
+	[ -f "$OLD_DEBS_DIR/index" ] || return 0
+	awk -v n="$1" -v v="$2" '$1 == n && $2 == v { print $3; exit }' "$OLD_DEBS_DIR/index"
+}
+
+# Rollback: purge what this run's apt-get brought, put back at their old version the packages it
+# upgraded or removed, then check that every package is as before. Non-zero if any is not.
+rollback_packages() {
+	local before type a _ now name status version purge=() restore=() missing=() diff
+	while IFS=$'\t' read -r type a _; do
+		if [ "$type" = packages-before ]; then before=$a; fi
+	done <"$RUN_JOURNAL"
+	[ -n "${before:-}" ] && [ -f "$before" ] || return 0
+	# An apt interrupted inside dpkg leaves packages half-configured: finish that first.
+	if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+		info "  finishing the interrupted dpkg run (dpkg --configure -a) before undoing it"
+		DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$LOG_FILE" 2>&1 || warn "  dpkg --configure -a failed"
+	fi
+	now=$(tmp_file)
+	package_states >"$now"
+	# Added: installed now, not before (a package with only its config files left is removed, not purged).
+	while read -r name status version; do
+		purge+=("$name-")
+	done < <(awk 'NR == FNR { had[$1] = $2; next } !($1 in had) || had[$1] == "rc" && $2 != "rc"' "$before" "$now")
+	# Changed or gone: before at some version, now at another or not installed.
+	while read -r name status version; do
+		if [ -n "$(old_deb "$name" "$version")" ]; then restore+=("$(old_deb "$name" "$version")"); else missing+=("$name $version"); fi
+	done < <(awk 'NR == FNR { now[$1] = $3; st[$1] = $2; next } $2 != "rc" && (now[$1] != $3 || st[$1] != $2)' "$now" "$before")
+	if [ ${#missing[@]} -gt 0 ]; then warn "  no .deb kept to put back: ${missing[*]}"; fi
+	if [ ${#purge[@]} -gt 0 ] || [ ${#restore[@]} -gt 0 ]; then
+		info "  packages: removing ${purge[*]:-none}; putting back ${restore[*]:-none}"
+		# One apt transaction: an old version may not go with a package this run added.
+		if [ ${#restore[@]} -gt 0 ]; then
+			apt_get install -y --purge --allow-downgrades --no-install-recommends "${restore[@]}" "${purge[@]}"
+		else
+			apt_get purge -y "${purge[@]%-}"
+		fi || warn "  apt-get could not undo the package changes"
+	fi
+	package_states >"$now"
+	diff=$(LC_ALL=C comm -3 "$before" "$now" | awk -F'\t' '{ print ($1 == "" ? "now:    " $2 : "before: " $1) }')
+	if [ -n "$diff" ]; then
+		warn "  packages not as before this run:"
+		printf '%s\n' "$diff" | sed 's/^/[deploy]     /' >&2
+		return 1
+	fi
+	info "  packages: as before this run"
 }
 
 # Step: the packages ledd, its build and the web server need (TLS: mod_openssl too).
@@ -90,22 +204,12 @@ step_packages() {
 	if [ "$CHANGES" = "$changes" ]; then info "packages: all present"; fi
 }
 
-# Journal the packages installed since the listing in file $1.
+# Journal the packages installed since the states in file $1 (for --uninstall --purge).
 journal_new_packages() {
-	local pkg
+	local pkg now
+	now=$(tmp_file)
+	package_states >"$now"
 	while IFS= read -r pkg; do
 		journal package "$pkg"
-	done < <(installed_packages | comm -13 "$1" -)
-}
-
-
-# Rollback: purge the packages this run installed.
-rollback_packages() {
-	local type a _ packages=()
-	while IFS=$'\t' read -r type a _; do
-		if [ "$type" = package ]; then packages+=("$a"); fi
-	done <"$RUN_JOURNAL"
-	[ ${#packages[@]} -gt 0 ] || return 0
-	info "  removing the packages this run installed: ${packages[*]}"
-	apt_get purge -y "${packages[@]}"
+	done < <(packages_added "$now" "$1")
 }

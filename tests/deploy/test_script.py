@@ -331,3 +331,57 @@ def test_supported_systems_are_accepted(tmp_path, os_release, ledd_binary):
     proc = run_deploy("--dry-run", "--no-auth", env=dict(os.environ, LEDD_OS_RELEASE=str(path)))
     assert proc.returncode == 0, proc.stderr
     assert "system: %s" % os_release.split('PRETTY_NAME="')[1].split('"')[0] in proc.stdout
+
+
+# --- the installed copy: /opt/ledd/deploy.sh is the whole installer -------------------------------
+
+def listing(root):
+    """{relative path: (mode, content or link target)} of everything under root."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), None)
+        else:
+            out[rel] = (oct(stat.S_IMODE(st.st_mode)), path.read_bytes())
+    return out
+
+
+def test_the_installed_deploy_sh_installs_the_same_tree_again(tmp_path, ledd_binary):
+    """sudo /opt/ledd/deploy.sh (a re-run, --set-password, --tls ...) works without the checkout:
+    run from the staged copy, it stages exactly the tree the checkout's deploy.sh staged, and run
+    over its own root it changes nothing. (It failed at `cd .../cdaemon`: the sources were not
+    installed.)"""
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["--no-auth", "--tls", "--port", "8443", "--mqtt", "mqtt://broker.lan"]
+    stage(first, *args)
+    installed = staged(first, "LEDD_HOME_DIR") / "deploy.sh"
+    env = dict(os.environ, DESTDIR=str(second))
+    proc = subprocess.run([str(installed), "--stage", *args], cwd="/", env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = listing(first), listing(second)
+    for tls in ("cert.pem", "key.pem"):  # a new key each: compared as files present
+        rel = str(staged(first, "TLS_DIR").relative_to(first) / tls)
+        assert a.pop(rel)[0] == b.pop(rel)[0]
+    assert sorted(a) == sorted(b)
+    assert [rel for rel in a if a[rel] != b[rel]] == []
+    proc = subprocess.run([str(installed), "--stage"], cwd="/", env=dict(os.environ, DESTDIR=str(first)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "nothing changed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_stage_writes_what_an_install_writes_beyond_the_web_tree(tmp_path, ledd_binary):
+    """The gpiozero entry point and the MQTT bridge's files are part of the staged tree too."""
+    dest = tmp_path / "root"
+    stage(dest, "--no-auth", "--mqtt", "mqtt://broker.lan")
+    site = subprocess.run(["/usr/bin/python3", "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    pth = Path(str(dest) + site) / "ledd_gpiozero.pth"
+    assert pth.read_text() == deploy_var("LEDD_HOME_DIR") + "\n"
+    assert list(Path(str(dest) + site).glob("ledd_gpiozero-*.dist-info/entry_points.txt"))
+    assert "url = mqtt://broker.lan" in staged(dest, "CONF_DIR").joinpath("mqtt.conf").read_text()
+    assert staged(dest, "UNIT_DIR").joinpath("ledd-mqtt.service").is_file()
