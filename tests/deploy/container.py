@@ -42,9 +42,11 @@ CTIMAGE = HERE / "ctimage.sh"
 
 SUITES = ("bookworm", "trixie")
 #: What deploy.sh installs on plain Debian (with --tls and --mqtt), what the drop-in version installed,
-#: and what the owners of the scenarios run (lighttpd's own site, nginx): downloaded, not installed.
+#: and what the owners of the scenarios run (lighttpd's own site, nginx, a mosquitto broker):
+#: downloaded, not installed.
 PREFETCH_PACKAGES = ["lighttpd", "gcc", "make", "libc6-dev", "python3", "python3-gpiozero", "python3-requests",
-                     "apache2-utils", "lighttpd-mod-openssl", "openssl", "python3-paho-mqtt", "nginx"]
+                     "apache2-utils", "lighttpd-mod-openssl", "openssl", "python3-paho-mqtt", "nginx",
+                     "mosquitto", "mosquitto-clients"]
 ADMIN = "owner"            # the image's login user with sudo (ctimage.sh), not `pi`
 SHARE = "/mnt/src"
 IMAGE_BUILD_TIMEOUT_S = 1800
@@ -258,7 +260,7 @@ class Container:
     def journal(self, lines=250):
         if self.proc is None or self.proc.poll() is not None:
             return "(the container is not running)"
-        return self.run("journalctl -b --no-pager -o short-monotonic | tail -n %d" % lines, timeout=30, log=False)[1]
+        return self.run("journalctl --no-pager -o short-monotonic | tail -n %d" % lines, timeout=30, log=False)[1]
 
     def keep_logs(self, dest):
         """Keep the console, every command, the journal and deploy.sh's log under ``dest``."""

@@ -43,6 +43,7 @@ VOLATILE_PATHS = (
     "/var/log",                             # journals, dpkg.log, apt's history (deploy.sh's own log: see purge)
     "/var/cache/apt", "/var/cache/debconf", "/var/cache/ldconfig", "/var/cache/man",
     "/var/lib/apt/lists", "/var/lib/apt/periodic",
+    "/var/lib/apt/extended_states",         # apt's auto-installed marks: made at its first install, kept
     "/var/lib/dpkg/triggers", "/var/lib/dpkg/lock", "/var/lib/dpkg/lock-frontend",
     "/var/lib/systemd/random-seed", "/var/lib/systemd/timers", "/var/lib/systemd/catalog",
     "/var/lib/systemd/coredump", "/var/lib/systemd/linger",
@@ -97,9 +98,9 @@ class Pi:
             return out
         return rc, out
 
-    def install(self, *args, env=()):
+    def install(self, *args, env=(), stdin=None):
         """A first install with the simulated pins; remembers the printed password."""
-        out = self.deploy(*(BACKEND_ARGS + args), env=env)
+        out = self.deploy(*(BACKEND_ARGS + args), env=env, stdin=stdin)
         match = re.search(r"user: ledd  password: (\S+)", out)
         if match:
             self.password = match.group(1)
@@ -144,8 +145,10 @@ class Pi:
 
 
 def snapshot(dest):
-    """A copy of the checkout: edits made while a scenario runs cannot reach it."""
-    shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
+    """A copy of the checkout: edits made while a scenario runs cannot reach it. ``$LEDD_CT_SOURCE``
+    names another tree to copy instead (e.g. a worktree at an older commit, to see a scenario fail
+    before a fix)."""
+    shutil.copytree(os.environ.get("LEDD_CT_SOURCE") or ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
     return dest
 
 
@@ -203,6 +206,31 @@ def assert_same_listing(before, after, what):
     if before != after:
         diff = "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
         raise AssertionError("%s: the system differs:\n%s" % (what, diff))
+
+
+def set_password_on_a_terminal(pi, password, script="/opt/ledd/deploy.sh"):
+    """``sudo SCRIPT --set-password`` on a terminal (a pty of util-linux's `script`), the password typed
+    at each prompt once the prompt is there (so the terminal's echo is off); returns what the
+    terminal showed and deploy.sh's exit status."""
+    shell = r"""
+        rm -f /run/ledd-ct-tty.in /run/ledd-ct-tty.out && mkfifo /run/ledd-ct-tty.in
+        cd / && script -qfec "runuser -u %(admin)s -- sudo %(script)s --set-password" /run/ledd-ct-tty.out \
+            </run/ledd-ct-tty.in >/dev/null 2>&1 &
+        pid=$!
+        exec 7>/run/ledd-ct-tty.in
+        for prompt in 'New dashboard password' 'Again'; do
+            timeout 120 bash -c "until grep -q '$prompt' /run/ledd-ct-tty.out 2>/dev/null; do
+                kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done" || break
+            printf '%%s\n' %(password)s >&7
+        done
+        exec 7>&-
+        wait $pid; status=$?
+        cat /run/ledd-ct-tty.out; rm -f /run/ledd-ct-tty.in /run/ledd-ct-tty.out
+        echo "[exit status $status]"
+    """ % {"admin": ADMIN, "script": script, "password": shlex.quote(password)}
+    out = pi.sh(shell, timeout=DEPLOY_TIMEOUT_S)
+    status = int(re.search(r"\[exit status (\d+)\]\s*$", out).group(1))
+    return status, out
 
 
 # -- deploy.sh interrupted as a terminal's Ctrl-C does it ------------------------------------------------

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from container import ADMIN
-from ctpi import DEPLOY_TIMEOUT_S, assert_same_listing, boot, step, suites, wait_for
+from ctpi import DEPLOY_TIMEOUT_S, assert_same_listing, boot, set_password_on_a_terminal, step, suites
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,8 @@ def test_fresh_pi_install_rerun_set_password_uninstall_purge(pi):
     def set_password_from_opt():
         # The lost-password recovery of docs/deploy.md, with no checkout at hand.
         new = "horse-battery-%s" % pi.suite
-        out = pi.deploy("--set-password", stdin=new, script="/opt/ledd/deploy.sh", cwd="/")
+        status, out = set_password_on_a_terminal(pi, new)
+        assert status == 0, out
         assert new not in out, "the password is echoed back:\n" + out
         old, pi.password = pi.password, new
         assert pi.api("GET", "/api/state")[0] == 200

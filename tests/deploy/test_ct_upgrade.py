@@ -1,5 +1,5 @@
 """An upgrade from the drop-in version of deploy.sh (the last one that served the site through a
-drop-in for Debian's lighttpd.service, vpi.OLD_TREE_COMMIT), in a bookworm container: the upgrade fails
+drop-in for Debian's lighttpd.service, OLD_TREE_COMMIT), in a bookworm container: the upgrade fails
 and is interrupted midway through the migration (after the drop-in is gone, before the services move),
 and each time the old install comes back exactly, and answers; then a plain run upgrades it, keeping
 port, auth mode, config and LED state.
@@ -15,10 +15,11 @@ import pytest
 
 from ctpi import (BG_LOG, ROOT, SHARE, assert_same_listing, boot, signal_group, start_background, step, wait_for,
                   wait_in_container)
-from vpi import OLD_TREE_COMMIT
 
 pytestmark = pytest.mark.slow
 
+#: The last version of deploy.sh that ran the site through a drop-in for Debian's lighttpd.service.
+OLD_TREE_COMMIT = "7ab5113"
 OLD = SHARE + "/.old-tree"
 #: What "the old install" is beyond the listing: its settings and the site's wiring.
 CONFIG_FILES = "/etc/ledd/ledd.conf /etc/systemd/system/lighttpd.service.d/ledd.conf"
