@@ -34,7 +34,7 @@ BG_PID = "/run/ledd-ct-deploy.pid"
 
 #: What "the system" is for the before/after comparisons: every path (type, mode, owner) under /etc,
 #: /opt, /usr/local, /var, /srv, /home, /root and /boot, the enabled units, the installed packages with
-#: their versions, users and groups. The volatile paths below are left out: what a running Debian changes
+#: their versions, users, and groups with their members (as a set). The volatile paths below are left out: what a running Debian changes
 #: by itself or what apt and dpkg keep as history (their logs, caches and backups), never state that
 #: an install leaves behind. docs/testing.md lists them too.
 VOLATILE_PATHS = (
@@ -48,6 +48,8 @@ VOLATILE_PATHS = (
     "/var/lib/systemd/random-seed", "/var/lib/systemd/timers", "/var/lib/systemd/catalog",
     "/var/lib/systemd/coredump", "/var/lib/systemd/linger",
     "/var/tmp", "/var/backups", "/var/lib/sudo",
+    "/var/cache/ledd/build/*",              # ledd's build cache: objects and a stamp of their sources; the
+                                            # directories themselves are listed (purge removes them)
 )
 VOLATILE_NAMES = ("*-old", "*.dpkg-old", "*-")   # dpkg's and shadow's backup copies (status-old, passwd-)
 LISTED_ROOTS = "/etc /opt /usr/local /var /srv /home /root /boot"
@@ -59,7 +61,11 @@ def listing_script():
     return ("find %s -xdev \\( %s \\) -prune -o %s -printf '%%y %%m %%u:%%g %%p\\n' | sort -k4; echo ---; "
             "find /etc/systemd/system -mindepth 2 -type l -path '*.wants/*' -printf '%%f\\n' | sort -u; echo ---; "
             "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' | awk '$1 == \"ii\"' | sort; "
-            "echo ---; cut -d: -f1,3,4,6,7 /etc/passwd | sort; cut -d: -f1,3,4 /etc/group | sort"
+            "echo ---; cut -d: -f1,3,4,6,7 /etc/passwd | sort; "
+            # a group's members as a set: a rollback that re-adds one appends it
+            "awk -F: '{n = split($4, m, \",\"); for (i = 1; i < n; i++) for (j = i + 1; j <= n; j++) "
+            "if (m[j] < m[i]) {t = m[i]; m[i] = m[j]; m[j] = t}; s = \"\"; "
+            "for (i = 1; i <= n; i++) s = s (i > 1 ? \",\" : \"\") m[i]; print $1 \":\" $3 \":\" s}' /etc/group | sort"
             % (LISTED_ROOTS, prune, names))
 
 
@@ -130,7 +136,8 @@ class Pi:
         except ValueError:
             return status, text
 
-    def get(self, path, port=None, scheme="http", extra=()):
+    def get(self, path, port=80, scheme="http", extra=()):
+        """(status, body) of a plain GET, by default on :80 (whoever serves it: the owner's site, ours)."""
         return self.ct.http(self.url(path, port, scheme), *extra)
 
     def main_pid(self, unit):

@@ -105,9 +105,9 @@ def test_failing_undo_does_not_stop_the_rollback(pi):
 
 @suites()
 def test_broken_package(pi):
-    """dpkg cannot unpack apache2-utils (a file stands where its documentation directory goes): apt fails
+    """dpkg cannot unpack apache2-utils (a non-empty directory stands where its htpasswd goes): apt fails
     midway, deploy.sh fails, and the packages apt did install are purged again."""
-    pi.sh("mkdir -p /usr/share/doc && touch /usr/share/doc/apache2-utils")
+    pi.sh("mkdir -p /usr/bin/htpasswd && touch /usr/bin/htpasswd/in-the-way")
     before = step(pi, "listing", pi.listing)
 
     def broken():

@@ -11,6 +11,7 @@ network namespace), so these scenarios run beside each other and never touch the
 """
 
 import re
+import shlex
 
 import pytest
 
@@ -19,7 +20,7 @@ from ctpi import (BACKEND_ARGS, BG_LOG, assert_same_listing, boot, signal_group,
 
 pytestmark = pytest.mark.slow
 
-NGINX_PAGE = "<h1>nginx, the owner's</h1>"
+NGINX_PAGE = "<h1>nginx: the owner site</h1>"
 OWNER_PAGE = "<h1>the owner site</h1>"
 
 
@@ -45,7 +46,7 @@ def refused(pi, before, args, port, hint):
 @suites()
 def test_nginx_holds_80_then_443(pi):
     apt_install(pi, "nginx")
-    pi.sh("echo '%s' >/var/www/html/index.html && systemctl is-active nginx" % NGINX_PAGE)
+    pi.sh("echo %s >/var/www/html/index.html && systemctl is-active nginx" % shlex.quote(NGINX_PAGE))
     wait_for(lambda: pi.get("/")[0] == 200, 30, "nginx answers")
     before = step(pi, "listing", pi.listing)
 
@@ -75,7 +76,7 @@ def test_nginx_holds_80_then_443(pi):
 @pytest.mark.parametrize("suite", ["bookworm"])
 def test_owner_lighttpd_site_before_during_after(pi):
     apt_install(pi, "lighttpd")
-    pi.sh("echo '%s' >/var/www/html/index.html" % OWNER_PAGE)
+    pi.sh("echo %s >/var/www/html/index.html" % shlex.quote(OWNER_PAGE))
     page = wait_for(lambda: pi.get("/")[0] == 200 and pi.get("/"), 30, "the owner's site")
     assert OWNER_PAGE in page[1]
     before = step(pi, "listing", pi.listing)
