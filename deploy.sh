@@ -18,6 +18,11 @@
 # the dedicated user ledd-web: Debian's lighttpd.service and /etc/lighttpd are
 # never edited. Choices (port, auth, TLS, hosts, backend, chip) are remembered
 # in /etc/ledd/deploy.conf and applied again by a plain re-run. See docs/deploy.md.
+#
+# Environment (--help has the details): LEDD_WEB_USER, LEDD_LED_PINS, LEDD_BUTTON_PINS,
+# LEDD_CHIP, LEDD_BACKEND (a new ledd.conf), LEDD_RUNTIME_DIR (--local), DESTDIR (--stage),
+# MQTT_URL, MQTT_PASSWORD_STDIN, MQTT_SET_PASSWORD (the --mqtt flags), TMPDIR; for tests only:
+# LEDD_DEPLOY_FAIL_AT, LEDD_DEPLOY_PAUSE_AT, LEDD_OS_RELEASE. LEDD_PASSWORD is refused.
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
@@ -46,6 +51,8 @@ LEDD_UNIT=ledd.service
 DEBIAN_WEB_UNIT=lighttpd.service
 LEGACY_DROPIN=$UNIT_DIR/lighttpd.service.d/ledd.conf # deploy.sh before ledd-web.service
 UDEV_RULE=/etc/udev/rules.d/60-ledd-gpio.rules
+BOOT_CONFIGS=(/boot/firmware/config.txt /boot/config.txt) # Raspberry Pi OS, bookworm on / before
+UDEV_RULES_DIRS=(/etc/udev/rules.d /lib/udev/rules.d /usr/lib/udev/rules.d)
 WEB_STATE_DIR=/var/lib/ledd-web
 STATE_DIR=/var/lib/ledd
 RUNTIME_DIR=/run/ledd
@@ -55,7 +62,7 @@ DEPLOY_STATE_DIR=/var/lib/ledd-deploy         # the install journal, markers
 INSTALL_JOURNAL=$DEPLOY_STATE_DIR/installed.journal
 GPIO_GROUP_MARKER=$DEPLOY_STATE_DIR/created-gpio-group
 LEGACY_GPIO_MARKER=$LEDD_HOME_DIR/.created-gpio-group
-LOCK_FILE=/run/lock/ledd-deploy.lock
+LOCK_FILE=/run/ledd-deploy.lock               # not /run/lock: any user may create files there
 LOG_FILE=/var/log/ledd-deploy.log
 OS_RELEASE=${LEDD_OS_RELEASE:-/etc/os-release} # the override is for tests
 PYTHON=/usr/bin/python3
@@ -71,6 +78,8 @@ LOCAL_RESTART_S=1                             # --local restarts a dead ledd lik
 LOCAL_START_LIMIT_BURST=10                    #   RestartSec, StartLimitBurst,
 LOCAL_START_LIMIT_S=60                        #   StartLimitIntervalSec
 HEALTH_TIMEOUT_S=30
+PROC_NET_TCP=(/proc/net/tcp /proc/net/tcp6)   # the port check when ss is missing
+IPV6_SWITCH=/proc/sys/net/ipv6/conf/all/disable_ipv6 # absent or 1: no IPv6 sockets in site.conf
 # ledd's runtime files (cdaemon/src/defaults.h, ledd/defaults.py; tests check they agree)
 LEDD_CMD_NAME=ledd.cmd
 LEDD_PID_NAME=ledd.pid
@@ -91,7 +100,7 @@ TREE_FILES=(deploy.sh lighttpd.conf cdaemon/Makefile cdaemon/ledd.conf cdaemon/R
 INSTALL_STEPS=(packages build users files config auth tls web_config legacy_migration
 	python_entry_points validate services health)
 UNINSTALL_HOOKS=()      # functions add-ons register; do_uninstall calls them before removing files
-CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
+CORE_PARTS="interrupt.sh journal.sh packages.sh settings.sh system.sh rpi.sh files.sh web.sh tls.sh uninstall.sh local.sh mqtt.sh"
 # Test hooks (docs/deploy.md): make step NAME fail, or pause before it.
 FAIL_AT=${LEDD_DEPLOY_FAIL_AT:-}
 PAUSE_AT=${LEDD_DEPLOY_PAUSE_AT:-}
@@ -139,6 +148,7 @@ DEBIAN_WEB_FRESH=0      # this run installed lighttpd: Debian's instance must no
 LEDD_BUILT=
 NEW_PASSWORD=
 KNOWN_PASSWORD=
+PASSWORD_GENERATED=0    # this run made the password up: the summary shows it (once, on fd 3)
 TMP_DIR=
 ARCH=
 MODEL=
@@ -212,6 +222,13 @@ Environment (sudo resets it: use  sudo env LEDD_LED_PINS=... ./deploy.sh):
   LEDD_CHIP / LEDD_BACKEND         same as --chip / --backend
   LEDD_RUNTIME_DIR=DIR             --local: runtime dir (default $LOCAL_RUNTIME_DIR)
   DESTDIR=DIR                      --stage: the staging root
+  MQTT_URL=URL                     same as --mqtt URL (none: --no-mqtt)
+  MQTT_PASSWORD_STDIN=1 / MQTT_SET_PASSWORD=1   same as --mqtt-password-stdin / --mqtt-set-password
+  TMPDIR=DIR                       where the run keeps its backups until it ends (default /tmp)
+For tests only (docs/deploy.md):
+  LEDD_DEPLOY_FAIL_AT=STEP         make install step STEP fail (the run then rolls back)
+  LEDD_DEPLOY_PAUSE_AT=STEP        pause before step STEP, printing the pid (to signal it there)
+  LEDD_OS_RELEASE=FILE             read FILE instead of /etc/os-release
 
 An existing $CONF_FILE and the LED state are never overwritten.
 Log of every run (never a password): $LOG_FILE
@@ -347,6 +364,8 @@ tmp_file() {
 . "$ROOT/deploy.d/settings.sh"
 # shellcheck source=deploy.d/system.sh
 . "$ROOT/deploy.d/system.sh"
+# shellcheck source=deploy.d/rpi.sh
+. "$ROOT/deploy.d/rpi.sh"
 # shellcheck source=deploy.d/files.sh
 . "$ROOT/deploy.d/files.sh"
 # shellcheck source=deploy.d/web.sh

@@ -162,21 +162,27 @@ generate_board_json() {
 	put_file "$out" "$WEB_STATE_DIR/board.json" 0644 root root
 }
 
-# Plain Debian has no rule giving group gpio the /dev/gpiochip* devices.
+# Plain Debian has no rule giving group gpio the /dev/gpiochip* devices; Raspberry Pi OS has
+# one (99-com.rules: SUBSYSTEM=="gpio", GROUP="gpio", MODE="0660"), and then ours is not installed.
 install_udev_rule() {
-	local rules changed=0
-	rules=$(grep -lsE 'gpiochip' /etc/udev/rules.d/*.rules /lib/udev/rules.d/*.rules \
-		/usr/lib/udev/rules.d/*.rules 2>/dev/null | grep -v "$UDEV_RULE" || true)
+	local rules changed=0 dir
+	rules=$(for dir in "${UDEV_RULES_DIRS[@]}"; do
+		grep -lsE '^[^#]*SUBSYSTEM=="gpio".*GROUP="gpio"' "$DESTDIR$dir"/*.rules
+	done | grep -vx "$DESTDIR$UDEV_RULE" | xargs || true)
 	if [ -n "$rules" ] && [ ! -f "$DESTDIR$UDEV_RULE" ]; then
 		info "udev: the system already grants GPIO access ($rules)"
 		return 0
 	fi
 	put_file "$ROOT/systemd/60-ledd-gpio.rules" "$UDEV_RULE" 0644 root root changed
 	if [ "$changed" = 1 ] && [ "$MODE" = install ]; then
-		run udevadm control --reload
-		run udevadm trigger --subsystem-match=gpio --action=change
-		run udevadm settle
 		RESTART_LEDD=1
+		# udev installed but no udevd running (a container, a chroot): the rule applies at its next start.
+		if ! run udevadm control --reload 2>/dev/null; then
+			warn "udev: no udevd answers (a container?); $UDEV_RULE applies when udevd next starts"
+			return 0
+		fi
+		run udevadm trigger --subsystem-match=gpio --action=change || warn "udevadm trigger failed"
+		run udevadm settle || warn "udevadm settle failed"
 	fi
 }
 

@@ -108,12 +108,25 @@ save_settings_now() {
 # The program listening on TCP port $1 as "name (pid N, unit U)", or nothing.
 port_holder() {
 	local line pid name unit
+	if ! command -v ss >/dev/null; then
+		# No ss (iproute2): the kernel's socket tables still say whether someone listens.
+		if port_listened "$1"; then echo "a program (install iproute2 for ss to name it)"; fi
+		return 0
+	fi
 	line=$(ss -Hltnp "( sport = :$1 )" 2>/dev/null | head -n 1) || true
 	[ -n "$line" ] || return 0
 	pid=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' <<<"$line" | head -n 1)
 	name=$(sed -n 's/.*users:(("\([^"]*\)".*/\1/p' <<<"$line")
 	unit=$(sed -n 's#^0::.*/\([^/]*\.service\)$#\1#p' "/proc/$pid/cgroup" 2>/dev/null || true)
 	echo "${name:-a program} (pid ${pid:-?}${unit:+, $unit})"
+}
+
+# Whether a TCP socket listens on port $1, from $PROC_NET_TCP (state 0A = LISTEN).
+port_listened() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk -v port=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == port { found = 1 } END { exit !found }' \
+		"${PROC_NET_TCP[@]}" 2>/dev/null
 }
 
 # True when the port's holder is our own web server (this install, or one from before ledd-web).
@@ -135,18 +148,22 @@ free_port_from() {
 
 # Checks that must pass before anything changes (run by --dry-run too, which then exits 1).
 preflight() {
-	local p holder ports=("$PORT")
-	if [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" != off ]; then ports+=("$OPT_REDIRECT_PORT"); fi
-	for p in "${ports[@]}"; do
-		holder=$(port_holder "$p")
-		[ -n "$holder" ] || continue
-		port_is_ours "$holder" && continue
-		fatal "port $p is in use by $holder; nothing was changed. Choose another port: sudo ./deploy.sh --port $(free_port_from 8080)"
-	done
+	local holder
+	holder=$(port_holder "$PORT")
+	if [ -n "$holder" ] && ! port_is_ours "$holder"; then
+		fatal "port $PORT is in use by $holder; nothing was changed. Choose another port: sudo ./deploy.sh --port $(free_port_from 8080)"
+	fi
+	if [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" != off ]; then
+		holder=$(port_holder "$OPT_REDIRECT_PORT")
+		if [ -n "$holder" ] && ! port_is_ours "$holder"; then
+			fatal "port $OPT_REDIRECT_PORT (plain HTTP redirecting to HTTPS) is in use by $holder; nothing was changed. Choose another redirect port, or none: sudo ./deploy.sh --redirect-port $(free_port_from 8080) (or --redirect-port off)"
+		fi
+	fi
 	if [ "$TLS" = own ]; then
 		[ -r "$TLS_CERT_SRC" ] || fatal "--tls-cert $TLS_CERT_SRC: cannot read it"
 		[ -r "$TLS_KEY_SRC" ] || fatal "--tls-key $TLS_KEY_SRC: cannot read it"
 	fi
 	mqtt_preflight
+	check_boot_config
 	info "preflight: port $PORT is free (or ours)${KEPT:+; settings kept}"
 }

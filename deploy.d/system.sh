@@ -48,12 +48,18 @@ detect_system() {
 # Step: build ledd out of tree (the checkout may be read-only).
 step_build() {
 	local out=$BUILD_DIR stamp
-	if [ "$DRY_RUN" = 1 ] || [ "$MODE" = stage ]; then out=$TMP_DIR/build; fi
-	if [ "$DRY_RUN" = 1 ] && ! { command -v make && command -v cc; } >/dev/null; then
+	# A dry run compiles nothing: a build from these sources is used, else the build is announced.
+	if [ "$DRY_RUN" = 1 ]; then
 		LEDD_BUILT=
-		note_change "build ledd and install $LEDD_SBIN (no compiler yet: apt installs it first)"
+		if [ -x "$BUILD_DIR/ledd" ] && command -v cc >/dev/null &&
+			[ "$(cat "$BUILD_DIR/$BUILD_STAMP_NAME" 2>/dev/null)" = "$(build_stamp)" ]; then
+			LEDD_BUILT=$BUILD_DIR/ledd
+		else
+			note_change "build ledd (make -C cdaemon O=$BUILD_DIR) and install $LEDD_SBIN"
+		fi
 		return 0
 	fi
+	if [ "$MODE" = stage ]; then out=$TMP_DIR/build; fi
 	if [ "$out" = "$BUILD_DIR" ]; then make_parents "$BUILD_DIR"; fi
 	mkdir -p "$out"
 	LEDD_BUILT=$out/ledd

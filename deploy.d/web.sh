@@ -74,7 +74,10 @@ update_htpasswd() {
 			return 0
 		fi
 	fi
-	NEW_PASSWORD=${NEW_PASSWORD:-$(random_password)}
+	if [ -z "$NEW_PASSWORD" ]; then
+		NEW_PASSWORD=$(random_password)
+		PASSWORD_GENERATED=1
+	fi
 	KNOWN_PASSWORD=$NEW_PASSWORD
 	if [ "$DRY_RUN" = 1 ] && ! command -v htpasswd >/dev/null; then
 		note_change "set the password of '$WEB_LOGIN' (bcrypt) in $HTPASSWD_FILE"
@@ -121,17 +124,28 @@ render_site() {
 		printf '# HTTPS on server.bind (0.0.0.0:%s) and on IPv6\n' "$PORT"
 		printf 'ssl.engine = "enable"\nssl.pemfile = "%s"\nssl.privkey = "%s"\n' "$TLS_CERT" "$TLS_KEY"
 	fi
-	# shellcheck disable=SC2016 # lighttpd's $SERVER, not the shell's
-	printf '$SERVER["socket"] == "[::]:%s" { %s}\n' "$PORT" "$ssl"
+	if ipv6_available; then
+		# shellcheck disable=SC2016 # lighttpd's $SERVER, not the shell's
+		printf '$SERVER["socket"] == "[::]:%s" { %s}\n' "$PORT" "$ssl"
+	else
+		printf '# no IPv6 on this kernel (%s): IPv4 only\n' "$IPV6_SWITCH"
+	fi
 	if [ "$TLS" != off ] && [ "$OPT_REDIRECT_PORT" != off ]; then render_redirect; fi
 	printf 'include "%s"\n' "$AUTH_SNIPPET"
+}
+
+# Whether this kernel has IPv6 turned on (disabled by ipv6.disable=1, or the sysctl: binding [::] would fail).
+ipv6_available() {
+	[ "$(cat "$IPV6_SWITCH" 2>/dev/null)" = 0 ]
 }
 
 # Plain HTTP on the redirect port (IPv4 and IPv6) answers 308 to the same URL on HTTPS.
 render_redirect() {
 	local sock target="https://%1:$PORT"
 	if [ "$PORT" = 443 ]; then target="https://%1"; fi
-	for sock in "0.0.0.0:$OPT_REDIRECT_PORT" "[::]:$OPT_REDIRECT_PORT"; do
+	local socks=("0.0.0.0:$OPT_REDIRECT_PORT")
+	if ipv6_available; then socks+=("[::]:$OPT_REDIRECT_PORT"); fi
+	for sock in "${socks[@]}"; do
 		cat <<EOF
 \$SERVER["socket"] == "$sock" {
 	ssl.engine = "disable"
@@ -260,6 +274,9 @@ service_failed() {
 }
 
 # Step: GET /api/state through ledd-web (ledd/health.py); the password goes through stdin.
+# It runs as ledd-web with that user's groups: when the password is not known (a re-run that
+# kept it), the web server's 401 plus ledd's answer over the FIFOs to *that* user is what proves
+# the dashboard works (as root, the FIFOs answer whatever their group and mode).
 step_health() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	local scheme=http out args=()
@@ -268,7 +285,8 @@ step_health() {
 	if [ "$TLS" = own ]; then args+=(--insecure); fi
 	if [ "$AUTH" = none ]; then args+=(--no-auth); fi
 	info "health check: GET $scheme://127.0.0.1:$PORT/api/state"
-	if out=$(printf '%s\n' "$KNOWN_PASSWORD" | PYTHONPATH=$LEDD_HOME_DIR "$PYTHON" -B -m ledd.health \
+	if out=$(cd / && printf '%s\n' "$KNOWN_PASSWORD" | PYTHONPATH=$LEDD_HOME_DIR \
+		setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --init-groups -- "$PYTHON" -B -m ledd.health \
 		--url "$scheme://127.0.0.1:$PORT/api/state" --login "$WEB_LOGIN" --timeout "$HEALTH_TIMEOUT_S" \
 		--runtime-dir "$RUNTIME_DIR" "${args[@]}" 2>&1); then
 		info "health check: $out"
@@ -329,8 +347,10 @@ print_summary() {
 	if [ "$AUTH" = none ]; then
 		info "  no password (--no-auth): anyone who can reach port $PORT can switch the LEDs"
 	else
-		if [ -n "$NEW_PASSWORD" ]; then
-			# To the terminal only: never into the log.
+		if [ -n "$NEW_PASSWORD" ] && [ "$PASSWORD_GENERATED" = 0 ]; then
+			info "  login $WEB_LOGIN: the new password you gave (stored only as a bcrypt hash: $HTPASSWD_FILE)"
+		elif [ -n "$NEW_PASSWORD" ]; then
+			# Made up by this run: shown once, to the terminal only, never into the log.
 			printf '[deploy]   user: %s  password: %s   (shown once, not logged; stored only as a bcrypt hash)\n' \
 				"$WEB_LOGIN" "$NEW_PASSWORD" >&3
 			info "  login $WEB_LOGIN: new password shown on the terminal only (bcrypt hash: $HTPASSWD_FILE)"

@@ -37,3 +37,27 @@ def run_deploy(*args, env=None, timeout=300, check=False):
         raise AssertionError("deploy.sh %s failed (%d):\n%s\n%s" % (" ".join(args), proc.returncode,
                                                                    proc.stdout, proc.stderr))
     return proc
+
+
+def sourced(script, tmp_path, timeout=60, **env):
+    """Run ``script`` in bash after sourcing deploy.sh (it only defines functions then), with a
+    scratch TMP_DIR, DESTDIR and LOG_FILE under tmp_path."""
+    import os
+    prelude = ('. "%s"\nTMP_DIR=%s/tmp; mkdir -p "$TMP_DIR"\nDESTDIR=%s/root; mkdir -p "$DESTDIR"\n'
+               'LOG_FILE=%s/deploy.log\n' % (DEPLOY, tmp_path, tmp_path, tmp_path))
+    return subprocess.run(["bash", "-c", prelude + script], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **env))
+
+
+def fake_commands(tmp_path, **scripts):
+    """A PATH whose first directory holds shell scripts standing in for commands (name=body; '_' in
+    a name stands for '-'); each logs its command line to tmp_path/calls."""
+    import os
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        name = name.replace("_", "-")
+        path = fake / name
+        path.write_text('#!/bin/sh\necho "%s $*" >>%s/calls\n%s\n' % (name, tmp_path, body))
+        path.chmod(0o755)
+    return "%s:%s" % (fake, os.environ["PATH"])

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from deployutil import DEPLOY
+from deployutil import DEPLOY, fake_commands
 
 #: A transaction in $DESTDIR: a file replaced, a new file in new directories, a file removed.
 CHANGES = r'''
@@ -130,17 +130,6 @@ def run_script(tmp_path, body, **env):
                           env=dict(os.environ, TMPDIR=str(tmp_path / "tmp"), **env))
 
 
-def fake_commands(tmp_path, **scripts):
-    """Commands on PATH replaced by shell scripts that log their calls to tmp_path/calls."""
-    fake = tmp_path / "bin"
-    fake.mkdir(exist_ok=True)
-    for name, text in scripts.items():
-        path = fake / name.replace("_", "-")
-        path.write_text('#!/bin/sh\necho "%s $*" >>%s/calls\n%s\n' % (name.replace("_", "-"), tmp_path, text))
-        path.chmod(0o755)
-    return "%s:%s" % (fake, os.environ["PATH"])
-
-
 def test_one_failing_undo_does_not_stop_the_others(tmp_path):
     """An undo that fails (here: systemctl cannot disable a unit) is reported; every other undo,
     the daemon-reload and the restarts still run, and the run does not claim to be rolled back."""
@@ -190,3 +179,15 @@ def test_an_unexpected_error_names_the_file_of_deploy_d_it_happened_in(tmp_path)
     number = int(line[0].split(" line ")[1].split()[0])
     source = (DEPLOY.parent / "deploy.d" / "files.sh").read_text().splitlines()
     assert source[number - 1].strip().startswith("install "), source[number - 1]
+
+
+def test_a_rolled_back_fresh_install_does_not_restart_the_lighttpd_it_purged(tmp_path):
+    """A first install that brought lighttpd stopped Debian's instance; once the rollback has
+    purged the package, there is no lighttpd.service to start again (it said 'Unit not found')."""
+    path = fake_commands(tmp_path, systemctl='[ "$1" = show ] && echo not-found; exit 0')
+    proc = run_script(tmp_path, CHANGES + 'journal stop lighttpd.service\nfatal "the health check failed"\n',
+                      PATH=path)
+    assert proc.returncode == 1
+    assert "lighttpd.service: its package is gone again, nothing to restart" in proc.stdout
+    assert "rolled back: the system is as it was" in proc.stdout
+    assert "systemctl restart lighttpd.service" not in (tmp_path / "calls").read_text()
