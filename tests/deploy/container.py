@@ -85,11 +85,40 @@ class ContainerError(RuntimeError):
     pass
 
 
+def ensure_layer(cache_dir, suite, name, script, log=print):
+    """Return [layer, root]: the cached root of ``suite`` with a layer on top that a container run of
+    SCRIPT (bash, as root) left behind, building it first if needed. The layer is that run's overlay
+    upper directory (whiteouts and all), used as a read-only lower layer from then on; its key adds
+    SCRIPT to the root's."""
+    root = ensure_image(cache_dir, suite, log)
+    cache_dir = Path(cache_dir)
+    key = hashlib.sha256((root.parent.name + "\0" + script).encode()).hexdigest()[:16]
+    final = cache_dir / ("%s-layer-%s-%s" % (root.parent.name, name, key))
+    with open(cache_dir / ("ct-%s.lock" % suite), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "upper").is_dir():
+            return [final / "upper", root]
+        building = cache_dir / (final.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        log("building the %s layer %s on the %s root (cached afterwards)" % (name, final, suite))
+        ct = Container([root], building, share=ROOT, name="ledd-layer")
+        try:
+            ct.start()
+            ct.check(script, timeout=IMAGE_BUILD_TIMEOUT_S)
+        finally:
+            ct.stop()
+        shutil.rmtree(building / "work", ignore_errors=True)
+        shutil.rmtree(building / "merged", ignore_errors=True)
+        os.rename(building, final)
+    return [final / "upper", root]
+
+
 class Container:
-    """One scenario's Pi: an overlay on the cached root of ``suite``, booted with systemd-nspawn."""
+    """One scenario's Pi: an overlay on the cached root (and layers: ``lower`` is a path or a list, top
+    first), booted with systemd-nspawn."""
 
     def __init__(self, lower, workdir, share, name="ledd-ct", network="private"):
-        self.lower = Path(lower)
+        self.lower = [Path(p) for p in (lower if isinstance(lower, list) else [lower])]
         self.workdir = Path(workdir)
         self.share = Path(share)
         self.name = name
@@ -107,7 +136,8 @@ class Container:
         for d in (self.upper, self.workdir / "work", self.merged):
             d.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        "lowerdir=%s,upperdir=%s,workdir=%s" % (self.lower, self.upper, self.workdir / "work"),
+                        "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(map(str, self.lower)), self.upper,
+                                                                 self.workdir / "work"),
                         str(self.merged)], check=True)
         self.mounted = True
         # The image's lists were fresh when it was built: say so again, as apt.systemd.daily would.

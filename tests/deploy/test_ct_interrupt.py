@@ -17,14 +17,15 @@ from ctpi import (BACKEND_ARGS, BG_LOG, INSTALL_STEPS, assert_rolled_back, asser
 
 pytestmark = pytest.mark.slow
 
-#: deploy.sh's own packages (deploy.sh's APT_PACKAGES): installed up front for the every-step case, so
-#: that each of its interruptions costs seconds and not an apt run.
-DEPLOY_PACKAGES = "lighttpd gcc make libc6-dev python3 python3-gpiozero apache2-utils"
-
-
 @pytest.fixture
 def pi(tmp_path_factory, suite, request):
     yield from boot(tmp_path_factory, request.node.originalname.replace("test_", ""), suite)
+
+
+@pytest.fixture
+def tools_pi(tmp_path_factory, suite):
+    """A Pi with deploy.sh's packages already (ctpi.BUILD_TOOLS_LAYER): no interruption waits for apt."""
+    yield from boot(tmp_path_factory, "ctrl_c_before_every_step", suite, build_tools=True)
 
 
 def interrupted_when(pi, condition, what, sig="INT"):
@@ -59,13 +60,11 @@ def test_ctrl_c_inside_apt_and_during_copying(pi):
 
 
 @suites()
-def test_ctrl_c_before_every_step(pi):
+def test_ctrl_c_before_every_step(tools_pi):
     """On a Pi that already has deploy.sh's packages (so that no interruption waits for apt; Debian's
     lighttpd came with them, and its owner switched it off): Ctrl-C before each install step, and
     SIGTERM and SIGHUP to the process group."""
-    pi.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends %s >/tmp/apt.log 2>&1 "
-          "|| { tail /tmp/apt.log; exit 1; }; rm /tmp/apt.log; systemctl disable --now --quiet lighttpd"
-          % DEPLOY_PACKAGES, timeout=600)
+    pi = tools_pi
     before = step(pi, "listing", pi.listing)
     for name in INSTALL_STEPS:
         def interrupted():

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def pi(tmp_path_factory, suite, request):
-    yield from boot(tmp_path_factory, request.node.originalname.replace("test_", ""), suite)
+    yield from boot(tmp_path_factory, request.node.originalname.replace("test_", ""), suite, build_tools=True)
 
 
 @suites()

@@ -30,7 +30,7 @@ password_file /etc/mosquitto/passwd
 
 @pytest.fixture
 def pi(tmp_path_factory, suite):
-    yield from boot(tmp_path_factory, "mqtt", suite)
+    yield from boot(tmp_path_factory, "mqtt", suite, build_tools=True)
 
 
 def owner_broker(pi):

@@ -26,7 +26,7 @@ OWNER_PAGE = "<h1>the owner site</h1>"
 
 @pytest.fixture
 def pi(tmp_path_factory, suite, request):
-    yield from boot(tmp_path_factory, request.node.originalname.replace("test_", ""), suite)
+    yield from boot(tmp_path_factory, request.node.originalname.replace("test_", ""), suite, build_tools=True)
 
 
 def apt_install(pi, packages):
@@ -75,8 +75,7 @@ def test_nginx_holds_80_then_443(pi):
 
 @pytest.mark.parametrize("suite", ["bookworm"])
 def test_owner_lighttpd_site_before_during_after(pi):
-    apt_install(pi, "lighttpd")
-    pi.sh("echo %s >/var/www/html/index.html" % shlex.quote(OWNER_PAGE))
+    pi.sh("systemctl enable --now --quiet lighttpd && echo %s >/var/www/html/index.html" % shlex.quote(OWNER_PAGE))
     page = wait_for(lambda: pi.get("/")[0] == 200 and pi.get("/"), 30, "the owner's site")
     assert OWNER_PAGE in page[1]
     before = step(pi, "listing", pi.listing)

@@ -27,7 +27,7 @@ CONFIG_FILES = "/etc/ledd/ledd.conf /etc/systemd/system/lighttpd.service.d/ledd.
 
 @pytest.fixture
 def pi(tmp_path_factory, suite):
-    yield from boot(tmp_path_factory, "upgrade", suite, before_boot=add_old_tree)
+    yield from boot(tmp_path_factory, "upgrade", suite, before_boot=add_old_tree, build_tools=True)
 
 
 def add_old_tree(src):
