@@ -104,9 +104,15 @@ def test_failing_undo_does_not_stop_the_rollback(pi):
 
 @suites()
 def test_broken_package(pi):
-    """dpkg cannot unpack apache2-utils (a non-empty directory stands where its htpasswd goes): apt fails
-    midway, deploy.sh fails, and the packages apt did install are purged again."""
-    pi.sh("mkdir -p /usr/bin/htpasswd && touch /usr/bin/htpasswd/in-the-way")
+    """dpkg cannot unpack apache2-utils: the owner's own package already ships /usr/bin/htpasswd (a file
+    conflict, as a third-party .deb makes one). apt fails midway, deploy.sh fails, and the packages apt
+    did install are purged again."""
+    pi.sh("mkdir -p /tmp/owner-tools/DEBIAN /tmp/owner-tools/usr/bin\n"
+          "printf '%s\\n' 'Package: owner-tools' 'Version: 1.0' 'Architecture: all' 'Maintainer: owner <owner@pi>' "
+          "'Description: the owner'\\''s own htpasswd' >/tmp/owner-tools/DEBIAN/control\n"
+          "printf '#!/bin/sh\\necho mine\\n' >/tmp/owner-tools/usr/bin/htpasswd && chmod 0755 /tmp/owner-tools/usr/bin/htpasswd\n"
+          "dpkg-deb -b /tmp/owner-tools /tmp/owner-tools.deb >/dev/null && dpkg -i /tmp/owner-tools.deb >/dev/null\n"
+          "rm -rf /tmp/owner-tools /tmp/owner-tools.deb")
     before = step(pi, "listing", pi.listing)
 
     def broken():

@@ -37,7 +37,8 @@ def apt_install(pi, packages):
 def refused(pi, before, args, port, hint):
     rc, out = pi.deploy(*args, check=False)
     assert rc != 0, out
-    assert re.search(r"port %d is in use by nginx \(pid \d+, nginx.service\); nothing was changed" % port, out), out
+    assert re.search(r"port %d (\([^)]*\) )?is in use by nginx \(pid \d+, nginx.service\); nothing was changed"
+                     % port, out), out
     assert hint in out, "no %r in:\n%s" % (hint, out)
     assert_same_listing(before, pi.listing(), "after deploy.sh %s was refused" % " ".join(args))
     assert pi.get("/")[1].strip() == NGINX_PAGE
