@@ -160,6 +160,7 @@ TXN_OPEN=0              # the transaction (deploy.d/journal.sh)
 RUN_JOURNAL=
 PACKAGES_BEFORE=        # every package's state before this run's first apt-get (packages.sh)
 OLD_DEBS_DIR=           # the .debs of the versions apt upgrades or removes in this run
+APT_LOG_PENDING=        # apt-get's output not yet in the log (an interrupted apt-get)
 BACKUP_DIR=
 LOCAL_PIDS=()
 LOCAL_RUN=

@@ -9,29 +9,46 @@
 # removed is put back at its old version. That needs the old .deb: before each
 # install, apt's simulation names the packages it would upgrade or remove, and a
 # copy of each installed version is kept for the run (from apt's cache
-# $APT_ARCHIVES, else `apt-get download PKG=VERSION`). When neither has it,
-# the run stops before apt changes anything and says how to upgrade that
-# package first. After the rollback, the package states are compared with the
-# saved ones again: any difference is reported as an undo that failed.
+# $APT_ARCHIVES, else `apt-get download PKG=VERSION`). When neither has it (a
+# Pi flashed from an older image: gcc wants the current libc6, whose old .deb
+# the mirror no longer has), the run warns and goes on: refusing would stop
+# the most common first install. After the rollback, the package states are
+# compared with the saved ones again: any difference (such an upgrade) is
+# reported as an undo that failed, and the run does not say "rolled back".
 
 # apt-get, non-interactive, its chatter to the log only (the tail on failure).
 # DPkg::Lock::Timeout: wait for unattended-upgrades & co instead of failing.
+# (Interrupted, apt's output is still appended: by the rollback, flush_apt_log.)
 apt_get() {
 	local out=$TMP_DIR/apt.log
+	APT_LOG_PENDING=$out
 	if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" >"$out" 2>&1; then
-		cat "$out" >>"$LOG_FILE"
+		flush_apt_log
 		return 0
 	fi
-	cat "$out" >>"$LOG_FILE"
+	flush_apt_log
 	tail -n 15 "$out" >&2
 	return 1
 }
 
+# Append the output of the last apt-get to the log, once.
+flush_apt_log() {
+	if [ -n "$APT_LOG_PENDING" ] && [ -f "$APT_LOG_PENDING" ]; then cat "$APT_LOG_PENDING" >>"$LOG_FILE"; fi
+	APT_LOG_PENDING=
+}
+
 # Every package dpkg knows as installed or half-installed: "NAME STATUS VERSION" per line, sorted
 # (NAME with :ARCH for a foreign architecture; STATUS is dpkg's abbreviation: ii, iU, rc ...).
+# (dpkg-query names a Multi-Arch: same package "libssl3:arm64" even on arm64; apt names it
+# "libssl3": the native architecture's suffix is dropped, so both name it alike.)
 package_states() {
+	local native
+	native=$(dpkg --print-architecture 2>/dev/null) || native=
 	dpkg-query -W -f='${db:Status-Abbrev}\t${binary:Package}\t${Version}\n' |
-		awk -F'\t' '{ s = $1; gsub(/ /, "", s) } s != "un" && s != "pn" { print $2, s, $3 }' | LC_ALL=C sort
+		awk -F'\t' -v native="${native:+:$native}" '
+			{ s = $1; gsub(/ /, "", s); name = $2 }
+			native != "" && substr(name, length(name) - length(native) + 1) == native { name = substr(name, 1, length(name) - length(native)) }
+			s != "un" && s != "pn" { print name, s, $3 }' | LC_ALL=C sort
 }
 
 # The names of the packages installed (ii) in states file $1 that were not in states file $2.
@@ -112,18 +129,21 @@ save_package_states() {
 # apt_install_undoable PKG...: keep the installed version of what apt would upgrade or remove,
 # then install.
 apt_install_undoable() {
-	local sim name version
+	local sim name version lacking=()
 	sim=$(tmp_file)
 	# A simulation that fails (a package apt does not know) is left to the install to report.
 	if DEBIAN_FRONTEND=noninteractive apt-get -s -q install -y --no-install-recommends "$@" >"$sim" 2>&1; then
 		while read -r name version; do
-			keep_old_deb "$name" "$version"
+			keep_old_deb "$name" "$version" || lacking+=("$name $version")
 		done < <(sed -n 's/^\(Inst\|Remv\) \([^ ]*\) \[\([^]]*\)\].*/\2 \3/p' "$sim")
+	fi
+	if [ ${#lacking[@]} -gt 0 ]; then
+		warn "apt also upgrades or removes $(printf '%s, ' "${lacking[@]}" | sed 's/, $//'), and no .deb of that version is at hand (not in $APT_ARCHIVES, no longer on the mirror): if this run fails, that stays as apt leaves it and the rollback says so. (To avoid it: sudo apt-get upgrade first.)"
 	fi
 	apt_install "$@"
 }
 
-# keep_old_deb NAME VERSION: a copy of the installed NAME's .deb in $OLD_DEBS_DIR, or stop.
+# keep_old_deb NAME VERSION: a copy of the installed NAME's .deb in $OLD_DEBS_DIR, or fail.
 keep_old_deb() {
 	local name=$1 version=$2 arch deb
 	[ -n "$(old_deb "$name" "$version")" ] && return 0
@@ -142,7 +162,7 @@ keep_old_deb() {
 			fi
 		done
 	fi
-	fatal "apt would upgrade or remove $name $version, and no .deb of that version is at hand (not in $APT_ARCHIVES, not on the mirror): a failed run could not put it back. Upgrade it on purpose first (sudo apt-get install $name), then run deploy.sh again"
+	return 1
 }
 
 # The kept .deb of NAME VERSION, or nothing.
@@ -151,14 +171,20 @@ old_deb() {
 	awk -v n="$1" -v v="$2" '$1 == n && $2 == v { print $3; exit }' "$OLD_DEBS_DIR/index"
 }
 
+# The states file $1 with the version of each config-files-only (rc) package left out.
+rc_unversioned() {
+	awk '$2 == "rc" { print $1, $2; next } { print }' "$1"
+}
+
 # Rollback: purge what this run's apt-get brought, put back at their old version the packages it
 # upgraded or removed, then check that every package is as before. Non-zero if any is not.
 rollback_packages() {
-	local before type a _ now name status version purge=() restore=() missing=() diff
+	local before type a _ now name kind version purge=() remove=() restore=() missing=() diff
 	while IFS=$'\t' read -r type a _; do
 		if [ "$type" = packages-before ]; then before=$a; fi
 	done <"$RUN_JOURNAL"
 	[ -n "${before:-}" ] && [ -f "$before" ] || return 0
+	flush_apt_log
 	# An apt interrupted inside dpkg leaves packages half-configured: finish that first.
 	if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
 		info "  finishing the interrupted dpkg run (dpkg --configure -a) before undoing it"
@@ -166,17 +192,23 @@ rollback_packages() {
 	fi
 	now=$(tmp_file)
 	package_states >"$now"
-	# Added: installed now, not before (a package with only its config files left is removed, not purged).
-	while read -r name status version; do
-		purge+=("$name-")
-	done < <(awk 'NR == FNR { had[$1] = $2; next } !($1 in had) || had[$1] == "rc" && $2 != "rc"' "$before" "$now")
+	# Added: installed now, not before. One that had only its config files left (rc) before is
+	# removed, not purged: those files are the owner's (e.g. an /etc/lighttpd kept after a remove).
+	while read -r name kind; do
+		if [ "$kind" = rc ]; then remove+=("$name"); else purge+=("$name-"); fi
+	done < <(awk 'NR == FNR { had[$1] = $2; next }
+		!($1 in had) { print $1, "new" } had[$1] == "rc" && $2 != "rc" { print $1, "rc" }' "$before" "$now")
 	# Changed or gone: before at some version, now at another or not installed.
-	while read -r name status version; do
+	while read -r name _ version; do
 		if [ -n "$(old_deb "$name" "$version")" ]; then restore+=("$(old_deb "$name" "$version")"); else missing+=("$name $version"); fi
 	done < <(awk 'NR == FNR { now[$1] = $3; st[$1] = $2; next } $2 != "rc" && (now[$1] != $3 || st[$1] != $2)' "$now" "$before")
 	if [ ${#missing[@]} -gt 0 ]; then warn "  no .deb kept to put back: ${missing[*]}"; fi
+	if [ ${#remove[@]} -gt 0 ]; then
+		info "  packages: removing ${remove[*]} (their config files stay, as before this run)"
+		apt_get remove -y "${remove[@]}" || warn "  apt-get remove ${remove[*]} failed"
+	fi
 	if [ ${#purge[@]} -gt 0 ] || [ ${#restore[@]} -gt 0 ]; then
-		info "  packages: removing ${purge[*]:-none}; putting back ${restore[*]:-none}"
+		info "  packages: purging ${purge[*]:-none}; putting back ${restore[*]:-none}"
 		# One apt transaction: an old version may not go with a package this run added.
 		if [ ${#restore[@]} -gt 0 ]; then
 			apt_get install -y --purge --allow-downgrades --no-install-recommends "${restore[@]}" "${purge[@]}"
@@ -185,7 +217,9 @@ rollback_packages() {
 		fi || warn "  apt-get could not undo the package changes"
 	fi
 	package_states >"$now"
-	diff=$(LC_ALL=C comm -3 "$before" "$now" | awk -F'\t' '{ print ($1 == "" ? "now:    " $2 : "before: " $1) }')
+	# (Of a package in config-files state, dpkg keeps the version last removed: not compared.)
+	diff=$(LC_ALL=C comm -3 <(rc_unversioned "$before") <(rc_unversioned "$now") |
+		awk -F'\t' '{ print ($1 == "" ? "now:    " $2 : "before: " $1) }')
 	if [ -n "$diff" ]; then
 		warn "  packages not as before this run:"
 		printf '%s\n' "$diff" | sed 's/^/[deploy]     /' >&2

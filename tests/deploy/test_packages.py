@@ -37,11 +37,13 @@ if args:
     print("all" if "Architecture" in fmt else "install ok installed" if state[0] == "ii" else "x", end="")
 else:
     for name, (status, version) in db.items():
-        print("%s \t%s\t%s" % (status, name, version))
+        print("%s \t%s\t%s" % (status, name + (":amd64" if name.startswith("lib") else ""), version))
 '''
 
 DPKG = r'''
-if "--audit" in sys.argv:
+if "--print-architecture" in sys.argv:
+    print("amd64")
+elif "--audit" in sys.argv:
     print("\n".join(n for n, (s, _) in db.items() if s not in ("ii", "rc")))
 elif "--configure" in sys.argv:
     for state in db.values():
@@ -76,6 +78,7 @@ elif command == "install":
     db.clear()
     db.update({l.split()[0]: l.split()[1:] for l in (fake / "effect").read_text().splitlines()})
     save()
+    print("Unpacking lighttpd-mod-openssl (1.4.69-1+deb12u1) ...", flush=True)
     if (fake / "interrupt").exists():  # Ctrl-C on the terminal: the whole foreground group
         os.killpg(0, signal.SIGINT)
         time.sleep(5)
@@ -91,6 +94,10 @@ elif command == "download":
 elif command == "purge":
     for n in names:
         db.pop(n, None)
+    save()
+elif command == "remove":  # dpkg keeps the config files, and the version last removed
+    for n in names:
+        db[n][0] = "rc"
     save()
 '''
 
@@ -165,6 +172,7 @@ def test_ctrl_c_inside_apt_removes_and_downgrades_exactly_what_it_brought(tmp_pa
     assert "libssl3-" in restore[0] and "lighttpd-mod-openssl-" in restore[0] and "--purge" in restore[0]
     assert "packages: as before this run" in out and "rolled back: the system is as it was" in out
     assert "rc" in db(fake).split("openssl ")[1]  # a package with only its config files left stays so
+    assert "Unpacking lighttpd-mod-openssl" in (tmp_path / "deploy.log").read_text()  # apt's output, interrupted
 
 
 def test_a_failed_apt_is_undone_too(tmp_path, fake):
@@ -184,14 +192,19 @@ def test_the_old_deb_comes_from_apts_cache_when_it_is_there(tmp_path, fake):
     assert not [c for c in calls if "download" in c]
 
 
-def test_an_upgrade_that_could_not_be_undone_is_refused_before_apt_changes_anything(tmp_path, fake):
+def test_an_upgrade_that_cannot_be_undone_is_announced_and_reported_not_hidden(tmp_path, fake):
+    """No old .deb anywhere (a Pi flashed from an older image): the run says so before apt runs,
+    goes on (refusing would stop the most common first install), and its rollback undoes all else
+    and reports that upgrade instead of claiming the system is as it was."""
     (fake / "no-download").touch()
+    (fake / "interrupt").touch()
     status, out, calls = deploy(tmp_path, fake)
-    assert status == 1, out
-    assert "apt would upgrade or remove lighttpd 1.4.69-1, and no .deb of that version is at hand" in out
-    assert "sudo apt-get install lighttpd" in out
-    assert db(fake) == BEFORE
-    assert not [c for c in calls if c.startswith("apt-get") and " install " in c and " -s " not in c]
+    assert status == 130, out
+    assert "apt also upgrades or removes lighttpd 1.4.69-1, and no .deb of that version is at hand" in out
+    assert out.index("no .deb of that version") < out.index("interrupted by SIGINT")
+    assert db(fake) == BEFORE.replace("lighttpd ii 1.4.69-1", "lighttpd ii 1.4.69-1+deb12u1"), out
+    assert "no .deb kept to put back: lighttpd 1.4.69-1" in out
+    assert "rollback incomplete" in out and "rolled back: the system is as it was" not in out
 
 
 def test_a_rollback_that_cannot_put_a_package_back_says_so(tmp_path, fake):
@@ -212,3 +225,27 @@ def test_a_successful_install_journals_the_new_packages_not_the_upgrade(tmp_path
     assert status == 0, out
     records = [l for l in out.splitlines() if l.startswith("package\t")]
     assert records == ["package\tlibssl3", "package\tlighttpd-mod-openssl"], out
+
+
+def test_package_names_are_apts_whatever_dpkg_query_calls_them(tmp_path, fake):
+    """dpkg-query says libc6:amd64 for a Multi-Arch: same package, apt's simulation says libc6:
+    the states drop the native suffix (and keep a foreign one), so the kept .deb is found."""
+    (fake / "db").write_text(BEFORE + "libfoo:armhf ii 1.0\n")
+    script = '. "%s"\npackage_states\n' % DEPLOY
+    env = dict(os.environ, FAKE_PKG=str(fake), PATH="%s:%s" % (fake / "bin", os.environ["PATH"]))
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["libc6 ii 2.36-9", "libfoo:armhf ii 1.0", "lighttpd ii 1.4.69-1",
+                                "openssl rc 3.0.11-1"]
+
+
+def test_a_package_whose_config_files_were_left_is_removed_not_purged(tmp_path, fake):
+    """openssl had been removed with its config files kept (rc); the run installed it again. The
+    rollback removes it, keeping those files (a purge would delete the owner's files)."""
+    (fake / "effect").write_text(AFTER.replace("openssl rc 3.0.11-1", "openssl ii 3.0.15-1"))
+    (fake / "interrupt").touch()
+    status, out, calls = deploy(tmp_path, fake)
+    assert status == 130, out
+    assert "apt-get -o DPkg::Lock::Timeout=600 -q remove -y openssl" in calls, calls
+    assert not [c for c in calls if "openssl-" in c.split() or ("purge" in c.split() and "openssl" in c.split())], calls
+    assert "openssl rc 3.0.15-1" in db(fake)
+    assert "rolled back: the system is as it was" in out, out
