@@ -23,7 +23,6 @@ the journal, the console and every command's output are kept under
 ``$LEDD_CACHE_DIR/ct-last-run-NAME/``.
 """
 
-import base64
 import fcntl
 import hashlib
 import os
