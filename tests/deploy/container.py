@@ -51,6 +51,7 @@ SHARE = "/mnt/src"
 IMAGE_BUILD_TIMEOUT_S = 1800
 BOOT_TIMEOUT_S = 60
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+QUIET_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 
 def image_key(suite, mirror):
@@ -143,6 +144,12 @@ class Container:
         stamp = self.merged / APT_STAMP.lstrip("/")
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.touch()
+        # apt's daily jobs would race the scenario's apt runs for apt's lock at a random moment (their
+        # timers are persistent and have never run in this root, so they fire soon after boot): off.
+        for timer in QUIET_TIMERS:
+            link = self.merged / "etc/systemd/system" / timer
+            if not link.is_symlink():
+                link.symlink_to("/dev/null")
         self._boot()
         return self
 
@@ -207,20 +214,22 @@ class Container:
     def stop(self):
         """Power off (SIGRTMIN+4 to its systemd, as machinectl poweroff does), kill nspawn by its PID if it
         ignores that, and unmount the overlay."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.kill(self.init_pid, signal.SIGRTMIN + 4)
-                self.proc.wait(30)
-            except (OSError, subprocess.TimeoutExpired, TypeError):
-                pass
-            if self.proc.poll() is None:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc is not None:
-            self.console.close()
-        if self.mounted:
-            subprocess.run(["umount", str(self.merged)], check=False)
-            self.mounted = False
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    os.kill(self.init_pid, signal.SIGRTMIN + 4)
+                    self.proc.wait(30)
+                except (OSError, subprocess.TimeoutExpired, TypeError):
+                    pass
+        finally:
+            if self.proc is not None:
+                if self.proc.poll() is None:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+                self.console.close()
+            if self.mounted:
+                subprocess.run(["umount", str(self.merged)], check=False)
+                self.mounted = False
 
     def remove(self):
         """Delete the overlay's upper layer (the scenario's changes) once it is unmounted."""

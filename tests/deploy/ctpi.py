@@ -52,6 +52,7 @@ VOLATILE_PATHS = (
     "/var/cache/apt", "/var/cache/debconf", "/var/cache/ldconfig", "/var/cache/man",
     "/var/lib/apt/lists", "/var/lib/apt/periodic",
     "/var/lib/apt/extended_states",         # apt's auto-installed marks: made at its first install, kept
+    "/var/lib/apt/daily_lock",              # apt.systemd.daily's lock (its timers are masked in the tests)
     "/var/lib/dpkg/triggers", "/var/lib/dpkg/lock", "/var/lib/dpkg/lock-frontend",
     "/var/lib/systemd/random-seed", "/var/lib/systemd/timers", "/var/lib/systemd/catalog",
     "/var/lib/systemd/coredump", "/var/lib/systemd/linger",
@@ -185,11 +186,17 @@ def boot(tmp_path_factory, name, suite, network="private", before_boot=None, bui
         ct.check("runuser -u %s -- sudo true" % ADMIN)
         yield Pi(ct, suite)
     finally:
-        ct.keep_logs(cache / ("ct-last-run-%s-%s" % (name, suite)))
-        ct.stop()
-        ct.remove()
-        shutil.rmtree(src, ignore_errors=True)
-        ct._log("scenario %s on %s: %.1f s\n" % (name, suite, time.monotonic() - started))
+        # Each part even when the one before fails or a Ctrl-C ends the run: never a container or an
+        # overlay mount left behind.
+        try:
+            ct._log("scenario %s on %s: %.1f s\n" % (name, suite, time.monotonic() - started))
+            ct.keep_logs(cache / ("ct-last-run-%s-%s" % (name, suite)))
+        finally:
+            try:
+                ct.stop()
+            finally:
+                ct.remove()
+                shutil.rmtree(src, ignore_errors=True)
 
 
 def suites():
