@@ -18,7 +18,12 @@ put_file() {
 	[ "$DRY_RUN" = 1 ] && return 0
 	make_parents "$(dirname "$2")"
 	if [ -e "$dest" ]; then journal file "$dest" "$(backup_of "$dest")"; else journal file "$dest" -; fi
-	install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+	if [ "$src" -ef "$dest" ]; then
+		# $LEDD_HOME_DIR/deploy.sh installing its own tree: only the metadata can differ.
+		chown "$owner:$group" "$dest" && chmod "$mode" "$dest"
+	else
+		install -m "$mode" -o "$owner" -g "$group" "$src" "$dest"
+	fi
 }
 
 # make_parents DIR: create DIR and its missing parents, journaling each one created.

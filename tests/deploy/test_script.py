@@ -405,6 +405,13 @@ def test_the_installed_deploy_sh_installs_the_same_tree_again(tmp_path, ledd_bin
     proc = subprocess.run([str(installed), "--stage"], cwd="/", env=dict(os.environ, DESTDIR=str(first)),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "nothing changed" in proc.stdout, proc.stdout + proc.stderr
+    # A file of its own tree with another mode (an owner's chmod) is put right, not refused.
+    page = staged(first, "LEDD_HOME_DIR") / "www" / "index.html"
+    page.chmod(0o600)
+    proc = subprocess.run([str(installed), "--stage"], cwd="/", env=dict(os.environ, DESTDIR=str(first)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert mode_owner(page)[0] == 0o644
 
 
 def test_stage_writes_what_an_install_writes_beyond_the_web_tree(tmp_path, ledd_binary):
