@@ -1,15 +1,14 @@
-"""The virtual Pi's shared parts for tests/deploy/test_vm*.py: one boot, the simulated header,
-deploy.sh as the Pi's login user, the system listing, and steps that fail with the guest's journal.
+"""The virtual Pi's shared parts for tests/deploy/test_vm.py: one boot, the simulated header,
+deploy.sh as the Pi's login user, and steps that fail with the guest's journal.
 
-Each test module boots its own virtual Pi (``boot()`` in a module fixture), so
-tests/run can run the modules side by side, one qemu per core.
+The test module boots its own virtual Pi (``boot()`` in a module fixture); tests/run runs it
+beside the rest of the suite, one qemu on one core.
 """
 
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,16 +24,12 @@ import kbuild  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_IGNORE = (".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "obj", "build", "run", "*.o",
                    "board.json")
-#: The last version of deploy.sh that ran the site through a drop-in for Debian's lighttpd.service.
-OLD_TREE_COMMIT = "7ab5113"
 SHARE = "/mnt/src"
 ADMIN = "pi"         # the login user who runs `sudo ./deploy.sh`
 XFER = "/mnt/xfer"
 DEPLOY_TIMEOUT_S = 900
 LED_GPIO = 17        # [led red] in cdaemon/ledd.conf, id 0
 BUTTON_GPIO = 22     # [button button], active low with pull-up
-#: The host's loopback as the guest sees it (slirp): the test broker listens on 127.0.0.1 there.
-HOST_FROM_GUEST = "10.0.2.2"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -82,9 +77,8 @@ class Pi:
                      "$LEDD_CACHE_DIR/vpi-last-run-NAME/ after the run)" % self.vm.workdir)
         return "\n".join(parts)
 
-def boot(tmp_path_factory, name, old_tree=False):
-    """Boot a virtual Pi for one test module (a generator for a module fixture); ``old_tree``:
-    the deploy.sh of OLD_TREE_COMMIT in XFER/old, for the upgrade scenario."""
+def boot(tmp_path_factory, name):
+    """Boot a virtual Pi for one test module (a generator for a module fixture)."""
     cache = cache_dir()
     kernel = kbuild.build_gpio_sim(cache)
     image = ensure_image(cache, kver=kernel["kver"])
@@ -94,12 +88,6 @@ def boot(tmp_path_factory, name, old_tree=False):
     shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_IGNORE))
     vm = VM(image, workdir, share=src)
     (workdir / "xfer").mkdir()
-    if old_tree:  # from git (the snapshot has no .git)
-        old = workdir / "xfer" / "old"
-        old.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_TREE_COMMIT], capture_output=True,
-                                 check=True)
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     (workdir / "xfer" / "gpio-sim.ko").write_bytes(Path(kernel["gpio_sim_ko"]).read_bytes())
     try:
         vm.start()
@@ -200,75 +188,3 @@ def deploy(pi, *args, env="", check=True, stdin=None):
             " ".join(args), rc, "\n".join(out.splitlines()[-60:]))
         return out
     return rc, out
-
-
-#: What "the system" is for the before/after comparisons: files under /etc and /opt, enabled units,
-#: installed packages, users and groups. (Logs, caches and /var/lib are not part of it.)
-#: The enabled units are the names of the links that enabling makes in the .wants/ folders:
-#: `systemctl list-unit-files --state=enabled` says the same but takes 14 s under TCG.
-LISTING = ("find /etc /opt /usr/local -xdev ! -path '/etc/ld.so.cache' ! -path '/etc/machine-id' "
-           "! -path '/etc/.pwd.lock' ! -name '*-' | sort; echo ---; "
-           "find /etc/systemd/system -mindepth 2 -type l -path '*.wants/*' -printf '%f\\n' | sort -u; echo ---; "
-           "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' | awk '$1 == \"ii\" {print $2}' | sort; echo ---; "
-           "cut -d: -f1 /etc/passwd | sort; cut -d: -f1,4 /etc/group | sort")
-
-
-def listing(pi):
-    return pi.sh(LISTING, timeout=120)
-
-
-def assert_same_listing(before, after, what):
-    if before != after:
-        import difflib
-        diff = "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
-        raise AssertionError("%s: the system differs:\n%s" % (what, diff))
-
-
-def debian_page(pi):
-    """Debian's own lighttpd site on :80 (status, body)."""
-    r = requests.get(pi.url("/"), timeout=15)
-    return r.status_code, r.text
-
-
-#: What the owner's Pi already runs: python3, as on every Raspberry Pi OS image, and Debian's
-#: lighttpd serving the owner's own site on :80 (a Pi with a life). deploy.sh still installs the
-#: rest (build tools, gpiozero, apache2-utils) and removes them again when it rolls back or purges.
-OWNER_PACKAGES = ("python3", "lighttpd")
-OWNER_PAGE = "<h1>the owner site</h1>"
-
-
-def install_owner_packages(pi):
-    pi.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends %s "
-          ">/tmp/apt.log 2>&1 || { tail /tmp/apt.log; exit 1; }\n"
-          "echo '%s' > /var/www/html/index.html" % (" ".join(OWNER_PACKAGES), OWNER_PAGE), timeout=600)
-
-
-def prepare(pi):
-    """gpio-sim, the admin user and the owner's packages and site, once per boot (each test may
-    run alone)."""
-    if pi.sysfs is None:
-        step(pi, "gpio-sim setup", lambda: setup_gpio(pi))
-        step(pi, "admin user", lambda: add_admin(pi))
-        step(pi, "the owner's python3 and lighttpd site", lambda: install_owner_packages(pi))
-
-
-def sigterm_midway(pi, args, step_name, while_paused=None):
-    """Start deploy.sh paused before STEP_NAME, send it SIGTERM there, and check that it rolled back.
-    ``while_paused``: a check that must hold at the pause, before the signal."""
-    pi.sh("cd %s && (setsid env LEDD_DEPLOY_PAUSE_AT=%s ./deploy.sh %s >/root/deploy-bg.log 2>&1 & "
-          "echo $! >/root/deploy-bg.pid)" % (SHARE, step_name, args))
-    # The waits run in the guest, one command each: polling through the agent would start a shell
-    # in the guest every half second, and take the emulated CPU from the deploy.sh it waits for.
-    marker = "test hook: pausing before step %s" % step_name
-    rc, log = pi.vm.run("timeout %d sh -c 'until grep -qF \"%s\" /root/deploy-bg.log || "
-                        "! kill -0 $(cat /root/deploy-bg.pid); do sleep 1; done'; cat /root/deploy-bg.log"
-                        % (DEPLOY_TIMEOUT_S, marker), timeout=DEPLOY_TIMEOUT_S + 30)
-    assert rc == 0 and marker in log, "deploy.sh did not reach step %s:\n%s" % (step_name, log)
-    pid = re.search(r"pausing before step \S+ \(pid (\d+)\)", log).group(1)
-    if while_paused is not None:
-        assert while_paused(), "at the pause before step %s" % step_name
-    rc, out = pi.vm.run("kill -TERM %s && timeout 600 sh -c 'while kill -0 %s 2>/dev/null; do sleep 1; done'"
-                        % (pid, pid), timeout=630)
-    assert rc == 0, "deploy.sh still runs 600 s after SIGTERM:\n" + out
-    out = pi.sh("cat /root/deploy-bg.log; rm -f /root/deploy-bg.log /root/deploy-bg.pid")
-    assert "interrupted by SIGTERM" in out and "rolled back" in out, out
