@@ -29,7 +29,7 @@ import pytest
 from vpi import (ADMIN, BUTTON_GPIO, CHROMIUM_ARGS, DEPLOY_TIMEOUT_S, LED_GPIO, OWNER_PAGE, SHARE, assert_same_listing,
                  boot, debian_page, deploy, listing, prepare, sigterm_midway, step, wait_for)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 
 @pytest.fixture(scope="module")

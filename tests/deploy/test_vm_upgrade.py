@@ -34,7 +34,7 @@ from vpi import (ADMIN, DEPLOY_TIMEOUT_S, HOST_FROM_GUEST, LED_GPIO, XFER, asser
 sys.path.append(str(Path(__file__).resolve().parents[1] / "mqtt"))
 import mqttstack  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 
 @pytest.fixture(scope="module")
