@@ -7,10 +7,10 @@ skipped, so its tail ran as a command.
 """
 
 import os
-import time
 
 from ledd import defaults
 import rawfifo
+from waiting import wait_for
 
 
 def leds_on(ledd):
@@ -21,7 +21,8 @@ def test_a_full_read_without_lf_does_not_swallow_the_next_request(ledd):
     """4,096 bytes, no LF, in one write: the next client is answered as itself."""
     junk = b"x" * defaults.PIPE_BUF
     assert rawfifo.write_cmd(ledd.runtime_dir, junk) == defaults.PIPE_BUF
-    time.sleep(0.05)   # ledd reads it whole, then meets an empty pipe (EAGAIN)
+    # ledd reads it whole, then meets an empty pipe (EAGAIN)
+    wait_for(lambda: rawfifo.pending(ledd.runtime_dir) == 0, what="ledd to read the 4,096 bytes")
     lines = rawfifo.exchange(ledd.runtime_dir, b"\nhonest STATE\n", timeout=2)
     assert len(lines) == 1 and lines[0].startswith(b"honest OK {"), lines
 
@@ -53,7 +54,8 @@ def test_an_overlong_line_in_several_writes_never_runs_its_tail(ledd):
         try:
             for i in range(0, len(line), 1000):
                 os.write(fd, line[i:i + 1000])
-                time.sleep(0.02)   # ledd reads each piece on its own and finds the pipe empty
+                # ledd reads each piece on its own and finds the pipe empty
+                wait_for(lambda: rawfifo.pending(ledd.runtime_dir) == 0, what="ledd to read piece %d" % i)
         finally:
             os.close(fd)
         assert leds_on(ledd) == [False, False], "the overlong line's tail ran"

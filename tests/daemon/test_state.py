@@ -3,11 +3,11 @@ of kill -9, corrupt or missing files, atomic writes, keyed by name."""
 
 import os
 import threading
-import time
 
 import pytest
 
 import rawfifo
+from waiting import wait_for
 
 
 def test_stop_start_restores_leds_blink_and_counters(ledd):
@@ -37,11 +37,8 @@ def test_restored_blink_really_blinks(ledd):
     ledd.client().blink("red", 30, 30)
     c = ledd.restart().client()
     levels = set()
-    deadline = time.monotonic() + 1
-    while len(levels) < 2 and time.monotonic() < deadline:
-        levels.add(c.state()["leds"][0]["level"])
-        time.sleep(0.011)
-    assert levels == {0, 1}
+    wait_for(lambda: levels.add(c.state()["leds"][0]["level"]) or levels == {0, 1}, what="red's two blink phases",
+             interval=0.011)
 
 
 def test_missing_state_file_means_defaults_and_a_warning(ledd):
