@@ -30,13 +30,16 @@ class WaitTimeout(AssertionError):
     """A condition a test waited for did not hold in time."""
 
 
-def wait_for(condition, timeout=WAIT_S, what="condition", interval=POLL_S, ignore=()):
+def wait_for(condition, timeout=WAIT_S, what="condition", interval=POLL_S, ignore=(), sleep=time.sleep):
     """Poll ``condition()`` until it returns something truthy, and return that.
 
     ``what`` names the condition in the failure message; it may be a callable,
-    called only then (e.g. to attach a log as it is at the timeout). ``ignore`` is a tuple of exception types that mean "not yet" (e.g. OSError
-    while a server starts); any other exception propagates. Raises WaitTimeout
-    naming ``what`` and the last value seen when ``timeout`` seconds pass.
+    called only then (e.g. to attach a log as it is at the timeout). ``ignore``
+    is a tuple of exception types that mean "not yet" (e.g. OSError while a
+    server starts); any other exception propagates. ``sleep`` passes the time
+    between polls (a Playwright page's wait_for_timeout lets its handlers run).
+    Raises WaitTimeout naming ``what`` and the last value seen when ``timeout``
+    seconds pass.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -50,7 +53,7 @@ def wait_for(condition, timeout=WAIT_S, what="condition", interval=POLL_S, ignor
         if time.monotonic() >= deadline:
             raise WaitTimeout("timed out after %ss waiting for %s; last seen: %r"
                               % (timeout, what() if callable(what) else what, last))
-        time.sleep(interval)
+        sleep(interval)
 
 
 def holds_for(condition, seconds, what="condition", interval=POLL_S):
