@@ -30,7 +30,14 @@ def test_acknowledged_change_survives_kill9(ledd):
     ledd.close_notify()
     ledd.notifications = []
     after = ledd.start().client().state()
-    assert after == s
+    assert without_blink_phase(after) == without_blink_phase(s)
+
+
+def without_blink_phase(state):
+    """``state`` without a blinking LED's level: the pin's output right now, whose phase
+    depends on when the state was read (on a busy machine, s may be read in an off phase)."""
+    leds = [dict(l, level=None) if l["blink"] else l for l in state["leds"]]
+    return dict(state, leds=leds)
 
 
 def test_restored_blink_really_blinks(ledd):
