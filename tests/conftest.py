@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledd.client import Client  # noqa: E402
+from waiting import WaitTimeout, wait_for  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "cdaemon" / "ledd.conf"
 READY_TIMEOUT_S = 10.0
@@ -102,17 +103,16 @@ class LeddProcess:
 
     def wait_for(self, token, timeout=READY_TIMEOUT_S):
         """Wait for a notify datagram containing ``token`` (e.g. READY=1, STOPPING=1)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(token in n for n in list(self.notifications)):
-                return
-            if self.proc.poll() is not None:
-                time.sleep(0.05)  # let the reader thread pick up a last datagram
-                if any(token in n for n in list(self.notifications)):
-                    return
-                raise AssertionError("ledd exited with %s before %s:\n%s" % (self.proc.returncode, token, self.read_log()))
-            time.sleep(0.005)
-        raise AssertionError("no %s from ledd within %ss:\n%s" % (token, timeout, self.read_log()))
+        def sent():
+            return any(token in n for n in list(self.notifications))
+        wait_for(lambda: sent() or self.proc.poll() is not None, timeout, interval=0.005,
+                 what=lambda: "%s from ledd:\n%s" % (token, self.read_log()))
+        if sent():
+            return
+        try:  # the datagrams ledd sent before it exited are in the socket: the reader thread picks them up
+            wait_for(sent, 0.5, interval=0.005, what=token)
+        except WaitTimeout:
+            raise AssertionError("ledd exited with %s before %s:\n%s" % (self.proc.returncode, token, self.read_log())) from None
 
     def read_log(self):
         try:

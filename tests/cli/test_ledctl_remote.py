@@ -18,6 +18,7 @@ import pytest
 from ledd.client import Client, CommandError, DaemonDown, DaemonTimeout
 from ledd.remote import RemoteClient, RemoteError
 from ledd import cli
+from waiting import wait_for
 
 LEDCTL_PATH = Path(__file__).resolve().parent.parent.parent / "bin" / "ledctl"
 
@@ -171,7 +172,7 @@ def test_watch_reconnects_when_the_server_ends_the_stream(fake_dashboard):
     board = RemoteClient(fake_dashboard.url)
     with board.watch() as events:
         assert json.loads(events.next_event(timeout=5))["seq"] == 0
-        time.sleep(0.3)  # the first stream has ended by now
+        wait_for(lambda: fake_dashboard.streams >= 2, what="the client to reopen the stream the server ended")
         board.on("red")
         # The next stream starts with the current state (seq 1); seq 0 is not repeated.
         assert json.loads(events.next_event(timeout=5))["seq"] == 1

@@ -6,8 +6,11 @@ bytes to ``ledd.cmd`` and read every line ledd writes into a reply FIFO of
 the test's choosing (``reply/<id>``, protocol 2).
 """
 
+import fcntl
 import os
 import select
+import struct
+import termios
 import time
 from pathlib import Path
 
@@ -127,3 +130,12 @@ def ledd_argv(binary, *args):
     """The command line to run ``binary`` by hand, honouring ``$LEDD_EXEC_PREFIX`` (qemu-user)."""
     prefix = os.environ.get("LEDD_EXEC_PREFIX")
     return (prefix.split() if prefix else []) + [str(binary)] + [str(a) for a in args]
+
+
+def pending(runtime_dir):
+    """How many bytes of ledd.cmd ledd has not read yet (FIONREAD on a write end of the FIFO)."""
+    cfd = os.open(Path(runtime_dir) / CMD, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        return struct.unpack("i", fcntl.ioctl(cfd, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(cfd)

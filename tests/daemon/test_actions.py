@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 import rawfifo
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cdaemon" / "ledd.conf"
@@ -165,9 +165,7 @@ def test_reload_changes_actions(ledd_factory, tmp_path):
     path.write_text(BASE.format(actions="on_press = on green\n"))
     d.signal(signal.SIGHUP)
     d.wait_for("RELOADING=1")
-    deadline = time.monotonic() + 5
-    while c.state()["buttons"][0]["on_press"] != "on green" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: c.state()["buttons"][0]["on_press"] == "on green", what="the reloaded on_press")
     s = c.press("button")
     assert s["leds"][1]["on"] is True and s["leds"][0]["on"] is False
 

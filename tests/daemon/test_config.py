@@ -4,7 +4,6 @@ of flags over environment over file, and SIGHUP reload with good and bad files."
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cdaemon" / "ledd.conf"
@@ -146,10 +146,8 @@ def test_precedence_flag_over_env_over_file(ledd_binary, tmp_path):
         proc = subprocess.Popen(rawfifo.ledd_argv(ledd_binary, "-c", path, *args), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 10
-            while not (expect_dir / "ledd.cmd").exists():
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_for(lambda: (expect_dir / "ledd.cmd").exists() or proc.poll() is not None, what="ledd.cmd in %s" % expect_dir)
+            assert proc.poll() is None, "ledd exited with %s" % proc.returncode
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0
@@ -271,8 +269,9 @@ def test_reload_storm_under_traffic_loses_nothing(ledd_factory, tmp_path):
     for i in range(20):
         # Alternate between two valid wirings (the button moves): lines are re-requested.
         rawfifo.write_config(path, buttons=[("button", 22 if i % 2 else 23)])
+        reloads = d.read_log().count("reloaded: ")
         d.signal(signal.SIGHUP)
-        time.sleep(0.01)
+        wait_for(lambda: d.read_log().count("reloaded: ") > reloads, what=lambda: "reload %d:\n%s" % (i, d.read_log()))
     t.join(60)
     assert not errors, errors[:3]
     assert done[0] == 150

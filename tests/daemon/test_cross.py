@@ -22,10 +22,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -79,13 +80,6 @@ def test_conformance_suite_under_qemu(cross, tmp_path):
                                                                  result.stderr[-2000:])
 
 
-def wait(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.02)
-
-
 def test_kernel_interfaces_work_under_qemu_user(cross, ledd_factory, monkeypatch):
     arch, binary, qemu = cross
     monkeypatch.setenv("LEDD_EXEC_PREFIX", qemu)
@@ -102,16 +96,16 @@ def test_kernel_interfaces_work_under_qemu_user(cross, ledd_factory, monkeypatch
     # timerfd: a blinking LED's level changes with no command.
     client.blink("red", 20, 20)
     levels = set()
-    wait(lambda: levels.add(client.state()["leds"][0]["level"]) or levels == {0, 1}, "blink phases (timerfd)")
+    wait_for(lambda: levels.add(client.state()["leds"][0]["level"]) or levels == {0, 1}, what="blink phases (timerfd)")
 
     # inotify: a deleted command FIFO is recreated.
     os.unlink(daemon.runtime_dir / "ledd.cmd")
-    wait(lambda: (daemon.runtime_dir / "ledd.cmd").is_fifo(), "ledd.cmd to come back (inotify)")
+    wait_for(lambda: (daemon.runtime_dir / "ledd.cmd").is_fifo(), what="ledd.cmd to come back (inotify)")
     client.on("green")
 
     # signalfd: SIGHUP reloads, SIGTERM saves and exits 0 after STOPPING=1.
     daemon.signal(signal.SIGHUP)
-    wait(lambda: "reloaded" in daemon.read_log(), "SIGHUP reload (signalfd)")
+    wait_for(lambda: "reloaded" in daemon.read_log(), what="SIGHUP reload (signalfd)")
     assert daemon.stop() == 0, daemon.read_log()
     assert "stopped" in daemon.read_log()
     assert any("STOPPING=1" in n for n in daemon.notifications + pending_notifications(daemon))

@@ -18,6 +18,7 @@ import stat
 from ledd import defaults
 from ledd.client import DaemonDown, DaemonTimeout, LeddError
 import rawfifo
+from waiting import WAIT_S, wait_for
 
 
 def test_client_killed_between_write_and_read(ledd):
@@ -69,7 +70,7 @@ def test_kill9_mid_traffic_then_restart_restores_acknowledged_state(ledd):
 
     t = threading.Thread(target=traffic)
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: acked.get("presses", 0) >= 3, what="traffic to get through before the kill")
     ledd.kill9()
     stop.set()
     t.join(5)
@@ -90,14 +91,9 @@ def test_client_sees_daemon_down_when_ledd_is_gone(ledd):
         ledd.client().hello()
 
 
-def wait_until_works(d, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return d.client(timeout=0.5).hello()
-        except (DaemonDown, DaemonTimeout):
-            assert time.monotonic() < deadline, "ledd did not recreate its FIFOs:\n" + d.read_log()
-            time.sleep(0.02)
+def wait_until_works(d, timeout=WAIT_S):
+    return wait_for(lambda: d.client(timeout=0.5).hello(), timeout, ignore=(DaemonDown, DaemonTimeout),
+                    what=lambda: "ledd to recreate its FIFOs:\n" + d.read_log())
 
 
 @pytest.mark.parametrize("victims", [(defaults.CMD_FIFO,), (defaults.REPLY_DIR,), (defaults.CMD_FIFO, defaults.REPLY_DIR)])
@@ -140,10 +136,7 @@ def test_regular_file_in_place_of_the_command_fifo_is_replaced(ledd_factory, whe
 
 def test_deleted_pid_file_is_recreated_and_still_locks(ledd, ledd_factory):
     os.unlink(ledd.runtime_dir / "ledd.pid")
-    deadline = time.monotonic() + 5
-    while not (ledd.runtime_dir / "ledd.pid").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(lambda: (ledd.runtime_dir / "ledd.pid").exists(), what="ledd to recreate ledd.pid")
     second = ledd_factory(workdir=ledd.workdir)
     second.start(wait=False)
     assert second.proc.wait(10) == 1
@@ -155,10 +148,8 @@ def test_client_that_never_reads_its_replies_does_not_block_ledd(ledd):
     with rawfifo.ReplyFifo(ledd.runtime_dir, "deaf"):
         for i in range(300):
             rawfifo.write_cmd(ledd.runtime_dir, b"\ndeaf STATE\n")
-        deadline = time.monotonic() + 10
-        while "its FIFO is full" not in ledd.read_log():
-            assert time.monotonic() < deadline, "the deaf client's FIFO never filled:\n" + ledd.read_log()
-            time.sleep(0.02)
+        wait_for(lambda: "its FIFO is full" in ledd.read_log(),
+                 what=lambda: "the deaf client's FIFO to fill:\n" + ledd.read_log())
         start = time.monotonic()
         assert ledd.client(timeout=5).hello()["protocol"] == defaults.PROTOCOL
         assert ledd.client().on(1)["leds"][1]["on"] is True
@@ -266,7 +257,7 @@ def test_client_mid_exchange_sees_ledd_die_at_once(ledd):
 
     t = threading.Thread(target=ask)
     t.start()
-    time.sleep(0.3)
+    wait_for(lambda: rawfifo.pending(ledd.runtime_dir), what="the request to wait in ledd.cmd")
     ledd.kill9()
     t.join(10)
     assert len(outcome) == 1 and outcome[0] != "answered" and outcome[0] < 5, outcome
@@ -285,5 +276,6 @@ def test_drain_stops_at_eof_even_after_an_eintr(ledd_factory, tmp_path):
     start = time.monotonic()
     d.start()   # the start-up drain of ledd.cmd meets EINTR, then EOF
     assert time.monotonic() - start < window_s - 1, "drain() spun on EOF until the shim gave up"
+    # About time itself: the shim answers EINTR only within its window; ask once it is over.
     time.sleep(max(0.0, start + window_s - time.monotonic()))
     assert d.client().hello()["protocol"] == defaults.PROTOCOL

@@ -7,10 +7,10 @@ skipped, so its tail ran as a command.
 """
 
 import os
-import time
 
 from ledd import defaults
 import rawfifo
+from waiting import wait_for
 
 
 def leds_on(ledd):
@@ -61,7 +61,8 @@ def test_an_overlong_line_in_several_writes_never_runs_its_tail(ledd):
         try:
             for i in range(0, len(line), 1000):
                 os.write(fd, line[i:i + 1000])
-                time.sleep(0.02)   # ledd reads each piece on its own and finds the pipe empty
+                # ledd reads each piece on its own and finds the pipe empty
+                wait_for(lambda: rawfifo.pending(ledd.runtime_dir) == 0, what="ledd to read piece %d" % i)
         finally:
             os.close(fd)
         assert leds_on(ledd) == [False, False], "the overlong line's tail ran"

@@ -13,16 +13,15 @@ import pytest
 
 from ledd import defaults
 import rawfifo
+from waiting import WAIT_S, holds_for, wait_for
 
 
 def test_ready_and_status(ledd):
     assert any("READY=1" in n for n in ledd.notifications)
     assert any("STATUS=sim, 2 LEDs, 1 button, 0 watchers" in n for n in ledd.notifications)
     with ledd.client().watch():
-        deadline = time.monotonic() + 5
-        while not any("1 watcher" in n for n in list(ledd.notifications)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for(lambda: any("1 watcher" in n for n in list(ledd.notifications)), what="STATUS= with 1 watcher",
+                 interval=0.01)
 
 
 def test_ready_only_once_fifos_exist(ledd):
@@ -42,15 +41,14 @@ def test_stop_signal_exits_0_with_stopping(ledd, sig):
 
 def test_watchdog_pings_at_half_the_interval(ledd_factory):
     d = ledd_factory(env={"WATCHDOG_USEC": "200000"}).start()
-    time.sleep(1.0)
+    time.sleep(1.0)   # about time itself: the pings in one second
     pings = sum("WATCHDOG=1" in n for n in list(d.notifications))
     assert 5 <= pings <= 14, pings   # every 100 ms (a loaded machine may merge a few)
 
 
 def test_no_watchdog_for_another_pid(ledd_factory):
     d = ledd_factory(env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}).start()
-    time.sleep(0.5)
-    assert not any("WATCHDOG=1" in n for n in list(d.notifications))
+    holds_for(lambda: not any("WATCHDOG=1" in n for n in list(d.notifications)), 0.5, what="no WATCHDOG=1")
 
 
 def test_second_daemon_on_the_same_dir_is_refused(ledd, ledd_factory):
@@ -123,10 +121,8 @@ def test_runtime_dir_is_created_0750(ledd_binary, tmp_path):
                                               "-r", run, "-s", tmp_path / "state"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while not (run / "ledd.cmd").exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(lambda: (run / "ledd.cmd").exists() or proc.poll() is not None, what="ledd.cmd")
+        assert proc.poll() is None, "ledd exited with %s" % proc.returncode
         assert stat.S_IMODE(run.stat().st_mode) == 0o750
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -135,9 +131,22 @@ def test_runtime_dir_is_created_0750(ledd_binary, tmp_path):
 
 def idle_switches(pid, seconds=1.5):
     before = rawfifo.ctxt_switches(pid)
-    time.sleep(seconds)
+    time.sleep(seconds)   # about time itself: ledd's wake-ups in that many seconds
     after = rawfifo.ctxt_switches(pid)
     return after[0] - before[0]
+
+
+def wait_until_quiet(pid):
+    """Wait for a whole deferred-fsync period plus 0.2 s without a wake-up of ``pid``."""
+    quiet_s = state_sync_seconds() + 0.2
+    since = [time.monotonic(), rawfifo.ctxt_switches(pid)[0]]
+
+    def quiet():
+        now, switches = time.monotonic(), rawfifo.ctxt_switches(pid)[0]
+        if switches != since[1]:
+            since[:] = [now, switches]
+        return now - since[0] >= quiet_s
+    wait_for(quiet, WAIT_S + quiet_s, what="ledd to go quiet for %.1fs" % quiet_s)
 
 
 def state_sync_seconds():
@@ -151,7 +160,7 @@ def test_idle_daemon_never_wakes_up(ledd):
     c.on(0)
     with c.watch() as w:
         w.next_event(1)
-        time.sleep(state_sync_seconds() + 1.0)  # the one deferred fsync of that change (slow on a busy disk)
+        wait_until_quiet(ledd.proc.pid)  # after the one deferred fsync of that change (slow on a busy disk)
         assert idle_switches(ledd.proc.pid) == 0
 
 
@@ -180,14 +189,16 @@ def test_changes_are_on_file_at_once_and_synced_then_quiet(ledd):
     for _ in range(20):
         seq = c.toggle(0)["seq"]
     assert ("seq %d" % seq) in ledd.state_file.read_text()
-    time.sleep(state_sync_seconds() + 1.0)
+    wait_until_quiet(ledd.proc.pid)
     assert idle_switches(ledd.proc.pid) == 0
 
 
 def test_blinking_daemon_does_wake_up(ledd):
     """The idle measurement can fail: a blink makes wake-ups, and only those."""
-    ledd.client().blink(0, 50, 50)
-    time.sleep(0.1)
+    c = ledd.client()
+    c.blink(0, 50, 50)
+    levels = set()
+    wait_for(lambda: levels.add(c.state()["leds"][0]["level"]) or len(levels) == 2, what="the blink's phases")
     n = idle_switches(ledd.proc.pid, 1.0)
     assert 8 <= n <= 40, n   # ~20 phase changes per second
 

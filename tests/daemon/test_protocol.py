@@ -10,6 +10,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
+from waiting import wait_for
 
 
 def leds(state):
@@ -70,13 +71,13 @@ def test_blink_reports_periods_and_really_blinks(ledd):
     assert leds(s)["green"]["blink"] == {"on_ms": 40, "off_ms": 60}
     levels = set()
     seqs = set()
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and len(levels) < 2:
+
+    def both_phases_seen():
         st = c.state()
         levels.add(leds(st)["green"]["level"])
         seqs.add(st["seq"])
-        time.sleep(0.013)
-    assert levels == {0, 1}
+        return levels == {0, 1}
+    wait_for(both_phases_seen, what="green's two blink phases", interval=0.013)
     assert len(seqs) == 1, "blink phases must not count as state changes"
     s = c.on("green")
     assert leds(s)["green"]["blink"] is None and leds(s)["green"]["level"] == 1
@@ -325,7 +326,7 @@ def test_request_without_lf_is_an_error_not_glued_to_the_next(ledd):
     lines = rawfifo.exchange(ledd.runtime_dir, b"frag-1 ON 0")
     assert lines[0].startswith(b"frag-1 ERR badrequest "), lines
     rawfifo.write_cmd(ledd.runtime_dir, b"frag-2 ON")   # and nobody reads its reply
-    time.sleep(0.05)
+    wait_for(lambda: rawfifo.pending(ledd.runtime_dir) == 0, what="ledd to read the fragment")
     c = ledd.client()
     assert c.hello()["protocol"] == defaults.PROTOCOL
     assert c.on(1)["leds"][1]["on"] is True

@@ -28,6 +28,7 @@ import pytest
 from ledd.client import CommandError
 from ledd import defaults
 import rawfifo
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SANITIZE = "-fsanitize=address,undefined"
@@ -131,10 +132,8 @@ def reload(daemon, expect, timeout=10):
     """SIGHUP and wait for one more log line containing ``expect``."""
     before = daemon.read_log().count(expect)
     daemon.signal(signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while daemon.read_log().count(expect) == before:
-        assert time.monotonic() < deadline, "no %r after SIGHUP:\n%s" % (expect, daemon.read_log())
-        time.sleep(0.02)
+    wait_for(lambda: daemon.read_log().count(expect) > before, timeout,
+             what=lambda: "%r after SIGHUP:\n%s" % (expect, daemon.read_log()))
 
 
 def test_every_verb_then_sigterm_is_leak_free(asan_ledd, ledd_factory, tmp_path):
@@ -170,6 +169,8 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
     client.off(0)
     client.toggle("green")
     client.blink("red", 20, 20)
+    levels = set()   # ledd blinks red through a few phases (timerfd path)
+    wait_for(lambda: levels.add(client.state()["leds"][0]["level"]) or len(levels) == 2, what="red's blink phases")
     client.all(True)
     client.all(False)
     client.press("button")
@@ -187,7 +188,6 @@ def exercise_then_stop(binary, ledd_factory, tmp_path):
     kept.next_event(5)
     client.on("green")
     kept.next_event(5)
-    time.sleep(0.1)  # let ledd blink a few phases (timerfd path)
     reload(daemon, "reloaded: nothing changed")
     config.write_text(config.read_text().replace("[led green]", "[led yellow]"))
     reload(daemon, "reloaded: lines requested again")

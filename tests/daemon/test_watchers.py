@@ -17,6 +17,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError, DaemonDown
 import rawfifo
+from waiting import WAIT_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,11 +77,8 @@ def test_watch_reply_then_events_on_the_same_fifo_which_may_be_unlinked(ledd):
         fifo.close()
 
 
-def wait_for_log(ledd, text, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while text not in ledd.read_log():
-        assert time.monotonic() < deadline, "no %r in the log:\n%s" % (text, ledd.read_log())
-        time.sleep(0.02)
+def wait_for_log(ledd, text, timeout=WAIT_S):
+    wait_for(lambda: text in ledd.read_log(), timeout, what=lambda: "%r in the log:\n%s" % (text, ledd.read_log()))
 
 
 def test_reply_to_a_symlink_or_non_fifo_is_never_written(ledd, tmp_path):
@@ -117,10 +115,8 @@ def test_symlinked_reply_dir_is_replaced_not_followed(ledd, tmp_path):
         ledd.signal(signal.SIGCONT)
         rawfifo.write_cmd(ledd.runtime_dir, b"\nevil WATCH\n")
         rawfifo.write_cmd(ledd.runtime_dir, b"\nevil STATE\n")
-        deadline = time.monotonic() + 3
-        while reply.is_symlink() or not reply.is_dir():
-            assert time.monotonic() < deadline, "the symlinked reply/ was not replaced:\n" + ledd.read_log()
-            time.sleep(0.02)
+        wait_for(lambda: not reply.is_symlink() and reply.is_dir(),
+                 what=lambda: "the symlinked reply/ to be replaced:\n" + ledd.read_log())
         assert ledd.client().hello()["protocol"] == defaults.PROTOCOL
         assert rawfifo.drain(efd) == b""
         assert reply.is_dir() and not reply.is_symlink()
@@ -145,14 +141,7 @@ def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
     assert err.value.code == "busy"
     w1.close()
     # The closed watcher is noticed at once (POLLERR), not at the next event.
-    deadline = time.monotonic() + 2
-    while True:
-        try:
-            c.watch().close()
-            break
-        except CommandError:
-            assert time.monotonic() < deadline, "closed watcher never dropped"
-            time.sleep(0.05)
+    wait_for(lambda: c.watch().close() or True, what="the closed watcher to be dropped", ignore=(CommandError,))
     w2.close()
 
 
@@ -219,10 +208,8 @@ def test_watch_works_when_ledd_and_client_are_different_users(ledd_binary, tmp_p
                                                     "-s", base / "state"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 10
-            while not (base / "run" / defaults.REPLY_DIR).exists():
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_for(lambda: (base / "run" / defaults.REPLY_DIR).exists() or proc.poll() is not None, what="ledd's reply/")
+            assert proc.poll() is None, "ledd exited with %s" % proc.returncode
             script = ("import sys; sys.path.insert(0, %r)\n"
                       "from ledd.client import Client\n"
                       "c = Client(%r)\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from deployutil import DEPLOY, ROOT
+from waiting import WAIT_S, holds_for, wait_for
 
 from ledd.client import Client
 
@@ -79,14 +80,11 @@ class LocalRun:
         return Path(self.log).read_text(errors="replace")
 
     def wait_ready(self):
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if "Ctrl-C stops everything" in self.output():
-                return
+        def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("deploy.sh --local exited %s:\n%s" % (self.proc.returncode, self.output()))
-            time.sleep(0.1)
-        raise AssertionError("deploy.sh --local not ready after %ss:\n%s" % (START_TIMEOUT_S, self.output()))
+            return "Ctrl-C stops everything" in self.output()
+        wait_for(ready, START_TIMEOUT_S, what=lambda: "deploy.sh --local to be ready:\n" + self.output(), interval=0.1)
 
     def get(self, path):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=5) as resp:
@@ -145,10 +143,8 @@ def test_local_run_serves_the_api_and_stops_cleanly_on_ctrl_c(local_run, tmp_pat
     assert len(children) >= 2  # ledd and lighttpd
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(15) == 130  # 128 + SIGINT, like any Ctrl-C-ed program
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in children if alive(pid)], "processes left behind"
+    wait_for(lambda: not [pid for pid in children if alive(pid)], WAIT_S,
+             what=lambda: "every child to end (left behind: %s)" % [pid for pid in children if alive(pid)])
     leftovers = [p for p in (tmp_path / "run").rglob("*") if p.is_fifo()]
     assert leftovers == []
     assert "stopped" in run.output()
@@ -227,16 +223,6 @@ def parent_of(pid):
     return int(stat_fields(pid)[1])
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("%s: not within %ss" % (what, timeout))
-
-
 def test_a_killed_ledd_is_restarted_while_lighttpd_serves_on(local_run, tmp_path):
     run = local_run()
     run.wait_ready()
@@ -251,11 +237,11 @@ def test_a_killed_ledd_is_restarted_while_lighttpd_serves_on(local_run, tmp_path
     try:
         os.kill(first, signal.SIGKILL)
         # The page sees "daemon down" (503 from the API), not a dead web server ...
-        assert wait_until(lambda: get_status(run) == 503, 30, "503 while ledd is down")
+        assert wait_for(lambda: get_status(run) == 503, 30, "503 while ledd is down")
     finally:
         os.kill(supervisor, signal.SIGCONT)
     # ... then ledd is back, a second later, with the LED state it had.
-    wait_until(lambda: get_status(run) == 200, 30, "ledd restarted")
+    wait_for(lambda: get_status(run) == 200, 30, "ledd restarted")
     assert ledd_pid(tmp_path / "run") != first
     assert run.get("/api/state")[1]["leds"][1]["on"] is True
     assert alive(lighttpd[0])  # the same lighttpd served all along
@@ -266,7 +252,7 @@ def test_a_killed_ledd_is_restarted_while_lighttpd_serves_on(local_run, tmp_path
     children = children_of(run.proc.pid)
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(15) == 130
-    wait_until(lambda: not [pid for pid in children if alive(pid)], 5, "every process gone")
+    wait_for(lambda: not [pid for pid in children if alive(pid)], 5, "every process gone")
     assert [p for p in (tmp_path / "run").rglob("*") if p.is_fifo()] == []
 
 
@@ -275,10 +261,10 @@ def test_a_ledd_that_exits_cleanly_is_not_restarted_and_the_page_says_daemon_dow
     run.wait_ready()
     pid = ledd_pid(tmp_path / "run")
     os.kill(pid, signal.SIGTERM)  # ledd saves its state and exits 0: systemd would not restart it either
-    assert wait_until(lambda: "exited cleanly; not restarted" in run.output(), 10, "clean exit noticed")
+    assert wait_for(lambda: "exited cleanly; not restarted" in run.output(), 10, "clean exit noticed")
     assert get_status(run) == 503
-    time.sleep(1.5)
-    assert get_status(run) == 503 and run.proc.poll() is None  # lighttpd serves on, alone
+    # About time itself: for a while, ledd stays down and lighttpd serves on, alone.
+    holds_for(lambda: get_status(run) == 503 and run.proc.poll() is None, 1.5, what="503 from a lighttpd serving on")
     run.proc.send_signal(signal.SIGINT)
     assert run.proc.wait(15) == 130
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from deployutil import DEPLOY, ROOT, deploy_var, run_deploy
+from waiting import wait_for
 
 BOOKWORM = 'ID=debian\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
 
@@ -77,14 +78,14 @@ def test_an_unexpected_error_rolls_back(tmp_path):
 
 def test_sigterm_midway_rolls_back(tmp_path):
     script = ("trap on_exit EXIT\ntrap 'on_signal TERM 143' TERM\n" + CHANGES +
-              'touch "%s/ready"\nsleep 60 &\nPAUSE_PID=$!\nwait $!\n' % tmp_path)  # as the pause hook does
+              'sleep 60 &\nPAUSE_PID=$!\ntouch "%s/ready"\nwait $!\n' % tmp_path)  # as the pause hook does
+    # "ready" only once PAUSE_PID is set: a SIGTERM before that would leave the sleep running,
+    # holding the pipes open for communicate().
     proc = subprocess.Popen(["bash", "-c", '. "%s"\nTMP_DIR=%s/tmp; mkdir -p "$TMP_DIR"\nDESTDIR=%s/root\n'
                              'mkdir -p "$DESTDIR"\n%s' % (DEPLOY, tmp_path, tmp_path, script)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "ready").exists():
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    wait_for(lambda: (tmp_path / "ready").exists() or proc.poll() is not None, 30, what="the pause hook")
+    assert proc.poll() is None, proc.communicate()
     assert (tmp_path / "root" / "kept.conf").read_text() == "new\n"  # the change was made
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
@@ -162,7 +163,7 @@ def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
     try:
-        time.sleep(0.3)
+        wait_for(lambda: subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0, what="the holder's lock")
         proc = bash("LOCK_FILE=%s\ntake_lock\n" % lock, tmp_path)
         assert proc.returncode == 1
         assert "another deploy.sh is running" in proc.stderr

@@ -26,7 +26,7 @@ import pytest
 from vpi import (ADMIN, BUTTON_GPIO, CHROMIUM_ARGS, GPIO_ENV, LED_GPIO, add_admin, boot, deploy, mount_shares,
                  read_gpio_env, setup_gpio, step, wait_for)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 #: Raspberry Pi OS's own permission rule for the GPIO devices (its /etc/udev/rules.d/99-com.rules).
 PI_OS_RULE = 'SUBSYSTEM=="gpio", GROUP="gpio", MODE="0660"'

@@ -10,13 +10,13 @@ import re
 import shlex
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from vm import VM, ensure_image
+import waiting
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernel"))
 import kbuild  # noqa: E402
@@ -106,17 +106,8 @@ def step(pi, what, fn):
 
 
 def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as e:  # e.g. connection refused during a restart
-            last = e
-        time.sleep(0.5)
-    raise AssertionError("%s: not within %ss (last: %r)" % (what, timeout, last))
+    """The suite's wait_for, at a guest's pace; any error means "not yet" (e.g. connection refused during a restart)."""
+    return waiting.wait_for(predicate, timeout, what, interval=0.5, ignore=(Exception,))
 
 
 #: The virtual Pi's GPIO header as a boot service, so that it is there from boot on, as on a real Pi

@@ -4,6 +4,7 @@ and a script living through a restart of ledd."""
 
 import time
 
+from waiting import WaitTimeout, holds_for, wait_for
 from zerostack import TRAFFIC_CONFIG, examples, led
 
 
@@ -17,7 +18,7 @@ def press_until(client, obs, script, predicate, hold=0.0, timeout=15, wait=1.0):
         client.press("button")
         found = obs.wait_for(predicate, timeout=max(wait, hold), since=since)
         if hold and found:
-            time.sleep(max(0.0, hold - (time.monotonic() - found[1])))
+            time.sleep(max(0.0, hold - (time.monotonic() - found[1])))  # about time itself: hold the button
         client.release("button")
         if found:
             return found
@@ -35,8 +36,8 @@ def test_button_toggles_led(python, ledd, run_script, observe):
         assert obs.wait_for(lambda s: led(s, "red")["on"] is expected, 5, since), script.output()
         c.release("button")
         assert obs.wait_for(lambda s: not s["buttons"][0]["pressed"], 5, since)
-    time.sleep(0.2)  # nothing more may follow: one toggle per press
-    assert led(c.state(), "red")["on"] is True
+    # About time itself: nothing more may follow, one toggle per press.
+    holds_for(lambda: led(c.state(), "red")["on"] is True, 0.2, what="red staying on")
     script.alive()
 
 
@@ -62,11 +63,11 @@ def test_traffic_lights(python, ledd_factory, tmp_path, run_script, observe):
     names = {(False, False, True): "green", (False, True, False): "amber",
              (True, False, False): "red", (True, True, False): "red+amber"}
     wanted = ["green", "amber", "red", "red+amber", "green"]
-    deadline = time.monotonic() + 30
     seen = []
-    while time.monotonic() < deadline and seen[:5] != wanted:
+
+    def sequence_seen():
+        nonlocal seen
         script.alive()
-        time.sleep(0.2)
         # Setting lights.value is three requests: keep only the states that last
         # (the script sleeps a second or more in each), not the steps between.
         states = list(obs.states) + [(time.monotonic(), None)]
@@ -77,7 +78,8 @@ def test_traffic_lights(python, ledd_factory, tmp_path, run_script, observe):
                 seen.append(names[lights])
         while seen and seen[0] != "green":
             seen.pop(0)
-    assert seen[:5] == wanted, "%s\n%s" % (seen, script.output())
+        return seen[:5] == wanted
+    wait_for(sequence_seen, 30, what=lambda: "the lights' sequence %s\n%s" % (seen, script.output()), interval=0.2)
 
 
 def test_when_held_blinks_in_ledd_and_release_stops(python, ledd, run_script, observe):
@@ -92,7 +94,7 @@ def test_when_held_blinks_in_ledd_and_release_stops(python, ledd, run_script, ob
     # A short press is no hold: nothing blinks.
     since = len(obs)
     c.press("button")
-    time.sleep(0.3)
+    time.sleep(0.3)  # about time itself: a press shorter than hold_time
     c.release("button")
     assert obs.wait_for(lambda s: led(s, "green")["on"], 1.5, since) is None
     script.alive()
@@ -140,10 +142,14 @@ def test_script_gets_a_clear_error_while_ledd_is_down_and_carries_on(python, led
     seq = c.state()["seq"]
     assert obs.wait_for(lambda s: s["seq"] > seq + 3, 5), script.output()  # toggling again
     before = script.output().count("pressed")
-    deadline = time.monotonic() + 10
-    while script.output().count("pressed") == before and time.monotonic() < deadline:
+
+    def press_is_seen():
         c.press("button")
-        time.sleep(0.2)
-        c.release("button")
-    assert script.output().count("pressed") > before, script.output()
+        try:
+            return wait_for(lambda: script.output().count("pressed") > before, 1, what="the press")
+        except WaitTimeout:
+            return False   # pressed before the factory subscribed again: press once more
+        finally:
+            c.release("button")
+    wait_for(press_is_seen, what=lambda: "the script to see a press again:\n" + script.output())
     script.alive()

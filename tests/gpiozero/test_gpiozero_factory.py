@@ -15,6 +15,7 @@ import tomllib
 
 import pytest
 
+from waiting import holds_for, wait_for
 from zerostack import ROOT, led
 
 gpiozero = pytest.importorskip("gpiozero")
@@ -34,15 +35,6 @@ def factory(ledd):
     yield made
     made.close()
     Device.pin_factory = None
-
-
-def eventually(predicate, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 # -- pins ---------------------------------------------------------------------
@@ -68,7 +60,7 @@ def test_led_on_off_toggle_value_go_through_ledd(factory, ledd):
     assert led(c.state(), "red")["on"]
     # A change by another client (the dashboard) shows in the script's view.
     c.off("red")
-    assert eventually(lambda: red.value == 0)
+    wait_for(lambda: red.value == 0, what="the script's view of red to turn off", interval=0.005)
 
 
 def test_initial_value_none_keeps_the_state(factory, ledd):
@@ -80,10 +72,11 @@ def test_blink_forever_is_ledds_blink(factory, ledd):
     c = ledd.client()
     green = LED(27)
     green.blink(on_time=0.2, off_time=0.3)
-    assert eventually(lambda: led(c.state(), "green")["blink"] == {"on_ms": 200, "off_ms": 300})
+    wait_for(lambda: led(c.state(), "green")["blink"] == {"on_ms": 200, "off_ms": 300}, what="ledd's BLINK 200 300",
+             interval=0.005)
     seq = c.state()["seq"]
-    time.sleep(0.6)  # the software thread runs on, but sends nothing more
-    assert c.state()["seq"] == seq
+    # About time itself: the software thread runs on, but sends nothing more.
+    holds_for(lambda: c.state()["seq"] == seq, 0.6, what="no change after the BLINK")
     assert green.is_lit
     green.off()
     state = c.state()
@@ -102,8 +95,8 @@ def test_blink_with_a_count_stays_software(factory, ledd, observe):
 def test_blink_too_fast_for_ledd_stays_software(factory, ledd):
     green = LED(27)
     green.blink(on_time=0.01, off_time=0.01)
-    time.sleep(0.1)
-    assert led(ledd.client().state(), "green")["blink"] is None
+    # About time itself: while the software blink runs, ledd is never asked to blink.
+    holds_for(lambda: led(ledd.client().state(), "green")["blink"] is None, 0.1, what="no BLINK in ledd")
     green.off()
 
 
@@ -145,7 +138,8 @@ def test_software_blink_survives_a_restart_of_ledd(factory, ledd, observe, kind)
 def test_active_low_led_blinks_the_right_way(factory, ledd):
     green = LED(27, active_high=False)  # value 1 = ledd's off
     green.blink(on_time=0.1, off_time=0.4)
-    assert eventually(lambda: led(ledd.client().state(), "green")["blink"] == {"on_ms": 400, "off_ms": 100})
+    wait_for(lambda: led(ledd.client().state(), "green")["blink"] == {"on_ms": 400, "off_ms": 100},
+             what="ledd's BLINK 400 100 (active low)", interval=0.005)
     green.close()
 
 
@@ -203,9 +197,9 @@ def test_when_held_and_hold_repeat(factory, ledd):
     held = []
     button.when_held = lambda: held.append(time.monotonic())
     c.press("button")
-    time.sleep(0.75)
+    wait_for(lambda: len(held) >= 2, what="when_held twice (hold_repeat)")
     c.release("button")
-    assert 2 <= len(held) <= 4, held
+    assert held[1] - held[0] >= 0.15, held   # repeated every hold_time (0.2 s), not at once
     assert button.held_time is None or button.held_time >= 0
 
 
@@ -439,7 +433,7 @@ def test_no_press_is_lost_while_the_script_sends_commands(factory, ledd):
         stop.set()
         for worker in workers:
             worker.join(10)
-    assert eventually(lambda: len(presses) == 100, 5), len(presses)
+    wait_for(lambda: len(presses) == 100, what=lambda: "100 presses (got %d)" % len(presses), interval=0.005)
 
 
 def test_an_event_older_than_a_reply_still_fires_its_edge(factory, ledd):

@@ -26,7 +26,7 @@ from zerostack import ROOT, SYSTEM_PYTHON, examples
 sys.path.insert(0, str(ROOT / "tests" / "kernel"))
 import kbuild  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 VM_TIMEOUT_S = 420
 SITE = "/usr/local/lib/python3.11/dist-packages"

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "web"))  # webstack: lighttpd for the dashboard tests
 
 from ledd.client import Client, LeddError  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 DOC = ROOT / "docs" / "gpiozero.md"
@@ -84,13 +85,11 @@ class Script:
         return self.path.with_suffix(".log").read_text(errors="replace")
 
     def wait_output(self, text, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            assert self.proc.poll() is None, "script ended (%s):\n%s" % (self.proc.returncode, self.output())
-            time.sleep(0.01)
-        raise AssertionError("no %r from the script within %ss:\n%s" % (text, timeout, self.output()))
+        def printed():
+            assert self.proc.poll() is None or text in self.output(), \
+                "script ended (%s):\n%s" % (self.proc.returncode, self.output())
+            return text in self.output()
+        wait_for(printed, timeout, interval=0.01, what=lambda: "%r from the script:\n%s" % (text, self.output()))
 
     def alive(self):
         assert self.proc.poll() is None, "script ended (%s):\n%s" % (self.proc.returncode, self.output())

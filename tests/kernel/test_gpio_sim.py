@@ -36,7 +36,7 @@ HANG_TIMEOUT_S = 30
 BLINK_TOLERANCE = 0.35
 CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 RESULT_RE = re.compile(r"^LEDD-TEST (PASS|FAIL) ([\w.-]+)(?:: (.*))?$", re.M)
 SAMPLE_RE = re.compile(r"^LEDD-SAMPLE (\w+) ([\d.]+) (\d)$", re.M)

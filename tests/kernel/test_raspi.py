@@ -43,7 +43,7 @@ HANG_TIMEOUT_S = 10
 #: What the Pi's model string says for each device tree.
 MODELS = {"3b": "Raspberry Pi 3 Model B", "3b-plus": "Raspberry Pi 3 Model B+"}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 #: A level change from `raspitool sample`: "<t_ms> <0|1>" (its last line, "samples N", is not one).
 SAMPLE_RE = re.compile(r"^\d+(\.\d+)? [01]$")

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
+from waiting import WAIT_S, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SYSTEM_PYTHON = "/usr/bin/python3"
 USER, PASSWORD = "pi", "s3cret-Pa55"
-WAIT_S = 10.0
 
 
 def free_port():
@@ -99,17 +100,14 @@ class Broker:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.dir / "mosquitto.conf")],
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
+        def listening():
             if self.proc.poll() is not None:
                 raise AssertionError("mosquitto exited: %s" % self.log_path.read_text(errors="replace"))
-            try:
-                for port in (self.port, self.tls_port, self.mtls_port):
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("mosquitto did not listen within %ss" % WAIT_S)
+            for port in (self.port, self.tls_port, self.mtls_port):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        wait_for(listening, WAIT_S, what="mosquitto to listen", ignore=(OSError,))
+        return self
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -255,14 +253,12 @@ class BridgeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_log(self, text, timeout=WAIT_S, count=1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.read_log().count(text) >= count:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError("bridge log has no %r (x%d) within %ss:\n%s" % (text, count, timeout, self.read_log()))
+        found = wait_for(lambda: self.read_log().count(text) >= count or self.proc.poll() is not None, timeout,
+                         what=lambda: "%r (x%d) in the bridge's log:\n%s" % (text, count, self.read_log()))
+        if self.read_log().count(text) < count:
+            raise AssertionError("the bridge exited (%s) with no %r (x%d) in its log:\n%s"
+                                 % (self.proc.returncode, text, count, self.read_log()))
+        return found
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

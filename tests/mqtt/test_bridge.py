@@ -12,16 +12,8 @@ import time
 import pytest
 
 from ledd.mqtt.topics import Topics, state_messages
-from mqttstack import WAIT_S, retained, write_config
-
-
-def wait_until(predicate, timeout=WAIT_S, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("%s not met within %ss" % (what, timeout))
+from mqttstack import retained, write_config
+from waiting import wait_for
 
 
 def topic_payloads(probe, since, leaf):
@@ -77,7 +69,7 @@ def test_round_trip_both_ways(make_pi, probe, python):
     p.wait_for(pi.topic("led/green/state"), "ON", since=mark)
 
     # State topics are retained and equal ledd's state; commands are not retained.
-    wait_until(lambda: {t: v for t, v in retained(pi.broker, "ledd/pi1/#").items()} == expected_retained(pi),
+    wait_for(lambda: {t: v for t, v in retained(pi.broker, "ledd/pi1/#").items()} == expected_retained(pi),
                what="retained state == ledd's state")
     assert not any(t.endswith("/set") for t in retained(pi.broker, "ledd/pi1/#"))
     assert pi.bridge.alive()
@@ -94,7 +86,7 @@ def test_every_change_is_published_once_and_in_order(make_pi, probe):
         client.press("button")
         client.release("button")
     p.wait_for(pi.topic("button/button/presses"), "20", since=mark)
-    wait_until(lambda: len(topic_payloads(p, mark, "button/button/state")) >= 40, what="40 edges")
+    wait_for(lambda: len(topic_payloads(p, mark, "button/button/state")) >= 40, what="40 edges")
     states = topic_payloads(p, mark, "button/button/state")
     presses = topic_payloads(p, mark, "button/button/presses")
     assert states == [b"ON", b"OFF"] * 20
@@ -107,7 +99,7 @@ def test_tls_and_client_certificate(make_pi, probe, python, mode):
     pi = make_pi("pi1", python=python, tls=(mode == "tls"), mtls=(mode == "mtls"))
     p.wait_for(pi.topic("availability"), "online")
     p.publish(pi.topic("led/red/set"), "ON")
-    wait_until(lambda: led(pi.state(), "red")["on"], what="red on over " + mode)
+    wait_for(lambda: led(pi.state(), "red")["on"], what="red on over " + mode)
     assert "connected to mqtts://localhost:" in pi.bridge.read_log()
 
 
@@ -147,7 +139,7 @@ def test_retained_state_after_a_bridge_restart(make_pi, probe, python):
     pi.ledd.client().blink("green", 200, 200)
     pi.bridge.start()
     p.wait_for(pi.topic("availability"), "online", since=mark)
-    wait_until(lambda: retained(pi.broker, "ledd/pi1/#") == expected_retained(pi), what="retained == ledd's state")
+    wait_for(lambda: retained(pi.broker, "ledd/pi1/#") == expected_retained(pi), what="retained == ledd's state")
     assert retained(pi.broker, pi.topic("led/green/effect")) == {pi.topic("led/green/effect"): b"blink"}
 
 
@@ -188,25 +180,28 @@ def test_broker_restart_in_the_middle_of_traffic(make_pi, probe, python):
                 client.release("button")
             except Exception as err:  # noqa: BLE001 - reported below
                 errors.append(err)
-            time.sleep(0.01)
+            time.sleep(0.01)  # about time itself: traffic at a steady pace
 
     worker = threading.Thread(target=traffic)
     worker.start()
     try:
-        time.sleep(0.3)
+        mark = p.mark()
+        wait_for(lambda: p.mark() >= mark + 10, what="traffic to flow to the broker")
         pi.broker.stop()
-        time.sleep(0.5)
+        wait_for(lambda: "connection lost" in pi.bridge.read_log(), what=lambda: "the bridge to notice the broker "
+                 "is gone:\n" + pi.bridge.read_log())
         pi.broker.start()  # no persistence: every retained message is gone
         p2 = probe("ledd/pi1/#")
         p2.wait_for(pi.topic("availability"), "online", timeout=15)
-        time.sleep(0.3)
+        mark = p2.mark()
+        wait_for(lambda: p2.mark() >= mark + 10, what="traffic to flow to the restarted broker")
     finally:
         stop.set()
         worker.join()
     assert not errors
     assert "connection lost" in pi.bridge.read_log()
     # After the traffic, the broker's retained copy matches ledd exactly (republished, then kept up to date).
-    wait_until(lambda: retained(pi.broker, "ledd/pi1/#") == expected_retained(pi), what="retained == ledd's state")
+    wait_for(lambda: retained(pi.broker, "ledd/pi1/#") == expected_retained(pi), what="retained == ledd's state")
     mark = p2.mark()
     p2.publish(pi.topic("led/green/set"), "TOGGLE")
     p2.wait(lambda m: m[1] == pi.topic("led/green/state"), since=mark, what="green state after TOGGLE")
@@ -325,7 +320,7 @@ def test_hostile_payloads_are_logged_and_change_nothing(make_pi, probe, python):
     assert "Traceback" not in log
     assert "A" * 200 not in log  # a huge payload is not copied into the journal
     p.publish(pi.topic("led/red/set"), "ON")  # and the bridge still works
-    wait_until(lambda: led(pi.state(), "red")["on"], what="red on")
+    wait_for(lambda: led(pi.state(), "red")["on"], what="red on")
 
 
 def test_command_flood_is_rate_limited_and_ledd_stays_responsive(make_pi, probe):
@@ -343,7 +338,7 @@ def test_command_flood_is_rate_limited_and_ledd_stays_responsive(make_pi, probe)
         t = time.monotonic()
         client.state()
         slowest = max(slowest, time.monotonic() - t)
-        time.sleep(0.01)
+        time.sleep(0.01)  # about time itself: the dashboard's view, sampled while the flood lasts
     pi.bridge.wait_log("rate limit: more than 20 commands/s")
     elapsed = time.monotonic() - start
     applied = pi.state()["seq"] - seq0

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from mqttstack import PASSWORD, ROOT, SYSTEM_PYTHON, USER
-from test_bridge import wait_until
+from waiting import wait_for
 
 PART = ROOT / "deploy.d" / "mqtt.sh"
 
@@ -128,7 +128,7 @@ def test_local_run_starts_the_bridge_beside_ledd(ledd, broker, probe, tmp_path):
                what="discovery of the local Pi")
         base = msg[1].rsplit("/", 1)[0]
         p.publish(base + "/led/red/set", "ON")
-        wait_until(lambda: ledd.client().state()["leds"][0]["on"], what="red on through the local bridge")
+        wait_for(lambda: ledd.client().state()["leds"][0]["on"], what="red on through the local bridge")
         secret = ledd.runtime_dir / "mqtt-password"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     finally:

@@ -9,7 +9,7 @@ from ledd.mqtt import config as mqtt_config
 from ledd.mqtt import discovery
 from ledd.mqtt.topics import Topics
 from mqttstack import retained
-from test_bridge import wait_until
+from waiting import wait_for
 
 STATE = {
     "leds": [{"id": 0, "name": "red", "gpio": 17, "on": True, "blink": None, "level": 1},
@@ -104,14 +104,14 @@ def announced(broker, device_id="pi1"):
 def test_published_configs_match_the_schema_and_reannounce_on_ha_birth(make_pi, probe, python):
     p = probe("homeassistant/#")
     pi = make_pi("pi1", python=python)
-    wait_until(lambda: len(announced(pi.broker)) == 4, what="4 discovery configs")
+    wait_for(lambda: len(announced(pi.broker)) == 4, what="4 discovery configs")
     for topic, payload in announced(pi.broker).items():
         assert ha_schema.check(topic, payload) == []
         assert payload["availability_topic"] == pi.topic("availability")
     mark = p.mark()
     p.publish("homeassistant/status", "online")  # Home Assistant (re)started
     p.wait(lambda m: m[1].endswith("/gpio22_presses/config") and m[2], since=mark, what="re-announce")
-    wait_until(lambda: len([m for m in p.messages[mark:] if m[1].endswith("/config") and m[2]]) == 4,
+    wait_for(lambda: len([m for m in p.messages[mark:] if m[1].endswith("/config") and m[2]]) == 4,
                what="all 4 configs again")
     pi.bridge.wait_log("Home Assistant is online")
 
@@ -121,7 +121,7 @@ def test_removing_an_led_from_ledds_config_removes_its_entity(make_pi, probe, tm
     three.write_text("[ledd]\nbackend = sim\n[led red]\ngpio = 17\n[led green]\ngpio = 27\n[led blue]\ngpio = 5\n"
                      "[button button]\ngpio = 22\n")
     pi = make_pi("pi1", ledd_config=three)
-    wait_until(lambda: len(announced(pi.broker)) == 5, what="5 discovery configs")
+    wait_for(lambda: len(announced(pi.broker)) == 5, what="5 discovery configs")
     assert "homeassistant/light/ledd_pi1/gpio5/config" in announced(pi.broker)
     p = probe("homeassistant/#", "ledd/pi1/led/blue/#")
     # At run time: ledd reloads a config without blue.
@@ -136,9 +136,9 @@ def test_removing_an_led_from_ledds_config_removes_its_entity(make_pi, probe, tm
     pi.bridge.stop()
     three.write_text(three.read_text().replace("[led green]\ngpio = 27\n", ""))
     pi.ledd.signal(__import__("signal").SIGHUP)
-    wait_until(lambda: [x["name"] for x in pi.state()["leds"]] == ["red"], what="ledd reloaded")
+    wait_for(lambda: [x["name"] for x in pi.state()["leds"]] == ["red"], what="ledd reloaded")
     pi.bridge.start()
-    wait_until(lambda: set(announced(pi.broker)) == {"homeassistant/light/ledd_pi1/gpio17/config",
+    wait_for(lambda: set(announced(pi.broker)) == {"homeassistant/light/ledd_pi1/gpio17/config",
                                                      "homeassistant/binary_sensor/ledd_pi1/gpio22/config",
                                                      "homeassistant/sensor/ledd_pi1/gpio22_presses/config"},
                what="green's entity removed after a restart")
@@ -150,19 +150,19 @@ def test_removing_an_led_from_ledds_config_removes_its_entity(make_pi, probe, tm
 
 def test_switch_component_and_discovery_off(make_pi, broker, tmp_path):
     pi = make_pi("pi1")
-    wait_until(lambda: len(announced(broker)) == 4, what="4 configs")
+    wait_for(lambda: len(announced(broker)) == 4, what="4 configs")
     pi.bridge.stop()
     text = pi.config.read_text()
     pi.config.write_text(text + "[homeassistant]\nled_component = switch\n")
     pi.bridge.start()
-    wait_until(lambda: sorted(t.split("/")[1] for t in announced(broker)) == ["binary_sensor", "sensor", "switch", "switch"],
+    wait_for(lambda: sorted(t.split("/")[1] for t in announced(broker)) == ["binary_sensor", "sensor", "switch", "switch"],
                what="lights replaced by switches")
     for topic, payload in announced(broker).items():
         assert ha_schema.check(topic, payload) == []
     pi.bridge.stop()
     pi.config.write_text(text + "[homeassistant]\ndiscovery = false\n")
     pi.bridge.start()
-    wait_until(lambda: announced(broker) == {}, what="every entity removed with discovery off")
+    wait_for(lambda: announced(broker) == {}, what="every entity removed with discovery off")
     assert retained(broker, "ledd/pi1/availability") == {"ledd/pi1/availability": b"online"}
 
 

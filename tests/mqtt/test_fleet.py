@@ -10,7 +10,7 @@ import os
 import pytest
 
 from mqttstack import SYSTEM_PYTHON, retained
-from test_bridge import wait_until
+from waiting import wait_for
 
 FLEET = 10
 
@@ -25,7 +25,7 @@ def fleet(make_pi):
 
 def test_fleet_of_ten_pis_on_one_broker(fleet, probe, broker):
     p = probe("ledd/+/availability", "ledd/+/led/+/state")
-    wait_until(lambda: len({m[1] for m in p.messages if m[1].endswith("/availability") and m[2] == b"online"}) == FLEET,
+    wait_for(lambda: len({m[1] for m in p.messages if m[1].endswith("/availability") and m[2] == b"online"}) == FLEET,
                timeout=30, what="10 Pis online")
     # Every Pi has its own device and entities in Home Assistant.
     configs = retained(broker, "homeassistant/+/+/+/config")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 TRIXIE_MIRROR = "http://deb.debian.org/debian"
 #: Bump to rebuild the cached root when its recipe changes.
@@ -160,14 +162,13 @@ def test_events_cgi_streams_the_first_state_on_3_13(trixie_root, installed, daem
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         seen = b""
-        deadline = time.monotonic() + 10
         os.set_blocking(proc.stdout.fileno(), False)
-        while b"data:" not in seen and time.monotonic() < deadline:
-            chunk = proc.stdout.read()
-            if chunk:
-                seen += chunk
-            else:
-                time.sleep(0.05)
+
+        def first_event():
+            nonlocal seen
+            seen += proc.stdout.read() or b""
+            return b"data:" in seen
+        wait_for(first_event, what="the stream's first event", interval=0.05)
         assert b"text/event-stream" in seen
         assert b"data:" in seen and b'"leds"' in seen
     finally:

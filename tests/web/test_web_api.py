@@ -6,6 +6,8 @@ import time
 import pytest
 import requests
 
+from waiting import wait_for
+
 JSON = {"Content-Type": "application/json"}
 
 
@@ -307,9 +309,7 @@ def test_a_504_command_still_runs_when_ledd_resumes_and_the_docs_say_so(web):
         assert_json_error(web.post("/api/leds/0", {"toggle": True}), 504, "timeout")
     finally:
         web.ledd.signal(signal.SIGCONT)
-    deadline = time.monotonic() + 5
-    while web.get("/api/state").json()["seq"] == before["seq"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: web.get("/api/state").json()["seq"] != before["seq"], what="ledd to run the command once resumed")
     after = web.get("/api/state").json()
     assert after["seq"] == before["seq"] + 1 and led(after, 0)["on"] is not led(before, 0)["on"]
     docs = (ROOT / "docs" / "api.md").read_text()

@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from ledd import defaults
+from waiting import WAIT_S, wait_for
 from webstack import ROOT
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -25,7 +27,11 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 5000
+#: One bound for every wait on a page (expect, click, ...): the suite's, paid only when a test fails.
+#: It was Playwright's 5 s default, which a page legitimately spends reconnecting on a loaded machine.
+TIMEOUT_MS = int(WAIT_S * 1000)
+#: A wait that spans a reconnect after a 503: the page first waits out its Retry-After.
+RECONNECT_TIMEOUT_MS = TIMEOUT_MS + defaults.WEB_RETRY_AFTER_S * 1000
 I18N = ROOT / "www" / "i18n"
 LOCALES = {"en": "en-US", "fr": "fr-FR", "es": "es-ES"}
 
@@ -53,6 +59,8 @@ def browser(tmp_path, locale):
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
             viewport={"width": 1100, "height": 900}, locale=locale)
+        context.set_default_timeout(TIMEOUT_MS)
+        playwright_sync.expect.set_options(timeout=TIMEOUT_MS)
         yield context
         context.close()
 
@@ -216,7 +224,7 @@ def test_ledd_down(browser, web, lang):
     web.ledd.close_notify()
     web.ledd.notifications = []
     web.ledd.start()
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10000)
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=RECONNECT_TIMEOUT_MS)
     expect(page.locator("#conn-text")).to_have_text(s["conn.live"])
     page.locator("#led-0 .led-toggle").click()
     expect(page.locator("#led-0 .state")).to_have_text(s["led.on"], timeout=TIMEOUT_MS)
@@ -295,7 +303,7 @@ def test_a_refused_stream_shows_reconnecting_and_waits_retry_after(browser, web,
     expect = playwright_sync.expect
     expect(page.locator("#conn")).to_have_attribute("data-conn", "reconnecting", timeout=TIMEOUT_MS)
     expect(page.locator("#conn-text")).to_have_text(s["conn.reconnecting"])
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=10000)
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=RECONNECT_TIMEOUT_MS)
     assert attempts[1] - attempts[0] >= 1.9, attempts  # Retry-After: 2, not the 0.5 s backoff
 
 
@@ -317,10 +325,7 @@ def test_a_timeout_rereads_the_state(browser, web, lang):
     expect = playwright_sync.expect
     expect(page.locator("#toast-text")).to_have_text(s["error.timeout"], timeout=TIMEOUT_MS)
     expect(page.locator("#led-0 .state")).to_have_text(s["led.on"], timeout=TIMEOUT_MS)
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while not reads and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    assert reads, "no GET /api/state after the 504"
+    wait_for(lambda: reads, what="a GET /api/state after the 504", sleep=lambda s: page.wait_for_timeout(s * 1000))
 
 
 @per_language
@@ -534,11 +539,10 @@ def test_reconnecting_sends_last_event_id(browser, web):
     page.route("**/api/events", events)
     page.goto(web.url + "/")
     expect = playwright_sync.expect
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while len(sent) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=RECONNECT_TIMEOUT_MS)
+    wait_for(lambda: len(sent) >= 2, what=lambda: "the page to reconnect (requests: %r)" % sent,
+             sleep=lambda s: page.wait_for_timeout(s * 1000))
     assert sent[:2] == [None, "41"]
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
+    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=RECONNECT_TIMEOUT_MS)
     page.locator("#led-0 .led-toggle").click()
     expect(page.locator("#led-0 .state")).to_have_text("ON", timeout=TIMEOUT_MS)

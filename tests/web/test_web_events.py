@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ledd import web_events
+from waiting import wait_for
 from webstack import EventStream
 
 
@@ -130,21 +131,14 @@ def test_pump_raises_when_ledd_stops(ledd):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    time.sleep(0.1)
+    import select
+
+    wait_for(lambda: select.select([read_fd], [], [], 0)[0], what="pump() to pass on the first state")
     ledd.signal(signal.SIGTERM)
     thread.join(5)
     assert errors, "pump() did not end when ledd stopped"
     os.close(read_fd), os.close(write_fd)
     watcher.close()
-
-
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_stream_process_ends_when_the_browser_leaves(web):
@@ -308,7 +302,7 @@ def test_streams_per_client_address_are_capped(web):
         s.close()
         return s.status == 200
 
-    assert wait_until(one_more_opens, 2 * defaults.WEB_SSE_PING_S + 3)
+    wait_for(one_more_opens, 2 * defaults.WEB_SSE_PING_S + 3, what="a departed stream's slot to come back", interval=0.05)
 
 
 def test_departed_streams_end_within_10_s_without_any_change(web):
@@ -324,25 +318,26 @@ def test_departed_streams_end_within_10_s_without_any_change(web):
 
 
 CLAIM = """
-import sys, time
+import signal, sys
 sys.path.insert(0, %r)
 from ledd import web_events
 try:
     web_events.claim_stream_slot(%r, limit=2)
     print("got", flush=True)
-    time.sleep(%d)
+    if %r:
+        signal.pause()  # hold the slot until the test kills this process
 except web_events.HTTPError as err:
     print(err.status, err.code)
 """
 
 
-def claim_slot_elsewhere(environ, hold_s=0):
+def claim_slot_elsewhere(environ, hold=False):
     """Claim a stream slot from another process (as a stream's CGI would: locks are per process)."""
     import subprocess
     import sys
 
     root = web_events.__file__.rsplit("/ledd/", 1)[0]
-    return subprocess.Popen([sys.executable, "-c", CLAIM % (root, environ, hold_s)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", CLAIM % (root, environ, hold)], stdout=subprocess.PIPE, text=True)
 
 
 def test_stream_slots_are_counted_per_address_and_swept(tmp_path):
@@ -353,7 +348,7 @@ def test_stream_slots_are_counted_per_address_and_swept(tmp_path):
     def claim(env):
         return claim_slot_elsewhere(env).communicate(timeout=10)[0].strip()
 
-    holders = [claim_slot_elsewhere(environ, hold_s=30) for _ in range(2)]
+    holders = [claim_slot_elsewhere(environ, hold=True) for _ in range(2)]
     try:
         assert [h.stdout.readline().strip() for h in holders] == ["got", "got"]
         assert claim(environ) == "503 busy"

@@ -15,17 +15,22 @@ import time
 import pytest
 
 from ledd import defaults
+from waiting import holds_for
 from webstack import ROOT, EventStream, Lighttpd
 
 BIG_HEADER = "X-Big: " + "a" * 70000
 
 
-def exchange(port, data, timeout=10.0, chunks=None, pause=0.0):
-    """Send ``data`` (then each of ``chunks`` after ``pause`` s) on a fresh socket; return (status, headers, body)."""
+def exchange(port, data, timeout=10.0, chunks=None, pause=0.0, sent=None):
+    """Send ``data`` (then each of ``chunks`` after ``pause`` s) on a fresh socket; return (status, headers, body).
+
+    ``sent`` (a threading.Event) is set once ``data`` is sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
+        if sent is not None:
+            sent.set()
         for chunk in chunks or ():
-            time.sleep(pause)
+            time.sleep(pause)  # about time itself: a slow client, a pause between pieces
             sock.sendall(chunk)
         raw = b""
         while b"\r\n\r\n" not in raw:
@@ -153,10 +158,11 @@ def test_slow_body_is_read_and_others_are_served_meanwhile(web):
     import threading
 
     result = []
+    head_sent = threading.Event()
     slow = threading.Thread(target=lambda: result.append(exchange(web.port, head, chunks=[body[i:i + 4] for i in range(0, len(body), 4)],
-                                                                  pause=0.3)))
+                                                                  pause=0.3, sent=head_sent)))
     slow.start()
-    time.sleep(0.2)
+    assert head_sent.wait(10), "the slow client did not connect"
     status, _, _ = exchange(web.port, request("GET", "/api/state", host), timeout=5)  # not stuck behind the slow one
     assert status == 200
     slow.join(10)
@@ -170,9 +176,16 @@ def test_abandoned_body_changes_nothing(web):
     before = web.ledd.client().state()
     with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
         sock.sendall(request("POST", "/api/leds/0", host, ["Content-Type: application/json", "Content-Length: 15"]) + b'{"togg')
-    time.sleep(0.5)
-    assert web.ledd.client().state() == before
+    # About time itself: for a while after the client left, nothing runs.
+    holds_for(lambda: web.ledd.client().state() == before, 0.5, what="the state unchanged")
     assert exchange(web.port, request("GET", "/api/state", host))[0] == 200
+
+
+def stream_slots_held(web):
+    """Stream slots held now: the byte-range locks in the address files (/proc/locks)."""
+    inodes = {str(path.stat().st_ino) for path in (web.workdir / defaults.WEB_STREAMS_DIR).iterdir()}
+    with open("/proc/locks") as f:
+        return sum(1 for line in f for field in line.split() if field.count(":") == 2 and field.rsplit(":", 1)[1] in inodes)
 
 
 def test_stream_churn_locks_nobody_out_for_long(web):
@@ -182,6 +195,7 @@ def test_stream_churn_locks_nobody_out_for_long(web):
     host = "127.0.0.1:%d" % web.port
     before = web.ledd.client().state()
     statuses = []
+    peak = 0
     for _ in range(70):
         with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
             sock.sendall(request("GET", "/api/events", host))
@@ -189,8 +203,11 @@ def test_stream_churn_locks_nobody_out_for_long(web):
             while b"\r\n\r\n" not in got or (got.startswith(b"HTTP/1.1 200") and b"\ndata: " not in got):
                 got += sock.recv(65536)  # a 200 stream: leave after its first state, as a closed tab does
             statuses.append(got[9:12])
+        peak = max(peak, stream_slots_held(web))
     assert set(statuses) <= {b"200", b"503"}, statuses
-    assert statuses.count(b"200") <= defaults.WEB_SSE_PER_CLIENT + 2  # a stream may end between two opens
+    # How many 200s there are depends on how fast the opens go (a departed stream frees its slot at
+    # a ping); what must hold at every moment is the cap itself.
+    assert 0 < peak <= defaults.WEB_SSE_PER_CLIENT, (peak, statuses)
     status, headers, body = exchange(web.port, request("GET", "/api/events", host))
     if status == 503:
         assert_json_error(status, headers, body, 503, "busy")
