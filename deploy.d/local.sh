@@ -232,9 +232,9 @@ do_local() {
 			local_forget "$sup"
 			continue
 		fi
-		if [ -n "${MQTT_LOCAL_SUP:-}" ] && [ "${done_pid:-}" = "$MQTT_LOCAL_SUP" ]; then
-			local_forget "$MQTT_LOCAL_SUP"
-			MQTT_LOCAL_SUP=
+		if [ -n "${LOCAL_MQTT_SUP:-}" ] && [ "${done_pid:-}" = "$LOCAL_MQTT_SUP" ]; then
+			local_forget "$LOCAL_MQTT_SUP"
+			LOCAL_MQTT_SUP=
 			continue
 		fi
 		break

@@ -50,7 +50,7 @@ MQTT_SET_PASSWORD=${MQTT_SET_PASSWORD:-0}
 MQTT_RESTART=0
 MQTT_LOCAL_SECRET=
 MQTT_LOCAL_RESTART_S=2 # --local: the bridge's supervisor waits like ledd-mqtt.service's RestartSec
-MQTT_LOCAL_SUP=        # --local: the pid of the bridge's supervisor
+LOCAL_MQTT_SUP=        # --local: the pid of the bridge's supervisor
 
 # Options for deploy.sh's --help.
 mqtt_usage() {
@@ -260,7 +260,7 @@ mqtt_local_start() {
 		"$PYTHON" "$ROOT/bin/ledd-mqtt" -c "$conf" -r "$LOCAL_RUN" &
 	pid=$!
 	# shellcheck disable=SC2034 # read by do_local (deploy.d/local.sh)
-	MQTT_LOCAL_SUP=$pid
+	LOCAL_MQTT_SUP=$pid
 	LOCAL_PIDS+=("$pid")
 	info "ledd-mqtt is running (restarted if it fails) -> $MQTT_URL, topics under ledd/$(hostname -s)-local/, log $log"
 }
