@@ -204,10 +204,8 @@ def test_reload_that_changes_no_led_or_button_changes_no_state(ledd_factory, tmp
     d = ledd_factory(config=path).start()
     c = d.client()
     before = c.blink("green", 1000, 1000)
-    deadline = time.monotonic() + 5
-    while c.state()["leds"][1]["level"] != 0:   # into the off phase, which lasts a second
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(lambda: c.state()["leds"][1]["level"] == 0, 5,  # into the off phase, which lasts a second
+             what="green's blink in its off phase")
     with c.watch() as w:
         w.next_event(2)
         rawfifo.write_config(path, ledd_section="max_watchers = 7\n")

@@ -4,7 +4,6 @@ of kill -9, corrupt or missing files, atomic writes, keyed by name."""
 import os
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -371,15 +370,15 @@ def test_the_bridge_is_supervised_apart_and_its_end_leaves_the_stack_running(loc
                                       since=since, what="the local bridge online")
     online(0)
     ledd_before = ledd_pid(tmp_path / "run")
-    first = wait_until(lambda: bridge_pids(run), 10, "the bridge's process")[0]
+    first = wait_for(lambda: bridge_pids(run), 10, "the bridge's process")[0]
     mark = probe.mark()
     os.kill(first, signal.SIGKILL)  # a crash: restarted, like ledd-mqtt.service's Restart=on-failure
-    wait_until(lambda: "ledd-mqtt (pid %d) was killed by signal KILL" % first in run.output(), 10, "the crash noticed")
+    wait_for(lambda: "ledd-mqtt (pid %d) was killed by signal KILL" % first in run.output(), 10, "the crash noticed")
     online(mark)
-    second = wait_until(lambda: [p for p in bridge_pids(run) if p != first], 10, "a new bridge")[0]
+    second = wait_for(lambda: [p for p in bridge_pids(run) if p != first], 10, "a new bridge")[0]
     assert "restarting ledd-mqtt in 2s" in run.output()
     os.kill(second, signal.SIGTERM)  # stopped on purpose: not restarted, and the rest runs on
-    wait_until(lambda: "ledd-mqtt (pid %d) exited cleanly; not restarted" % second in run.output(), 15,
+    wait_for(lambda: "ledd-mqtt (pid %d) exited cleanly; not restarted" % second in run.output(), 15,
                "the clean stop noticed")
     assert run.proc.poll() is None, run.output()
     assert get_status(run) == 200 and ledd_pid(tmp_path / "run") == ledd_before

@@ -155,7 +155,7 @@ def test_a_second_script_shares_the_pin_as_the_docs_say(factory, ledd):
         second = LED(17, pin_factory=other, initial_value=None)  # no error, and the LED stays on
         assert second.value == 1 and led(ledd.client().state(), "red")["on"] is True
         second.off()
-        assert eventually(lambda: first.value == 0)
+        assert wait_for(lambda: first.value == 0, what="the first script's LED to read 0")
         with pytest.raises(gpiozero.GPIOPinInUse):  # within one script, gpiozero's own rule holds
             LED(17)
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from ledd.mqtt.topics import Topics, state_messages
 from mqttstack import retained, write_config
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 
 def topic_payloads(probe, since, leaf):

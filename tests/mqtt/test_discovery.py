@@ -143,7 +143,7 @@ def test_removing_an_led_from_ledds_config_removes_its_entity(make_pi, probe, tm
                                                      "homeassistant/sensor/ledd_pi1/gpio22_presses/config"},
                what="green's entity removed after a restart")
     # And its retained state, effect and attributes topics (docs/mqtt.md says they are cleared).
-    wait_until(lambda: not retained(pi.broker, "ledd/pi1/led/green/#"), what="green's retained topics cleared")
+    wait_for(lambda: not retained(pi.broker, "ledd/pi1/led/green/#"), what="green's retained topics cleared")
     assert set(retained(pi.broker, "ledd/pi1/led/#")) == {"ledd/pi1/led/red/" + leaf
                                                           for leaf in ("state", "effect", "attributes")}
 
