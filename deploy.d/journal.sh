@@ -16,6 +16,8 @@
 #   packages-before FILE    every package's state before this run's first apt-get: the
 #                           rollback undoes whatever apt did since (packages.sh)
 #   debian-web STATE        Debian's lighttpd.service before we changed it
+#   leftover PACKAGE PATH   PATH did not exist before this run's apt-get installed PACKAGE:
+#                           it goes when PACKAGE does (rollback, --uninstall --purge)
 #
 # Rollback replays the records in reverse (restart/start: the old files are
 # back by then, so the previous install runs again). Commit appends the
@@ -72,7 +74,7 @@ rollback() {
 	while IFS=$'\t' read -r type a b; do
 		case $type in
 		stop | restart) restart=("$a" "${restart[@]}") ;;
-		package | packages-before | debian-web) ;; # rollback_packages; debian-web: --uninstall
+		package | packages-before | debian-web | leftover) ;; # rollback_packages; debian-web: --uninstall
 		*)
 			if undo "$type" "$a" "$b"; then
 				info "  undone: $type $a${b:+ $b}"
@@ -85,6 +87,7 @@ rollback() {
 		case $type:$a in file:"$UNIT_DIR"/* | removed:"$UNIT_DIR"/*) reload=1 ;; esac
 	done < <(tac "$RUN_JOURNAL")
 	rollback_packages || failed+=("packages")
+	remove_leftovers "$RUN_JOURNAL" || failed+=("leftovers of the packages")
 	if [ "$reload" = 1 ] && ! systemctl daemon-reload; then failed+=("systemctl daemon-reload"); fi
 	# The previous files are back: start again what ran before this run (a unit whose
 	# package this rollback removed is not there to start).
@@ -157,7 +160,7 @@ journal_commit() {
 		esac
 		case $line in
 		file$'\t'*$'\t'-) line=${line%$'\t'-} ;;
-		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'*) ;;
+		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'* | leftover$'\t'*) ;;
 		*) continue ;;
 		esac
 		grep -qxF -- "$line" "$INSTALL_JOURNAL" || printf '%s\n' "$line" >>"$INSTALL_JOURNAL"

@@ -156,6 +156,7 @@ purge_rest() {
 		note_change "apt-get purge $* (installed by deploy.sh)"
 		if [ "$DRY_RUN" = 0 ]; then apt_get purge -y "$@" || warn "apt-get purge failed (above)"; fi
 	fi
+	remove_leftovers "$JOURNAL_COPY" || warn "could not remove what the purged packages left (above)"
 	remove_path "$CONF_DIR"
 	remove_path "$STATE_DIR"
 	remove_path "$DEPLOY_STATE_DIR"
