@@ -8,6 +8,8 @@
 #   file PATH BACKUP|-      written (BACKUP: a copy of the old one; -: it was new)
 #   removed PATH BACKUP     deleted (BACKUP: a copy)
 #   dir PATH                created
+#   replaced DIR BACKUP     a directory rewritten in place (BACKUP: a copy of it)
+#   attrs DIR MODE:UID:GID  an existing directory's mode and owner changed (these: the old ones)
 #   user NAME / group NAME  created
 #   userdel NAME ENTRY      user deleted (ENTRY: its passwd line, to create it again)
 #   member USER GROUP       USER added to GROUP;   unmember USER GROUP: removed
@@ -112,7 +114,8 @@ undo() {
 	case $type in
 	file) if [ "$b" = - ]; then rm -f -- "$a"; else rm -f -- "$a" && cp -a -- "$b" "$a"; fi ;;
 	# (rm first: a half-removed directory must not receive the copy inside it)
-	removed) rm -rf -- "$a" && cp -a -- "$b" "$a" ;;
+	removed | replaced) rm -rf -- "$a" && cp -a -- "$b" "$a" ;;
+	attrs) chown "${b#*:}" "$a" && chmod "${b%%:*}" "$a" ;;
 	dir) rm -rf -- "$a" ;;
 	user) ! getent passwd "$a" >/dev/null || userdel "$a" ;;
 	userdel) getent passwd "$a" >/dev/null || restore_user "$b" ;;
