@@ -180,6 +180,27 @@ def test_rollback_puts_back_a_directorys_owner_and_the_old_pycs(tmp_path):
     assert sorted(p.name for p in (pkg / "__pycache__").iterdir()) == ["old.cpython-311.pyc"]
 
 
+def test_what_a_package_created_goes_with_it_unless_it_was_there_or_holds_the_owners_files(tmp_path):
+    """lighttpd's postinst creates /var/www/html/index.lighttpd.html, and its purge leaves it and the
+    directories: those absent before the run go again after the rollback, the owner's files stay."""
+    root = tmp_path / "root"
+    proc = bash('journal_begin\nW=$DESTDIR/var/www; O=$DESTDIR/srv\n'
+                'mkdir -p "$O" && echo owner >"$O/index.lighttpd.html"\n'
+                'journal_leftovers ledd-no-such-package "$W/html/index.lighttpd.html" "$W/html" "$W" '
+                '"$O/index.lighttpd.html" "$O"\n'
+                'mkdir -p "$W/html" && echo debian >"$W/html/index.lighttpd.html"\n'
+                'rollback\n', tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (root / "var/www").exists()
+    assert (root / "srv/index.lighttpd.html").read_text() == "owner\n"
+    proc = bash('journal_begin\nW=$DESTDIR/var/www\n'
+                'journal_leftovers ledd-no-such-package "$W/html/index.lighttpd.html" "$W/html" "$W"\n'
+                'mkdir -p "$W/html" && echo debian >"$W/html/index.lighttpd.html" && echo mine >"$W/html/my.html"\n'
+                'rollback\n', tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (root / "var/www/html").iterdir()) == ["my.html"]
+
+
 def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
