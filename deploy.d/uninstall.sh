@@ -47,10 +47,15 @@ restore_debian_web() {
 	fi
 }
 
-# Stop and disable our units.
+# Stop and disable our units: those the install journal says deploy.sh enabled (last first: the
+# MQTT bridge before ledd), then ledd-web and ledd. (Removing a unit file leaves its
+# .wants/ link behind, dangling, unless the unit is disabled first.)
 stop_our_units() {
-	local unit
-	for unit in "$WEB_UNIT" "$LEDD_UNIT"; do
+	local type unit units=()
+	while IFS=$'\t' read -r type unit _; do
+		if [ "$type" = enable ]; then units+=("$unit"); fi
+	done < <(tac "$JOURNAL_COPY")
+	for unit in "${units[@]}" "$WEB_UNIT" "$LEDD_UNIT"; do
 		[ -f "$UNIT_DIR/$unit" ] || continue
 		if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit"; then
 			note_change "stop and disable $unit"
