@@ -55,7 +55,7 @@ stop_our_units() {
 	while IFS=$'\t' read -r type unit _; do
 		if [ "$type" = enable ]; then units+=("$unit"); fi
 	done < <(tac "$JOURNAL_COPY")
-	for unit in "${units[@]}" "$WEB_UNIT" "$LEDD_UNIT"; do
+	for unit in $(printf '%s\n' "${units[@]}" "$WEB_UNIT" "$LEDD_UNIT" | awk '!seen[$0]++'); do
 		[ -f "$UNIT_DIR/$unit" ] || continue
 		if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit"; then
 			note_change "stop and disable $unit"
