@@ -86,6 +86,10 @@ LEDD_PID_NAME=ledd.pid
 LEDD_REPLY_NAME=reply
 APT_PACKAGES=(lighttpd gcc make libc6-dev python3 python3-gpiozero apache2-utils)
 TLS_PACKAGES=(lighttpd-mod-openssl openssl)
+# What lighttpd's postinst creates and its purge leaves behind: Debian's default page and the
+# directories holding it (files first). Those missing before deploy.sh installs lighttpd go again
+# when lighttpd does (rollback, --uninstall --purge; deploy.d/packages.sh), if still theirs.
+WEB_PACKAGE_LEFTOVERS=(/var/www/html/index.lighttpd.html /var/www/html /var/www)
 # apt's "package lists updated" stamps (apt.systemd.daily, update-notifier); lists newer than
 # APT_LISTS_MAX_AGE_MIN are used without another apt-get update (deploy.d/system.sh)
 APT_UPDATE_STAMPS=(/var/lib/apt/periodic/update-success-stamp /var/lib/apt/periodic/update-stamp)

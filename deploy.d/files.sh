@@ -45,8 +45,15 @@ put_dir() {
 	if [ -d "$dir" ] && [ "$(stat -c '%a %U %G' "$dir")" = "${mode#0} $owner $group" ]; then
 		return 0
 	fi
-	note_change "create directory $1 ($mode $owner:$group)"
+	if [ -d "$dir" ]; then
+		note_change "chmod/chown directory $1 ($mode $owner:$group)"
+	else
+		note_change "create directory $1 ($mode $owner:$group)"
+	fi
 	[ "$DRY_RUN" = 1 ] && return 0
+	# An existing one: its old mode and numeric owner, for the rollback (whose userdel would
+	# otherwise leave it owned by a uid that no longer exists).
+	if [ -d "$dir" ]; then journal attrs "$dir" "$(stat -c '%a:%u:%g' "$dir")"; fi
 	make_parents "$1"
 	chown "$owner:$group" "$dir"
 	chmod "$mode" "$dir"
@@ -144,7 +151,12 @@ compile_python() {
 	if [ "$TREE_CHANGED" = 0 ] && [ -d "$pkg/__pycache__" ]; then return 0; fi
 	note_change "byte-compile $LEDD_HOME_DIR/ledd"
 	[ "$DRY_RUN" = 1 ] && return 0
-	[ -d "$pkg/__pycache__" ] || journal dir "$pkg/__pycache__"
+	# The old .pycs are kept whole: a rollback puts back exactly them (no new ones beside).
+	if [ -d "$pkg/__pycache__" ]; then
+		journal replaced "$pkg/__pycache__" "$(backup_of "$pkg/__pycache__")"
+	else
+		journal dir "$pkg/__pycache__"
+	fi
 	local strip=()
 	# (staged: the file names in the .pyc are those of the installed tree, not of $DESTDIR)
 	if [ -n "$DESTDIR" ]; then strip=(-s "$DESTDIR" -p /); fi

@@ -8,6 +8,8 @@
 #   file PATH BACKUP|-      written (BACKUP: a copy of the old one; -: it was new)
 #   removed PATH BACKUP     deleted (BACKUP: a copy)
 #   dir PATH                created
+#   replaced DIR BACKUP     a directory rewritten in place (BACKUP: a copy of it)
+#   attrs DIR MODE:UID:GID  an existing directory's mode and owner changed (these: the old ones)
 #   user NAME / group NAME  created
 #   userdel NAME ENTRY      user deleted (ENTRY: its passwd line, to create it again)
 #   member USER GROUP       USER added to GROUP;   unmember USER GROUP: removed
@@ -16,6 +18,8 @@
 #   packages-before FILE    every package's state before this run's first apt-get: the
 #                           rollback undoes whatever apt did since (packages.sh)
 #   debian-web STATE        Debian's lighttpd.service before we changed it
+#   leftover PACKAGE PATH   PATH did not exist before this run's apt-get installed PACKAGE:
+#                           it goes when PACKAGE does (rollback, --uninstall --purge)
 #
 # Rollback replays the records in reverse (restart/start: the old files are
 # back by then, so the previous install runs again). Commit appends the
@@ -72,7 +76,7 @@ rollback() {
 	while IFS=$'\t' read -r type a b; do
 		case $type in
 		stop | restart) restart=("$a" "${restart[@]}") ;;
-		package | packages-before | debian-web) ;; # rollback_packages; debian-web: --uninstall
+		package | packages-before | debian-web | leftover) ;; # rollback_packages; debian-web: --uninstall
 		*)
 			if undo "$type" "$a" "$b"; then
 				info "  undone: $type $a${b:+ $b}"
@@ -85,6 +89,7 @@ rollback() {
 		case $type:$a in file:"$UNIT_DIR"/* | removed:"$UNIT_DIR"/*) reload=1 ;; esac
 	done < <(tac "$RUN_JOURNAL")
 	rollback_packages || failed+=("packages")
+	remove_leftovers "$RUN_JOURNAL" || failed+=("leftovers of the packages")
 	if [ "$reload" = 1 ] && ! systemctl daemon-reload; then failed+=("systemctl daemon-reload"); fi
 	# The previous files are back: start again what ran before this run (a unit whose
 	# package this rollback removed is not there to start).
@@ -109,7 +114,8 @@ undo() {
 	case $type in
 	file) if [ "$b" = - ]; then rm -f -- "$a"; else rm -f -- "$a" && cp -a -- "$b" "$a"; fi ;;
 	# (rm first: a half-removed directory must not receive the copy inside it)
-	removed) rm -rf -- "$a" && cp -a -- "$b" "$a" ;;
+	removed | replaced) rm -rf -- "$a" && cp -a -- "$b" "$a" ;;
+	attrs) chown "${b#*:}" "$a" && chmod "${b%%:*}" "$a" ;;
 	dir) rm -rf -- "$a" ;;
 	user) ! getent passwd "$a" >/dev/null || userdel "$a" ;;
 	userdel) getent passwd "$a" >/dev/null || restore_user "$b" ;;
@@ -157,7 +163,7 @@ journal_commit() {
 		esac
 		case $line in
 		file$'\t'*$'\t'-) line=${line%$'\t'-} ;;
-		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'*) ;;
+		dir$'\t'* | user$'\t'* | group$'\t'* | member$'\t'* | enable$'\t'* | package$'\t'* | debian-web$'\t'* | leftover$'\t'*) ;;
 		*) continue ;;
 		esac
 		grep -qxF -- "$line" "$INSTALL_JOURNAL" || printf '%s\n' "$line" >>"$INSTALL_JOURNAL"

@@ -233,7 +233,10 @@ step_packages() {
 	local wanted=("${APT_PACKAGES[@]}") changes=$CHANGES
 	if [ "$TLS" != off ]; then wanted+=("${TLS_PACKAGES[@]}"); fi
 	# Debian's own lighttpd instance comes with the package: it must not take port 80.
-	if [ "$DRY_RUN" = 0 ] && ! package_installed lighttpd; then DEBIAN_WEB_FRESH=1; fi
+	if [ "$DRY_RUN" = 0 ] && ! package_installed lighttpd; then
+		DEBIAN_WEB_FRESH=1
+		journal_leftovers lighttpd "${WEB_PACKAGE_LEFTOVERS[@]}"
+	fi
 	install_missing_packages "${wanted[@]}"
 	if [ "$CHANGES" = "$changes" ]; then info "packages: all present"; fi
 }
@@ -246,4 +249,36 @@ journal_new_packages() {
 	while IFS= read -r pkg; do
 		journal package "$pkg"
 	done < <(packages_added "$now" "$1")
+}
+
+# journal_leftovers PACKAGE PATH...: before apt installs PACKAGE, journal ("leftover PACKAGE
+# PATH") those of the paths its maintainer scripts create, and its purge leaves, that do not
+# exist yet: remove_leftovers takes them away again once PACKAGE is gone.
+journal_leftovers() {
+	local pkg=$1 path
+	shift
+	for path; do
+		[ -e "$path" ] || [ -L "$path" ] || journal leftover "$pkg" "$path"
+	done
+}
+
+# remove_leftovers JOURNAL: after a rollback or --purge, of the "leftover PACKAGE PATH" records
+# in JOURNAL (in order: files before their directories), remove each path whose package is no
+# longer installed: a regular file (Debian's default page), a directory only when empty (so
+# nothing the owner put there goes). Non-zero if one could not be removed.
+remove_leftovers() {
+	local type pkg path failed=0
+	while IFS=$'\t' read -r type pkg path; do
+		[ "$type" = leftover ] || continue
+		package_installed "$pkg" && continue
+		if [ -d "$path" ] && [ ! -L "$path" ]; then
+			[ -z "$(ls -A "$path")" ] || continue
+		elif [ ! -f "$path" ] || [ -L "$path" ]; then
+			continue
+		fi
+		note_change "remove $path (left by $pkg, not there before deploy.sh installed it)"
+		[ "$DRY_RUN" = 1 ] && continue
+		if [ -d "$path" ]; then rmdir -- "$path"; else rm -f -- "$path"; fi || failed=1
+	done <"$1"
+	return "$failed"
 }

@@ -47,10 +47,15 @@ restore_debian_web() {
 	fi
 }
 
-# Stop and disable our units.
+# Stop and disable our units: those the install journal says deploy.sh enabled (last first: the
+# MQTT bridge before ledd), then ledd-web and ledd. (Removing a unit file leaves its
+# .wants/ link behind, dangling, unless the unit is disabled first.)
 stop_our_units() {
-	local unit
-	for unit in "$WEB_UNIT" "$LEDD_UNIT"; do
+	local type unit units=()
+	while IFS=$'\t' read -r type unit _; do
+		if [ "$type" = enable ]; then units+=("$unit"); fi
+	done < <(tac "$JOURNAL_COPY")
+	for unit in $(printf '%s\n' "${units[@]}" "$WEB_UNIT" "$LEDD_UNIT" | awk '!seen[$0]++'); do
 		[ -f "$UNIT_DIR/$unit" ] || continue
 		if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit"; then
 			note_change "stop and disable $unit"
@@ -156,6 +161,7 @@ purge_rest() {
 		note_change "apt-get purge $* (installed by deploy.sh)"
 		if [ "$DRY_RUN" = 0 ]; then apt_get purge -y "$@" || warn "apt-get purge failed (above)"; fi
 	fi
+	remove_leftovers "$JOURNAL_COPY" || warn "could not remove what the purged packages left (above)"
 	remove_path "$CONF_DIR"
 	remove_path "$STATE_DIR"
 	remove_path "$DEPLOY_STATE_DIR"

@@ -173,3 +173,22 @@ def test_an_existing_gpio_group_is_used_and_never_counted_as_ours(tmp_path):
     assert "groupadd" not in calls and "useradd --system --user-group --groups gpio" in calls
     assert "group\tgpio" not in proc.stdout and "group\tledd" in proc.stdout
     assert not (tmp_path / "root" / deploy_var("GPIO_GROUP_MARKER").lstrip("/")).exists()
+
+
+# --- --uninstall --------------------------------------------------------------------------------
+
+def test_uninstall_disables_every_unit_the_journal_says_deploy_sh_enabled(tmp_path):
+    """ledd-mqtt.service was enabled by an install with --mqtt: --uninstall must disable it before
+    its unit file goes, or its multi-user.target.wants/ link stays behind, dangling."""
+    units = tmp_path / "units"
+    units.mkdir()
+    for unit in ("ledd.service", "ledd-web.service", "ledd-mqtt.service"):
+        (units / unit).write_text("[Unit]\n")
+    journal = tmp_path / "installed.journal"
+    journal.write_text("enable\tledd.service\nenable\tledd-web.service\nenable\tledd-mqtt.service\n")
+    path = fake_commands(tmp_path, systemctl='case "$1" in is-enabled) exit 0 ;; is-active) exit 3 ;; esac')
+    proc = sourced("UNIT_DIR=%s JOURNAL_COPY=%s\nstop_our_units\n" % (units, journal), tmp_path, PATH=path)
+    assert proc.returncode == 0, proc.stderr
+    disabled = [line for line in (tmp_path / "calls").read_text().splitlines() if "disable" in line]
+    assert disabled == ["systemctl disable --now --quiet %s" % unit
+                        for unit in ("ledd-mqtt.service", "ledd-web.service", "ledd.service")], disabled

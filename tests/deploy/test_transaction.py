@@ -159,6 +159,49 @@ def test_a_failed_upgrade_from_the_drop_in_version_puts_the_drop_in_back(tmp_pat
     assert oct(dropin.parent.stat().st_mode & 0o777) == "0o750"
 
 
+def test_rollback_puts_back_a_directorys_owner_and_the_old_pycs(tmp_path):
+    """An upgrade re-owns an existing directory (www-data's /var/lib/ledd-web goes to ledd-web) and
+    byte-compiles over the old .pycs: a rollback must give the directory its old mode and owner
+    (not the uid of a user it deletes) and leave exactly the old .pycs."""
+    root = tmp_path / "root"
+    web = root / "var/lib/web"
+    web.mkdir(parents=True)
+    os.chown(web, 33, 33)
+    web.chmod(0o755)
+    pkg = root / "opt/ledd/ledd"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__pycache__/old.cpython-311.pyc").write_bytes(b"old")
+    (pkg / "mod.py").write_text("X = 1\n")
+    proc = bash('journal_begin\nput_dir /var/lib/web 0750 root root\n'
+                'LEDD_HOME_DIR=/opt/ledd TREE_CHANGED=1 PYTHON=python3 compile_python\n'
+                'ls "$DESTDIR/opt/ledd/ledd/__pycache__"\nrollback\n', tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mod." in proc.stdout  # compiled, then rolled back
+    assert (web.stat().st_uid, web.stat().st_gid, oct(web.stat().st_mode & 0o777)) == (33, 33, "0o755")
+    assert sorted(p.name for p in (pkg / "__pycache__").iterdir()) == ["old.cpython-311.pyc"]
+
+
+def test_what_a_package_created_goes_with_it_unless_it_was_there_or_holds_the_owners_files(tmp_path):
+    """lighttpd's postinst creates /var/www/html/index.lighttpd.html, and its purge leaves it and the
+    directories: those absent before the run go again after the rollback, the owner's files stay."""
+    root = tmp_path / "root"
+    proc = bash('journal_begin\nW=$DESTDIR/var/www; O=$DESTDIR/srv\n'
+                'mkdir -p "$O" && echo owner >"$O/index.lighttpd.html"\n'
+                'journal_leftovers ledd-no-such-package "$W/html/index.lighttpd.html" "$W/html" "$W" '
+                '"$O/index.lighttpd.html" "$O"\n'
+                'mkdir -p "$W/html" && echo debian >"$W/html/index.lighttpd.html"\n'
+                'rollback\n', tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (root / "var/www").exists()
+    assert (root / "srv/index.lighttpd.html").read_text() == "owner\n"
+    proc = bash('journal_begin\nW=$DESTDIR/var/www\n'
+                'journal_leftovers ledd-no-such-package "$W/html/index.lighttpd.html" "$W/html" "$W"\n'
+                'mkdir -p "$W/html" && echo debian >"$W/html/index.lighttpd.html" && echo mine >"$W/html/my.html"\n'
+                'rollback\n', tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (root / "var/www/html").iterdir()) == ["my.html"]
+
+
 def test_a_second_run_waits_for_no_one_it_refuses(tmp_path):
     lock = tmp_path / "deploy.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
