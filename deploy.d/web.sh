@@ -285,10 +285,12 @@ step_health() {
 	if [ "$TLS" = own ]; then args+=(--insecure); fi
 	if [ "$AUTH" = none ]; then args+=(--no-auth); fi
 	info "health check: GET $scheme://127.0.0.1:$PORT/api/state"
-	if out=$(cd / && printf '%s\n' "$KNOWN_PASSWORD" | PYTHONPATH=$LEDD_HOME_DIR \
+	# A here-string, not printf into a pipe: under pipefail, printf's SIGPIPE (the checker exited
+	# before reading, e.g. with --no-auth) would fail a healthy check.
+	if out=$(cd / && PYTHONPATH=$LEDD_HOME_DIR \
 		setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --init-groups -- "$PYTHON" -B -m ledd.health \
 		--url "$scheme://127.0.0.1:$PORT/api/state" --login "$WEB_LOGIN" --timeout "$HEALTH_TIMEOUT_S" \
-		--runtime-dir "$RUNTIME_DIR" "${args[@]}" 2>&1); then
+		--runtime-dir "$RUNTIME_DIR" "${args[@]}" <<<"$KNOWN_PASSWORD" 2>&1); then
 		info "health check: $out"
 		return 0
 	fi

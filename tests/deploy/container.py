@@ -52,6 +52,13 @@ IMAGE_BUILD_TIMEOUT_S = 1800
 BOOT_TIMEOUT_S = 60
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 QUIET_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
+#: Where each container gets a cgroup of its own. With --keep-unit, nspawn leaves the container in
+#: its caller's cgroup, and its systemd takes that cgroup as its root: two containers started from
+#: the same cgroup would share (and remove) each other's system.slice/*. The unified hierarchy
+#: where the machine has one, else cgroup v1's name=systemd hierarchy (the only one the
+#: container's systemd writes).
+CGROUP_UNIFIED = Path("/sys/fs/cgroup")
+CGROUP_V1_SYSTEMD = Path("/sys/fs/cgroup/systemd")
 
 
 def image_key(suite, mirror):
@@ -130,6 +137,7 @@ class Container:
         self.init_pid = None
         self.boots = 0
         self.mounted = False
+        self.cgroup = None
 
     # -- lifecycle ---------------------------------------------------------
     def start(self):
@@ -163,8 +171,10 @@ class Container:
         self.console = open(self.console_log, "ab")
         self.console.write(b"\n=== boot %d ===\n" % self.boots)
         self.console.flush()
+        cgroup = self._own_cgroup()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.console, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=lambda: (cgroup / "cgroup.procs").write_text("%d\n" % os.getpid()))
         self.init_pid = self._find_init()
         # systemd answers once it has set up its own manager; wait until the boot has settled.
         deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -179,6 +189,30 @@ class Container:
                 raise ContainerError("the container did not finish booting (%s):\n%s"
                                      % (out.strip(), self.console_tail()))
             time.sleep(0.1)
+
+    def _own_cgroup(self):
+        """A fresh cgroup for this container (see CGROUP_V1_SYSTEMD), made once, emptied on stop()."""
+        if self.cgroup is None:
+            base = CGROUP_UNIFIED if (CGROUP_UNIFIED / "cgroup.controllers").exists() else CGROUP_V1_SYSTEMD
+            self.cgroup = base / ("ledd-ct-%s-%d" % (self.name, os.getpid()))
+            self.cgroup.mkdir(exist_ok=True)
+        return self.cgroup
+
+    def _remove_cgroup(self):
+        """Remove the container's cgroup tree, deepest first (the container's systemd made the rest)."""
+        if self.cgroup is None:
+            return
+        for top, dirs, _ in os.walk(self.cgroup, topdown=False):
+            for d in dirs:
+                try:
+                    os.rmdir(os.path.join(top, d))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(self.cgroup)
+        except OSError:
+            pass
+        self.cgroup = None
 
     def _find_init(self):
         """The container's PID 1 as the host sees it: the child of systemd-nspawn."""
@@ -230,6 +264,7 @@ class Container:
             if self.mounted:
                 subprocess.run(["umount", str(self.merged)], check=False)
                 self.mounted = False
+            self._remove_cgroup()
 
     def remove(self):
         """Delete the overlay's upper layer (the scenario's changes) once it is unmounted."""
