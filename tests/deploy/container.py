@@ -53,12 +53,19 @@ BOOT_TIMEOUT_S = 60
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 QUIET_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 #: Where each container gets a cgroup of its own. With --keep-unit, nspawn leaves the container in
-#: its caller's cgroup, and its systemd takes that cgroup as its root: two containers started from
-#: the same cgroup would share (and remove) each other's system.slice/*. The unified hierarchy
-#: where the machine has one, else cgroup v1's name=systemd hierarchy (the only one the
-#: container's systemd writes).
-CGROUP_UNIFIED = Path("/sys/fs/cgroup")
-CGROUP_V1_SYSTEMD = Path("/sys/fs/cgroup/systemd")
+#: its caller's cgroup (in a "payload" child), and the container's systemd takes that as its root: two
+#: containers started from the same cgroup share (and remove) each other's system.slice/*, and a
+#: systemd >= 256 then fails a unit with "Failed to spawn executor" once the other one has removed
+#: its cgroup. Every hierarchy a container's systemd writes needs its own cgroup: the cgroup2 one
+#: (all of /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid machine) and cgroup v1's
+#: name=systemd one.
+CGROUP_HIERARCHIES = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
+
+
+def is_cgroup_hierarchy(path):
+    """Whether ``path`` is the root of a mounted cgroup hierarchy (a hybrid machine's /sys/fs/cgroup
+    is a tmpfs holding them)."""
+    return os.path.ismount(path) and (path / "cgroup.procs").exists()
 
 
 def image_key(suite, mirror):
@@ -137,7 +144,7 @@ class Container:
         self.init_pid = None
         self.boots = 0
         self.mounted = False
-        self.cgroup = None
+        self.cgroups = None
 
     # -- lifecycle ---------------------------------------------------------
     def start(self):
@@ -171,10 +178,9 @@ class Container:
         self.console = open(self.console_log, "ab")
         self.console.write(b"\n=== boot %d ===\n" % self.boots)
         self.console.flush()
-        cgroup = self._own_cgroup()
+        self._own_cgroup()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.console, stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=lambda: (cgroup / "cgroup.procs").write_text("%d\n" % os.getpid()))
+                                     start_new_session=True, preexec_fn=self._join_own_cgroups)
         self.init_pid = self._find_init()
         # systemd answers once it has set up its own manager; wait until the boot has settled.
         deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -191,28 +197,34 @@ class Container:
             time.sleep(0.1)
 
     def _own_cgroup(self):
-        """A fresh cgroup for this container (see CGROUP_V1_SYSTEMD), made once, emptied on stop()."""
-        if self.cgroup is None:
-            base = CGROUP_UNIFIED if (CGROUP_UNIFIED / "cgroup.controllers").exists() else CGROUP_V1_SYSTEMD
-            self.cgroup = base / ("ledd-ct-%s-%d" % (self.name, os.getpid()))
-            self.cgroup.mkdir(exist_ok=True)
-        return self.cgroup
+        """Fresh cgroups for this container, one per hierarchy (see CGROUP_HIERARCHIES): made once,
+        removed on stop(). A list: its nspawn joins each of them before it starts."""
+        if self.cgroups is None:
+            name = "ledd-ct-%s-%d" % (self.name, os.getpid())
+            self.cgroups = [base / name for base in CGROUP_HIERARCHIES if is_cgroup_hierarchy(base)]
+            for cgroup in self.cgroups:
+                cgroup.mkdir(exist_ok=True)
+        return self.cgroups
 
-    def _remove_cgroup(self):
-        """Remove the container's cgroup tree, deepest first (the container's systemd made the rest)."""
-        if self.cgroup is None:
-            return
-        for top, dirs, _ in os.walk(self.cgroup, topdown=False):
-            for d in dirs:
-                try:
-                    os.rmdir(os.path.join(top, d))
-                except OSError:
-                    pass
-        try:
-            os.rmdir(self.cgroup)
-        except OSError:
-            pass
-        self.cgroup = None
+    def _join_own_cgroups(self):
+        """In nspawn's child before exec: move this process into each of the container's cgroups."""
+        for cgroup in self.cgroups:
+            (cgroup / "cgroup.procs").write_text("%d\n" % os.getpid())
+
+    def _remove_cgroups(self):
+        """Remove the container's cgroup trees, deepest first (the container's systemd made the rest)."""
+        for cgroup in self.cgroups or ():
+            for top, dirs, _ in os.walk(cgroup, topdown=False):
+                for d in dirs:
+                    try:
+                        os.rmdir(os.path.join(top, d))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(cgroup)
+            except OSError:
+                pass
+        self.cgroups = None
 
     def _find_init(self):
         """The container's PID 1 as the host sees it: the child of systemd-nspawn."""
@@ -264,7 +276,7 @@ class Container:
             if self.mounted:
                 subprocess.run(["umount", str(self.merged)], check=False)
                 self.mounted = False
-            self._remove_cgroup()
+            self._remove_cgroups()
 
     def remove(self):
         """Delete the overlay's upper layer (the scenario's changes) once it is unmounted."""
