@@ -401,9 +401,11 @@ run_steps() {
 	local step
 	for step in "${INSTALL_STEPS[@]}"; do
 		if [ "$PAUSE_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then
-			info "test hook: pausing before step $step (pid $$)"
+			# The sleep first: a test that signals on seeing the message finds PAUSE_PID set,
+			# and the interrupt handler ends the sleep too.
 			sleep 3600 &
 			PAUSE_PID=$!
+			info "test hook: pausing before step $step (pid $$)"
 			wait "$PAUSE_PID" || true
 		fi
 		if [ "$FAIL_AT" = "$step" ] && [ "$DRY_RUN" = 0 ]; then fatal "test hook: step $step fails (LEDD_DEPLOY_FAIL_AT)"; fi
