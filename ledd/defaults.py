@@ -128,7 +128,7 @@ REPLY_SWEEP_AT = 256
 #: The atomic pipe write size on Linux (PIPE_BUF): every reply and event line is shorter.
 PIPE_BUF = 4096
 
-# -- the gpiozero pin factory (ledd/gpiozero_factory.py, issue 12) -----------
+# -- the gpiozero pin factory (ledd/gpiozero_factory/, issue 12) -----------
 
 #: gpiozero looks pin factories up under this entry-point group; ours is named ``ledd``.
 GPIOZERO_ENTRY_GROUP = "gpiozero_pin_factories"

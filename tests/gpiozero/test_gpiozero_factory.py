@@ -104,16 +104,16 @@ def test_blink_too_fast_for_ledd_stays_software(factory, ledd):
 def test_software_blink_survives_a_restart_of_ledd(factory, ledd, observe, kind):
     """A blink gpiozero times itself waits while ledd is down and goes on after it is back."""
     refused = threading.Event()
-    command = factory.command
+    request = factory.request
 
     def recording(*args):
         try:
-            return command(*args)
+            return request(*args)
         except LeddDown:
             refused.set()
             raise
 
-    factory.command = recording
+    factory.request = recording
     green = LED(27)
     if kind == "counted":
         green.blink(on_time=0.05, off_time=0.05, n=100000)
@@ -394,7 +394,7 @@ def test_register_and_unregister_for_an_interpreter(python, ledd, tmp_path):
     # Run from elsewhere: ledd is found through the .pth, the factory through the entry point.
     r = subprocess.run([python, "-c", FIND, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ledd.gpiozero_factory"
+    assert r.stdout.strip() == "ledd.gpiozero_factory.factory"
     r = subprocess.run([python, "-m", "ledd.gpiozero_factory", "--unregister", str(site)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0 and os.listdir(site) == [], (r.stderr, os.listdir(site))
@@ -446,6 +446,6 @@ def test_an_event_older_than_a_reply_still_fires_its_edge(factory, ledd):
     reply = dict(state, seq=state["seq"] + 2)
     event = dict(state, seq=state["seq"] + 1, buttons=[dict(state["buttons"][0], pressed=True)])
     factory._apply(reply)
-    factory._dispatch(event)
+    factory.dispatch(event)
     assert fired == [1]
     assert factory._seq == state["seq"] + 2  # the LEDs did not go back to the older state
