@@ -35,6 +35,7 @@ How it maps gpiozero onto ledd (docs/gpiozero.md has the user's view):
 Modules, one concern each:
 
 - :mod:`.factory`  :class:`LeddFactory`: the exchange with ledd, the state cache, pin names
+- :mod:`.commands` ledd's verbs as the factory's methods, from the one verb table
 - :mod:`.pin`      :class:`LeddPin`: what gpiozero asks of one line, and the blink mapping
 - :mod:`.events`   the watcher thread that feeds the cache and fires button callbacks
 - :mod:`.errors`   the exceptions, each a gpiozero ``PinError``
@@ -52,9 +53,9 @@ both). Both gpiozero 1.6 (Debian bookworm, pkg_resources) and 2.x
 
 from ledd.gpiozero_factory.config import running_config
 from ledd.gpiozero_factory.errors import (LeddCommandError, LeddDown, LeddTimeout, PinFixedBounce,
-                                          PinFixedFunction, PinNotConfigured)
+                                          PinFixedFunction, PinFrequencyOutOfRange, PinNotConfigured)
 from ledd.gpiozero_factory.factory import LeddFactory
 from ledd.gpiozero_factory.pin import LeddPin
 
 __all__ = ["LeddFactory", "LeddPin", "LeddDown", "LeddTimeout", "LeddCommandError",
-           "PinNotConfigured", "PinFixedFunction", "PinFixedBounce", "running_config"]
+           "PinNotConfigured", "PinFixedFunction", "PinFixedBounce", "PinFrequencyOutOfRange", "running_config"]

@@ -3,12 +3,12 @@ itself are also the matching :mod:`ledd.errors` kind, so a script can catch
 either family. A leaf module: gpiozero's exceptions and ledd's, nothing more.
 """
 
-from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin
+from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin, PinPWMError
 
 from ledd.errors import CommandError, DaemonDown, DaemonTimeout
 
 __all__ = ["LeddDown", "LeddTimeout", "LeddCommandError", "PinNotConfigured", "PinFixedFunction",
-           "PinFixedBounce", "wrap"]
+           "PinFixedBounce", "PinFrequencyOutOfRange", "wrap"]
 
 
 class LeddDown(DaemonDown, PinError):
@@ -33,6 +33,10 @@ class PinFixedFunction(PinInvalidFunction):
 
 class PinFixedBounce(PinFixedPull):
     """ledd's config sets the button's debounce; a script cannot ask for another."""
+
+
+class PinFrequencyOutOfRange(PinPWMError, ValueError):
+    """A PWM frequency outside the range ledd's PWM runs at (the message names it)."""
 
 
 def wrap(err):

@@ -2,9 +2,9 @@
 
 It holds the one exchange with ledd (a :class:`ledd.client.Client`, one request
 at a time, errors turned into gpiozero's), ledd's verbs as methods
-(:attr:`LeddFactory.ledd`, from :mod:`ledd.verbs` as every client gets them),
-the state cache that the replies and the watcher's events keep current, and
-the map from gpiozero's pin names to ledd's lines.
+(:attr:`LeddFactory.ledd`, see :mod:`.commands`), the state cache that the
+replies and the watcher's events keep current, and the map from gpiozero's
+pin names to ledd's lines.
 """
 
 import json
@@ -16,33 +16,13 @@ from gpiozero.pins.pi import PiFactory
 
 from ledd import defaults
 from ledd.client import Client, LeddError
+from ledd.gpiozero_factory.commands import LeddVerbs
 from ledd.gpiozero_factory.config import running_config
 from ledd.gpiozero_factory.errors import PinNotConfigured, wrap
 from ledd.gpiozero_factory.events import EventThread
 from ledd.gpiozero_factory.pin import LeddPin, button_level
-from ledd.verbs import add_methods
 
-__all__ = ["LeddFactory", "LeddVerbs"]
-
-
-class LeddVerbs:
-    """ledd's verbs as methods, ``factory.ledd.on("red")``: the methods of
-    :class:`ledd.client.Client`, made from the same table (:mod:`ledd.verbs`),
-    each run as one exchange of the factory. A reply that is ledd's state
-    goes into the factory's cache before the method returns it.
-    """
-
-    def __init__(self, factory):
-        self._factory = factory
-
-    def _run_verb(self, verb, values):
-        reply = self._factory.request(verb.name, *verb.words(values))
-        if "seq" in reply and "leds" in reply:
-            self._factory._apply(reply)
-        return reply
-
-
-add_methods(LeddVerbs)
+__all__ = ["LeddFactory"]
 
 
 class LeddFactory(PiFactory):
@@ -101,6 +81,10 @@ class LeddFactory(PiFactory):
             return self._settings.get(gpio, {"pull": "up", "active_low": True, "debounce_ms": 0})
 
     # -- the cache -------------------------------------------------------------
+    def take_state(self, state):
+        """A command's reply (ledd's state after it) into the cache."""
+        self._apply(state)
+
     def _apply(self, state, from_event=False, reconnected=False):
         """Take a state into the cache; returns the pins whose level changed (events only)."""
         with self._state_lock:
