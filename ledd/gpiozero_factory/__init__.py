@@ -20,9 +20,14 @@ How it maps gpiozero onto ledd (docs/gpiozero.md has the user's view):
   client (the reply carries the new state); reads come from a cache that one
   watcher (``WATCH``) keeps current, so ``led.toggle()`` costs one exchange,
   as ``ledctl toggle`` does.
-- ``LED.blink()`` with no count runs in gpiozero's blink thread; the first
-  write of that thread becomes ledd's kernel-timed blink and the thread's
-  later writes are dropped. Other blinks (a count, fades) stay software.
+- A PWM device (``PWMLED``, each LED of an ``RGBLED``) makes its pin's state
+  ledd's brightness (``value = 0.3`` is 30 %, 0 is off) and its frequency
+  ledd's PWM frequency for that LED (10-1000 Hz, else
+  :class:`PinFrequencyOutOfRange`).
+- ``blink()`` with no count and no fades runs in gpiozero's blink thread; the
+  first write of that thread becomes ledd's kernel-timed blink and the
+  thread's later writes are dropped. Other blinks (a count, fades,
+  ``pulse()``) stay gpiozero's, one write per step.
 - Button edges come from the watcher's events and reach ``when_changed`` in
   the watcher thread (a gpiozero ``GPIOThread``, like the native factory's),
   with ``time.monotonic()`` ticks. Pull and bounce are ledd's: asking for

@@ -1,5 +1,6 @@
 """ledd's gpiozero pin factory: pin names, what each pin allows, errors that
-name the config, blink mapping, events, close(), a stopped ledd, registration.
+name the config, blink mapping, events, close(), a stopped ledd, registration
+(PWM: test_gpiozero_pwm.py).
 In-process tests use gpiozero 2.x (the venv); CHECKS runs under both 2.x and
 Debian's 1.6."""
 
@@ -19,22 +20,13 @@ from waiting import holds_for, wait_for
 from zerostack import ROOT, led
 
 gpiozero = pytest.importorskip("gpiozero")
-from gpiozero import LED, Button, Device, PWMLED  # noqa: E402
-from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin, PinPWMUnsupported  # noqa: E402
+from gpiozero import LED, Button, PWMLED  # noqa: E402
+from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin, PinPWMError  # noqa: E402
 
 from ledd import defaults  # noqa: E402
 from ledd.client import DaemonDown  # noqa: E402
 from ledd.gpiozero_factory import (LeddDown, LeddFactory, PinFixedBounce, PinFixedFunction,  # noqa: E402
                                    PinNotConfigured, running_config)
-
-
-@pytest.fixture
-def factory(ledd):
-    made = LeddFactory(str(ledd.runtime_dir))
-    Device.pin_factory = made
-    yield made
-    made.close()
-    Device.pin_factory = None
 
 
 # -- pins ---------------------------------------------------------------------
@@ -242,8 +234,11 @@ def test_errors_name_the_config(factory, ledd):
         Button(17)
     with pytest.raises(PinInvalidFunction, match="GPIO22 is button 'button'.*cannot be an output"):
         LED(22)
-    with pytest.raises(PinPWMUnsupported, match="ledd has no PWM"):
-        PWMLED(27)
+    with pytest.raises(PinPWMError, match=r"GPIO27 is LED 'green' in ledd's config .*: ledd's PWM runs at "
+                                          r"10-1000 Hz, not 5"):
+        PWMLED(27, frequency=5)
+    with pytest.raises(PinInvalidFunction, match="GPIO22 is button 'button'.*cannot be an output"):
+        PWMLED(22)
     with pytest.raises(PinFixedPull, match="with pull up; ask for the same \\(pull_up=True\\)"):
         Button(22, pull_up=False)
     with pytest.raises(PinFixedPull):
@@ -338,7 +333,7 @@ for spec in (17, "GPIO17", "BOARD11", "J8:11", "red"):
     results[str(spec)] = Client().state()["leds"][0]["on"]
     light.close()
 for name, make in [("gpio5", lambda: LED(5)), ("input_on_led", lambda: Button(17)),
-                   ("pwm", lambda: PWMLED(27)), ("pull", lambda: Button(22, pull_up=False)),
+                   ("pwm", lambda: PWMLED(27, frequency=2000)), ("pull", lambda: Button(22, pull_up=False)),
                    ("bounce", lambda: Button(22, bounce_time=0.5))]:
     try:
         make().close()
@@ -368,7 +363,7 @@ def test_checks_under_both_gpiozero_releases(python, ledd, site_dir):
     assert [got[k] for k in ("17", "GPIO17", "BOARD11", "J8:11", "red")] == [True] * 5
     assert got["gpio5"][0] == "PinNotConfigured" and "(%s)" % ledd.config in got["gpio5"][1]
     assert got["input_on_led"][0] == "PinFixedFunction"
-    assert got["pwm"][0] == "PinPWMUnsupported" and "no PWM" in got["pwm"][1]
+    assert got["pwm"][0] == "PinFrequencyOutOfRange" and "10-1000 Hz, not 2000" in got["pwm"][1]
     assert got["pull"][0] == "PinFixedPull"
     assert got["bounce"][0] == "PinFixedBounce"
     assert got["pressed"] is True
