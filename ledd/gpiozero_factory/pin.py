@@ -19,8 +19,8 @@ from gpiozero.exc import PinFixedPull, PinInvalidState
 from gpiozero.pins.pi import PiPin
 
 from ledd import defaults
-from ledd.gpiozero_factory.errors import LeddDown, PinFixedBounce, PinFixedFunction, PinFrequencyOutOfRange
 from ledd.gpiozero_factory.commands import LeddVerbs
+from ledd.gpiozero_factory.errors import LeddDown, PinFixedBounce, PinFixedFunction, PinFrequencyOutOfRange
 
 __all__ = ["LeddPin", "button_level"]
 
