@@ -175,7 +175,8 @@ def test_rgbled_is_three_leds(rgb_ledd, observe):
         state = c.state()
         assert [led(state, n)["brightness"] for n in ("green", "blue")] == [20, 80]
         assert led(state, "red")["on"] is False
-        obs = observe(rgb_ledd)
+        rgb.off()
+        obs = observe(rgb_ledd)             # from a dark LED: its first event has green off
         since = len(obs)
         rgb.pulse(fade_in_time=0.3, fade_out_time=0.3, on_color=(1, 0, 1))
         runs = {}
