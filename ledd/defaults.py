@@ -54,6 +54,14 @@ BOARD_CPUINFO = "/proc/cpuinfo"
 BLINK_MIN_MS = 20
 BLINK_MAX_MS = 60000
 MAX_NAME = 24
+#: Brightness in percent (BRIGHTNESS, ALL_BRIGHTNESS; 0 = off, the brightness kept), and an LED's
+#: brightness until one is set.
+BRIGHTNESS_MAX = 100
+BRIGHTNESS_DEFAULT = 100
+#: Software PWM frequency of a dimmed LED in Hz (FREQUENCY, ledd.conf's ``pwm_hz``), and its default.
+PWM_HZ_MIN = 10
+PWM_HZ_MAX = 1000
+PWM_HZ_DEFAULT = 200
 
 # -- issue 10: web layer hardening (Host allowlist, event-stream limits) -----------
 
@@ -128,7 +136,7 @@ REPLY_SWEEP_AT = 256
 #: The atomic pipe write size on Linux (PIPE_BUF): every reply and event line is shorter.
 PIPE_BUF = 4096
 
-# -- the gpiozero pin factory (ledd/gpiozero_factory.py, issue 12) -----------
+# -- the gpiozero pin factory (ledd/gpiozero_factory/, issue 12) -----------
 
 #: gpiozero looks pin factories up under this entry-point group; ours is named ``ledd``.
 GPIOZERO_ENTRY_GROUP = "gpiozero_pin_factories"

@@ -14,6 +14,7 @@ from zerostack import ROOT, led
 SCRIPTS = {
     "named": "from gpiozero import LED\nled = LED(27)\nled.blink(0.2, 0.2)\n",
     "one-line": "from gpiozero import LED\nLED(27).blink(0.2, 0.2)\n",
+    "pwm": "from gpiozero import PWMLED\nPWMLED(27).blink(0.2, 0.2)\n",
 }
 
 

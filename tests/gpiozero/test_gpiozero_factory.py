@@ -1,5 +1,6 @@
 """ledd's gpiozero pin factory: pin names, what each pin allows, errors that
-name the config, blink mapping, events, close(), a stopped ledd, registration.
+name the config, blink mapping, events, close(), a stopped ledd, registration
+(PWM: test_gpiozero_pwm.py).
 In-process tests use gpiozero 2.x (the venv); CHECKS runs under both 2.x and
 Debian's 1.6."""
 
@@ -19,22 +20,13 @@ from waiting import holds_for, wait_for
 from zerostack import ROOT, led
 
 gpiozero = pytest.importorskip("gpiozero")
-from gpiozero import LED, Button, Device, PWMLED  # noqa: E402
-from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin, PinPWMUnsupported  # noqa: E402
+from gpiozero import LED, Button, PWMLED  # noqa: E402
+from gpiozero.exc import PinError, PinFixedPull, PinInvalidFunction, PinInvalidPin, PinPWMError  # noqa: E402
 
 from ledd import defaults  # noqa: E402
 from ledd.client import DaemonDown  # noqa: E402
 from ledd.gpiozero_factory import (LeddDown, LeddFactory, PinFixedBounce, PinFixedFunction,  # noqa: E402
                                    PinNotConfigured, running_config)
-
-
-@pytest.fixture
-def factory(ledd):
-    made = LeddFactory(str(ledd.runtime_dir))
-    Device.pin_factory = made
-    yield made
-    made.close()
-    Device.pin_factory = None
 
 
 # -- pins ---------------------------------------------------------------------
@@ -104,16 +96,16 @@ def test_blink_too_fast_for_ledd_stays_software(factory, ledd):
 def test_software_blink_survives_a_restart_of_ledd(factory, ledd, observe, kind):
     """A blink gpiozero times itself waits while ledd is down and goes on after it is back."""
     refused = threading.Event()
-    command = factory.command
+    request = factory.request
 
     def recording(*args):
         try:
-            return command(*args)
+            return request(*args)
         except LeddDown:
             refused.set()
             raise
 
-    factory.command = recording
+    factory.request = recording
     green = LED(27)
     if kind == "counted":
         green.blink(on_time=0.05, off_time=0.05, n=100000)
@@ -242,8 +234,11 @@ def test_errors_name_the_config(factory, ledd):
         Button(17)
     with pytest.raises(PinInvalidFunction, match="GPIO22 is button 'button'.*cannot be an output"):
         LED(22)
-    with pytest.raises(PinPWMUnsupported, match="ledd has no PWM"):
-        PWMLED(27)
+    with pytest.raises(PinPWMError, match=r"GPIO27 is LED 'green' in ledd's config .*: ledd's PWM runs at "
+                                          r"10-1000 Hz, not 5"):
+        PWMLED(27, frequency=5)
+    with pytest.raises(PinInvalidFunction, match="GPIO22 is button 'button'.*cannot be an output"):
+        PWMLED(22)
     with pytest.raises(PinFixedPull, match="with pull up; ask for the same \\(pull_up=True\\)"):
         Button(22, pull_up=False)
     with pytest.raises(PinFixedPull):
@@ -338,7 +333,7 @@ for spec in (17, "GPIO17", "BOARD11", "J8:11", "red"):
     results[str(spec)] = Client().state()["leds"][0]["on"]
     light.close()
 for name, make in [("gpio5", lambda: LED(5)), ("input_on_led", lambda: Button(17)),
-                   ("pwm", lambda: PWMLED(27)), ("pull", lambda: Button(22, pull_up=False)),
+                   ("pwm", lambda: PWMLED(27, frequency=2000)), ("pull", lambda: Button(22, pull_up=False)),
                    ("bounce", lambda: Button(22, bounce_time=0.5))]:
     try:
         make().close()
@@ -368,7 +363,7 @@ def test_checks_under_both_gpiozero_releases(python, ledd, site_dir):
     assert [got[k] for k in ("17", "GPIO17", "BOARD11", "J8:11", "red")] == [True] * 5
     assert got["gpio5"][0] == "PinNotConfigured" and "(%s)" % ledd.config in got["gpio5"][1]
     assert got["input_on_led"][0] == "PinFixedFunction"
-    assert got["pwm"][0] == "PinPWMUnsupported" and "no PWM" in got["pwm"][1]
+    assert got["pwm"][0] == "PinFrequencyOutOfRange" and "10-1000 Hz, not 2000" in got["pwm"][1]
     assert got["pull"][0] == "PinFixedPull"
     assert got["bounce"][0] == "PinFixedBounce"
     assert got["pressed"] is True
@@ -394,7 +389,7 @@ def test_register_and_unregister_for_an_interpreter(python, ledd, tmp_path):
     # Run from elsewhere: ledd is found through the .pth, the factory through the entry point.
     r = subprocess.run([python, "-c", FIND, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ledd.gpiozero_factory"
+    assert r.stdout.strip() == "ledd.gpiozero_factory.factory"
     r = subprocess.run([python, "-m", "ledd.gpiozero_factory", "--unregister", str(site)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0 and os.listdir(site) == [], (r.stderr, os.listdir(site))
@@ -446,6 +441,6 @@ def test_an_event_older_than_a_reply_still_fires_its_edge(factory, ledd):
     reply = dict(state, seq=state["seq"] + 2)
     event = dict(state, seq=state["seq"] + 1, buttons=[dict(state["buttons"][0], pressed=True)])
     factory._apply(reply)
-    factory._dispatch(event)
+    factory.dispatch(event)
     assert fired == [1]
     assert factory._seq == state["seq"] + 2  # the LEDs did not go back to the older state

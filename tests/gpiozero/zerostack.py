@@ -183,9 +183,27 @@ def observe():
         obs.close()
 
 
+@pytest.fixture
+def factory(ledd):
+    """ledd's pin factory on the test's ledd, as gpiozero's default for the test (gpiozero 2.x, in process)."""
+    from gpiozero import Device
+
+    from ledd.gpiozero_factory import LeddFactory
+
+    made = LeddFactory(str(ledd.runtime_dir))
+    Device.pin_factory = made
+    yield made
+    made.close()
+    Device.pin_factory = None
+
+
 def led(state, name):
     return next(l for l in state["leds"] if l["name"] == name)
 
 
+#: The default wiring with a third LED: red, amber, green for TrafficLights.
 TRAFFIC_CONFIG = (ROOT / "cdaemon" / "ledd.conf").read_text().replace(
     "\n[button button]", "\n[led amber]\ngpio = 23\n\n[button button]").replace("backend = chardev", "backend = sim")
+
+#: The default wiring with a third LED: red, green and blue for an RGBLED.
+RGB_CONFIG = TRAFFIC_CONFIG.replace("[led amber]", "[led blue]")
