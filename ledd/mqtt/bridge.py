@@ -39,7 +39,7 @@ from ledd.client import Client
 from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 from ledd.mqtt import discovery
 from ledd.mqtt.link import PAHO_VERSION, Link
-from ledd.mqtt.topics import BadCommand, LedCommand, Topics, parse_all_command, parse_led_command, state_messages
+from ledd.mqtt.topics import BadCommand, Topics, all_command, led_command, state_messages
 
 log = logging.getLogger("ledd-mqtt")
 
@@ -429,7 +429,7 @@ class Bridge:
     @staticmethod
     def _all_command(payload):
         """``<base>/all/set``: every LED."""
-        return parse_all_command(payload)
+        return all_command(payload)
 
     def _led_command(self, topic, payload):
         """``<base>/led/<name>/set``: that LED, whatever its name."""
@@ -438,7 +438,7 @@ class Bridge:
             raise BadCommand("not a command topic")
         if self.state is not None and name not in [led["name"] for led in self.state.get("leds", [])]:
             raise BadCommand("no LED named %r" % name[:40])
-        return LedCommand(name, *parse_led_command(payload))
+        return led_command(name, payload)
 
     def _run_commands(self):
         while self.commands and self.watcher is not None:
