@@ -394,6 +394,8 @@ class Bridge:
             return
         if topic.startswith(self.cfg.discovery_prefix + "/") and topic.endswith("/config"):
             if retained and payload:
+                if topic not in self.seen_configs:
+                    self._check_light_schema(topic, payload)
                 self.seen_configs.add(topic)
                 if topic not in self.announced:
                     self._announce()
@@ -424,6 +426,24 @@ class Bridge:
         if not self.limiter.allow():
             return
         self.commands.append(command)
+
+    def _check_light_schema(self, topic, payload):
+        """Say so when a light was announced before with another schema (a bridge without brightness).
+
+        Home Assistant applies a changed discovery config to the entity it has,
+        built for the old schema: it gets the dimmable JSON light only when its
+        MQTT integration is reloaded (or it restarts). Nothing else can tell the user.
+        """
+        if self.cfg.led_component != "light" or not self.cfg.discovery or "/light/" not in topic:
+            return
+        try:
+            schema = json.loads(payload).get("schema", "default")
+        except (ValueError, AttributeError):
+            return
+        if schema != discovery.LIGHT_SCHEMA:
+            log.warning("%s was announced with the %s light schema (by an older ledd-mqtt); Home Assistant "
+                        "shows it as a dimmable light once its MQTT integration is reloaded or it restarts",
+                        topic, schema)
 
     # One handler per kind of command topic; each makes its own kind of command.
     @staticmethod

@@ -26,6 +26,8 @@ from ledd.mqtt.topics import OFF, ON
 
 #: The effects a light offers, from the verb table ("solid" is plain on, "blink" blinks).
 EFFECTS = [verb.mqtt.effect for verb in verbs.VERBS if verb.mqtt and verb.mqtt.effect]
+#: Home Assistant's light schema for ledd's lights: one JSON state and one JSON command (brightness, effect).
+LIGHT_SCHEMA = "json"
 #: Home Assistant's brightness_scale: ledd's brightness is a percentage, so HA's 0-255 maps onto 1-100.
 BRIGHTNESS_SCALE = 100
 
@@ -85,7 +87,7 @@ def configs(cfg, topics, state, dev, origin):
             # The JSON schema: one state message with the brightness and the effect, and one command
             # ({"state": "ON", "brightness": 30, "effect": "blink"}) that sets them together.
             # No flash or transition: Home Assistant then never sends those keys.
-            entity.update(schema="json", state_topic=topics.led(name, "json"), brightness=True,
+            entity.update(schema=LIGHT_SCHEMA, state_topic=topics.led(name, "json"), brightness=True,
                           brightness_scale=BRIGHTNESS_SCALE, supported_color_modes=["brightness"],
                           effect=True, effect_list=EFFECTS, flash=False, transition=False)
         else:

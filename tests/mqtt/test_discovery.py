@@ -199,3 +199,17 @@ def test_the_docs_automation_fires_on_presses_only():
     assert fires(trigger, "12", "13")
     for old, new in [("12", "unavailable"), ("unavailable", "12"), ("unknown", "0"), ("12", "unknown")]:
         assert not fires(trigger, old, new), (old, new)
+
+
+def test_a_light_announced_by_an_older_bridge_gets_a_reload_hint(make_pi, probe):
+    """Issue 23 changes the lights' schema; Home Assistant keeps the old entity's class until it reloads
+    MQTT, so the bridge says so when it finds such a config of its own retained on the broker."""
+    p = probe("homeassistant/#")
+    old = {"name": "red", "unique_id": "ledd_pi1_gpio17", "command_topic": "ledd/pi1/led/red/set",
+           "state_topic": "ledd/pi1/led/red/state", "payload_on": "ON", "payload_off": "OFF"}
+    p.publish("homeassistant/light/ledd_pi1/gpio17/config", json.dumps(old), retain=True)
+    pi = make_pi("pi1")
+    pi.bridge.wait_log("homeassistant/light/ledd_pi1/gpio17/config was announced with the default light schema")
+    wait_for(lambda: announced(pi.broker).get("homeassistant/light/ledd_pi1/gpio17/config", {}).get("schema") == "json",
+             what="the JSON light announced over it")
+    assert pi.bridge.read_log().count("light schema") == 1  # once: not for the bridge's own config, nor green's
