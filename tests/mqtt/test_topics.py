@@ -183,3 +183,21 @@ def test_state_messages_carry_brightness_for_home_assistant():
     assert out["ledd/pi1/led/red/brightness"] == "30"
     assert out["ledd/pi1/led/red/attributes"] == '{"blink":null,"gpio":17,"id":0,"pwm_hz":200}'
     assert {t.is_state_topic(topic) for topic in out} == {True}  # so a removed LED's are cleared too
+
+
+def test_docs_command_table_lists_every_mqtt_form_of_the_table():
+    """docs/mqtt.md's command table: every word, JSON key and effect the verb table gives the LED topics."""
+    from pathlib import Path
+    from ledd import verbs
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
+    table = doc.split("Commands on `…/led/<led>/set`", 1)[1].split("\n\n", 2)[1]
+    for verb in verbs.VERBS:
+        form = verb.mqtt
+        if form and form.topic == "led":
+            for word in form.words:
+                assert "`%s`" % word in table, word
+            if form.field:
+                assert '{"%s": ' % form.field in table, form.field
+            if form.effect:
+                assert '"%s"' % form.effect in table, form.effect
