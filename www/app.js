@@ -7,6 +7,7 @@
 //
 // Every text comes from lang.js (www/i18n/<lang>.json). The same script translates
 // error.html, which has no dashboard in it.
+import { brightnessSlider } from './brightness.js';
 import { DEFAULT_LANGUAGE, chooseLanguage, hasText, loadLanguage, num, setUpLanguageSwitch, t, tn, when } from './lang.js';
 
 const $ = (id) => document.getElementById(id);
@@ -239,7 +240,10 @@ function shapeOf(state) {
   return state.backend + '|' + state.leds.map(part).join(',') + '|' + state.buttons.map(part).join(',');
 }
 
+let sliders = new Map();   // LED id -> its card's brightness slider
+
 function build(state) {
+  sliders = new Map();
   $('leds').replaceChildren(...state.leds.map(makeLed));
   $('buttons').replaceChildren(...state.buttons.map((b) => makeButton(b, state.backend === 'sim')));
   $('no-buttons').hidden = state.buttons.length > 0;
@@ -286,6 +290,8 @@ function makeLed(led) {
   card.querySelector('.where').textContent = where(led.gpio);
   const toggle = card.querySelector('.led-toggle');
   toggle.addEventListener('click', () => post('/api/leds/' + led.id, { toggle: true }));
+  sliders.set(led.id, brightnessSlider(card.querySelector('.brightness-row'), 'brightness-' + led.id,
+    t('led.brightness_label', { led: ledLabel(led) }), (value) => post('/api/leds/' + led.id, { brightness: value })));
   const period = card.querySelector('.period');
   period.id = 'period-' + led.id;
   period.setAttribute('aria-label', t('led.period_label', { led: ledLabel(led) }));
@@ -315,6 +321,9 @@ function updateLed(led) {
   const label = led.on ? 'led.toggle_label_lit' : 'led.toggle_label_dark';
   toggle.setAttribute('aria-label', t(label, { led: ledLabel(led), state: stateText(led) }));
   card.querySelector('.state').textContent = stateText(led);
+  sliders.get(led.id).show(led);
+  // The lamp glows as bright as the LED (a ledd from before brightness: fully).
+  card.style.setProperty('--brightness', String(typeof led.brightness === 'number' ? led.brightness / 100 : 1));
   const lamp = card.querySelector('.lamp');
   lamp.style.animationDuration = blinking ? (led.blink.on_ms + led.blink.off_ms) + 'ms' : '';
 }

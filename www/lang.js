@@ -1,5 +1,5 @@
-// lang.js -- the dashboard's languages: which one to show, its strings, and numbers and
-// times written its way.
+// lang.js -- the dashboard's languages: which one to show, its strings, and numbers,
+// percentages and times written its way.
 //
 // Every text the page shows comes from www/i18n/<lang>.json (English is the reference);
 // only the chosen language's file is fetched. t('key', {params}) gives a text,
@@ -18,11 +18,15 @@ let lang = DEFAULT_LANGUAGE;
 let strings = {};
 let plurals = new Intl.PluralRules(DEFAULT_LANGUAGE);
 let numberFormat = new Intl.NumberFormat(DEFAULT_LANGUAGE);
+let percentFormat = new Intl.NumberFormat(DEFAULT_LANGUAGE, { style: 'percent' });
 let timeFormat = null;
 let dateTimeFormat = null;
 
 // Every number the page shows is written the language's way: 12,345 / 12 345 / 12.345.
 export const num = (n) => numberFormat.format(n);
+
+// A percentage the language's way: 30% / 30 % / 30 %.
+export const percent = (n) => percentFormat.format(n / 100);
 
 export const hasText = (key) => hasOwn(strings, key);
 
@@ -84,6 +88,7 @@ function useLanguage(code, table) {
   const locale = localeFor(code);
   plurals = new Intl.PluralRules(locale);
   numberFormat = new Intl.NumberFormat(locale);
+  percentFormat = new Intl.NumberFormat(locale, { style: 'percent' });
   timeFormat = new Intl.DateTimeFormat(locale, { timeStyle: 'medium' });
   dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: 'medium', timeStyle: 'medium' });
   document.documentElement.lang = code;
