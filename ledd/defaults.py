@@ -54,6 +54,14 @@ BOARD_CPUINFO = "/proc/cpuinfo"
 BLINK_MIN_MS = 20
 BLINK_MAX_MS = 60000
 MAX_NAME = 24
+#: Brightness in percent (BRIGHTNESS, ALL_BRIGHTNESS; 0 = off, the brightness kept), and an LED's
+#: brightness until one is set.
+BRIGHTNESS_MAX = 100
+BRIGHTNESS_DEFAULT = 100
+#: Software PWM frequency of a dimmed LED in Hz (FREQUENCY, ledd.conf's ``pwm_hz``), and its default.
+PWM_HZ_MIN = 10
+PWM_HZ_MAX = 1000
+PWM_HZ_DEFAULT = 200
 
 # -- issue 10: web layer hardening (Host allowlist, event-stream limits) -----------
 

@@ -68,6 +68,16 @@ def period(name):
     return Arg(name, "uint", defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS, "ms")
 
 
+def percent():
+    """A brightness in percent: 0 is off, 1-100 how bright the LED is lit."""
+    return Arg("percent", "uint", 0, defaults.BRIGHTNESS_MAX, "%")
+
+
+def hertz():
+    """A PWM frequency in Hz, the range ledd accepts."""
+    return Arg("hz", "uint", defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX, "Hz")
+
+
 class Method:
     """A client method: its name, its parameters (the verb's argument names unless given) and docstring."""
 
@@ -198,6 +208,16 @@ VERBS = (
          http=Http("leds", "on"),
          cli=Cli("all", "switch every LED on or off"),
          mqtt=Mqtt("all", words=[ON, OFF], state=[ON, OFF])),
+    Verb("BRIGHTNESS", [led(), percent()], action=True,
+         method=Method("brightness", "Set LED ``led``'s brightness to ``percent`` (1-%d) and light it if it is "
+                                     "off; a blinking LED blinks on at it. 0 switches it off and keeps its "
+                                     "brightness. Returns the new state." % defaults.BRIGHTNESS_MAX)),
+    Verb("ALL_BRIGHTNESS", [percent()], action=True,
+         method=Method("all_brightness", "``brightness(led, percent)`` for every LED, all or none; "
+                                         "returns the new state.")),
+    Verb("FREQUENCY", [led(), hertz()],
+         method=Method("frequency", "Set LED ``led``'s PWM frequency while dimmed to ``hz`` (%d-%d Hz); "
+                                    "returns the new state." % (defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX))),
     Verb("PRESS", [button()],
          method=Method("press", "Press simulated button ``button`` (sim backend only, else "
                                 "CommandError 'notsupported'); returns the new state."),

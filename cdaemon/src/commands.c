@@ -69,19 +69,21 @@ void cmd_led(struct ledd *d, const struct request *req, struct reply *r)
 	reply_state(d, r);
 }
 
-/* ALL: every LED or none. If the kernel refuses one line, the lines already
- * switched are switched back and the model is restored, so the state file,
- * the watchers and seq never see a change that did not happen. A line that
+/* ALL, ALL_BRIGHTNESS: the verb's change (verbs[].change) to every LED, or
+ * to none. If the kernel refuses one line, the lines already switched are
+ * switched back and the model is restored, so the state file, the watchers
+ * and seq never see a change that did not happen. A line that
  * refuses to go back keeps its new level, and the model says so: then that
  * much did change, and is counted, saved and told like any change. */
 void cmd_all(struct ledd *d, const struct request *req, struct reply *r)
 {
 	struct led_state before[LEDD_MAX_LEDS];
 	bool did = false, stuck = false;
+	uint64_t now = mono_ns();
 
 	memcpy(before, d->st.leds, sizeof(before[0]) * d->st.nleds);
 	for (size_t i = 0; i < d->st.nleds; i++) {
-		did |= state_led_set(&d->st, i, req->on);
+		did |= req->verb->change(&d->st, i, req, now);
 		if (drive_led(d, i) == 0)
 			continue;
 		r->code = PROTO_GPIO;

@@ -208,11 +208,11 @@ static int key_bit(struct parser *p, const char *const *keys, size_t nkeys, cons
 static int set_ledd_key(struct parser *p, const char *key, const char *val)
 {
 	static const char *const keys[] = {
-		"backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers",
+		"backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers", "pwm_hz",
 	};
 	struct ledd_config *cfg = p->cfg;
 
-	switch (key_bit(p, keys, 6, key, "[ledd]")) {
+	switch (key_bit(p, keys, 7, key, "[ledd]")) {
 	case 0:
 		if (strcmp(val, "sim") == 0)
 			cfg->backend = GPIO_BACKEND_SIM;
@@ -236,6 +236,9 @@ static int set_ledd_key(struct parser *p, const char *key, const char *val)
 	case 5:
 		return parse_uint(p, key, val, 1, LEDD_MAX_WATCHERS_LIMIT, "a watcher count",
 				  &cfg->max_watchers);
+	case 6:
+		return parse_uint(p, key, val, LEDD_PWM_HZ_MIN, LEDD_PWM_HZ_MAX,
+				  "a PWM frequency in Hz", &cfg->pwm_hz);
 	}
 	return -1;
 }

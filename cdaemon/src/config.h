@@ -40,6 +40,7 @@ struct ledd_config {
 	char state_file[CONFIG_PATH_MAX];
 	unsigned int debounce_ms;               /* default for buttons */
 	unsigned int max_watchers;
+	unsigned int pwm_hz;                    /* every LED's PWM frequency, unless FREQUENCY set one */
 	size_t nleds, nbuttons;
 	struct led_config leds[LEDD_MAX_LEDS];
 	struct button_config buttons[LEDD_MAX_BUTTONS];

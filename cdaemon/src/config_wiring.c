@@ -27,6 +27,7 @@ void config_defaults(struct ledd_config *cfg)
 	snprintf(cfg->state_file, sizeof(cfg->state_file), "%s", LEDD_STATE_PATH);
 	cfg->debounce_ms = LEDD_DEBOUNCE_MS;
 	cfg->max_watchers = LEDD_MAX_WATCHERS;
+	cfg->pwm_hz = LEDD_PWM_HZ_DEFAULT;
 }
 
 void config_default_wiring(struct ledd_config *cfg)
@@ -101,7 +102,7 @@ bool config_equal(const struct ledd_config *a, const struct ledd_config *b)
 	return !config_wiring_differs(a, b) && !actions_differ(a, b) &&
 	       strcmp(a->runtime_dir, b->runtime_dir) == 0 &&
 	       strcmp(a->state_file, b->state_file) == 0 && a->debounce_ms == b->debounce_ms &&
-	       a->max_watchers == b->max_watchers;
+	       a->max_watchers == b->max_watchers && a->pwm_hz == b->pwm_hz;
 }
 
 int config_buttons_json(const struct ledd_config *cfg, char *out, size_t outlen)

@@ -73,6 +73,15 @@
 #define LEDD_MAX_WATCHERS_LIMIT 1024    /* highest max_watchers a config may ask for */
 #define LEDD_FD_RESERVE         32      /* descriptors kept free of watchers (state saves, lines) */
 
+/* Brightness (BRIGHTNESS, ALL_BRIGHTNESS: percent; 0 in a request means off,
+ * so a kept brightness is 1-100) and the software PWM that makes it (pwm.c):
+ * FREQUENCY and the config's pwm_hz, in Hz. */
+#define LEDD_BRIGHTNESS_MAX     100
+#define LEDD_BRIGHTNESS_DEFAULT 100
+#define LEDD_PWM_HZ_MIN         10
+#define LEDD_PWM_HZ_MAX         1000
+#define LEDD_PWM_HZ_DEFAULT     200
+
 /* Hardware: BCM GPIO numbers of the 40-pin header and the SoC banks. */
 #define LEDD_MAX_GPIO           53
 

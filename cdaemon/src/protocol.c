@@ -47,11 +47,14 @@ static const char *const code_names[] = {
 #define BUTTON          { ARG_BUTTON, "button", NULL, 0, 0, NULL }
 #define ONOFF           { ARG_ONOFF, "state", NULL, 0, 0, NULL }
 #define PERIOD(name)    { ARG_UINT, name, "blink period", LEDD_BLINK_MIN_MS, LEDD_BLINK_MAX_MS, "ms" }
+#define PERCENT         { ARG_UINT, "percent", "brightness", 0, LEDD_BRIGHTNESS_MAX, "%" }
+#define HZ              { ARG_UINT, "hz", "PWM frequency", LEDD_PWM_HZ_MIN, LEDD_PWM_HZ_MAX, "Hz" }
 #define ACTION          true
 
 /* The one table of ledd's verbs (docs/protocol.md): name, arguments (the
  * count is exact), whether a button action may run it, handler, and for LED
- * verbs the change to the LED. */
+ * verbs (cmd_led: one LED; cmd_all: every LED, all or nothing) the change to
+ * an LED. */
 const struct verb verbs[] = {
 	{ "HELLO",   { NONE },                            !ACTION, H(cmd_hello), NULL },
 	{ "STATE",   { NONE },                            !ACTION, H(cmd_state), NULL },
@@ -59,7 +62,10 @@ const struct verb verbs[] = {
 	{ "OFF",     { LED },                             ACTION,  H(cmd_led), H(state_led_off) },
 	{ "TOGGLE",  { LED },                             ACTION,  H(cmd_led), H(state_led_toggle) },
 	{ "BLINK",   { LED, PERIOD("on_ms"), PERIOD("off_ms") }, ACTION, H(cmd_led), H(state_led_blink) },
-	{ "ALL",     { ONOFF },                           ACTION,  H(cmd_all), NULL },
+	{ "ALL",     { ONOFF },                           ACTION,  H(cmd_all), H(state_all_onoff) },
+	{ "BRIGHTNESS", { LED, PERCENT },                 ACTION,  H(cmd_led), H(state_led_brightness) },
+	{ "ALL_BRIGHTNESS", { PERCENT },                  ACTION,  H(cmd_all), H(state_all_brightness) },
+	{ "FREQUENCY", { LED, HZ },                       !ACTION, H(cmd_led), H(state_led_frequency) },
 	{ "PRESS",   { BUTTON },                          !ACTION, H(cmd_press), NULL },
 	{ "RELEASE", { BUTTON },                          !ACTION, H(cmd_release), NULL },
 	{ "WATCH",   { NONE },                            !ACTION, H(cmd_watch), NULL },

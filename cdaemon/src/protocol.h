@@ -53,8 +53,9 @@ struct request;
 /* A verb's handler: answer the request (reply payload or error in r). */
 typedef void verb_run_fn(struct ledd *d, const struct request *req, struct reply *r);
 /* The change an LED verb makes to one LED of the model; true if its state
- * changed. cmd_led runs it: resolves the LED, drives the line, undoes the
- * change if the kernel refuses it, counts it. */
+ * changed. cmd_led runs it on the request's LED, cmd_all on every LED (all
+ * or nothing): they resolve the LED, drive the line, undo the change if the
+ * kernel refuses it, count it. */
 typedef bool led_change_fn(struct ledd_state *st, size_t led, const struct request *req,
 			   uint64_t now_ns);
 
@@ -63,7 +64,7 @@ struct verb {
 	struct arg_spec args[LEDD_MAX_ARGS + 1]; /* up to ARG_END: the count is exact */
 	bool action;                            /* a button's on_press/on_release may run it */
 	verb_run_fn *run;
-	led_change_fn *change;                  /* LED verbs only (run = cmd_led) */
+	led_change_fn *change;                  /* LED verbs only (run = cmd_led or cmd_all) */
 };
 
 extern const struct verb verbs[];
@@ -124,6 +125,7 @@ int protocol_parse_uint(const char *s, unsigned long *value);
 /* The handlers verbs[] names. commands.c: */
 verb_run_fn cmd_hello, cmd_state, cmd_led, cmd_all, cmd_press, cmd_release, cmd_watch;
 /* state.c: the LED verbs' changes. */
-led_change_fn state_led_on, state_led_off, state_led_toggle, state_led_blink;
+led_change_fn state_led_on, state_led_off, state_led_toggle, state_led_blink, state_all_onoff,
+	state_led_brightness, state_all_brightness, state_led_frequency;
 
 #endif

@@ -41,6 +41,28 @@ int set_path(char *dst, const char *src, const char *what, char *err, size_t err
 	return 0;
 }
 
+/* Every reply and event carrying the state is one atomic pipe write (docs/
+ * protocol.md, "Limits"). Each limit alone allows that, but not all of them
+ * at once: 16 LEDs and 8 buttons with the longest names, each button with
+ * the longest actions, would not fit. So the config itself is checked: its
+ * widest state, in a reply to the longest id and in an event. */
+static int check_state_fits(const struct ledd_config *cfg, const char *path, char *err,
+			    size_t errlen)
+{
+	int json = state_json_max(cfg);
+	size_t reply = (size_t)LEDD_MAX_ID + sizeof(" OK ") - 1 + (size_t)json + 1;
+	size_t event = sizeof("event state ") - 1 + (size_t)json + 1;
+	size_t longest = reply > event ? reply : event;
+
+	if (json >= 0 && longest < LEDD_LINE_MAX)
+		return 0;
+	set_err(err, errlen, "%s: the state of these %zu LEDs and %zu buttons could take %zu bytes, "
+		"more than one pipe write (%d): shorten LED or button names or actions, or drop one",
+		path, cfg->nleds, cfg->nbuttons, json < 0 ? (size_t)4 * LEDD_LINE_MAX : longest,
+		LEDD_LINE_MAX);
+	return -1;
+}
+
 /* Read the config file (or the built-in wiring when the default file does not
  * exist) and apply the environment and the flags over it. */
 int load_config(const struct options *o, struct ledd_config *cfg, char *err, size_t errlen)
@@ -64,7 +86,7 @@ int load_config(const struct options *o, struct ledd_config *cfg, char *err, siz
 		return -1;
 	if (o->backend)
 		cfg->backend = strcmp(o->backend, "sim") == 0 ? GPIO_BACKEND_SIM : GPIO_BACKEND_CHARDEV;
-	return 0;
+	return check_state_fits(cfg, path, err, errlen);
 }
 
 /* --- GPIO ---------------------------------------------------------------- */
@@ -159,12 +181,18 @@ void reload(struct ledd *d)
 	}
 	if (leds_and_buttons_equal(&cfg, &d->cfg)) {
 		/* Only [ledd] settings changed (max_watchers, state_file, ...): the
-		 * state is the same, so no seq, no event, no blink restart. */
+		 * state is the same, so no seq, no event, no blink restart -- unless
+		 * a new pwm_hz moves the LEDs that follow it. */
 		bool moved = strcmp(cfg.state_file, d->cfg.state_file) != 0;
 		d->cfg = cfg;
 		d->fifo.max_watchers = watcher_budget(d->cfg.max_watchers);
-		if (moved)
+		if (state_pwm_default(&d->st, d->cfg.pwm_hz)) {
+			for (size_t i = 0; i < d->st.nleds; i++)
+				drive_led(d, i);
+			changed(d);
+		} else if (moved) {
 			save_state(d, true);
+		}
 		log_notice("reloaded: no LED or button changed");
 		goto done;
 	}

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +38,8 @@ void state_init(struct ledd_state *st, const struct ledd_config *cfg)
 	for (size_t i = 0; i < cfg->nleds; i++) {
 		snprintf(st->leds[i].name, sizeof(st->leds[i].name), "%s", cfg->leds[i].name);
 		st->leds[i].gpio = cfg->leds[i].gpio;
+		st->leds[i].brightness = LEDD_BRIGHTNESS_DEFAULT;
+		st->leds[i].pwm_hz = cfg->pwm_hz;
 	}
 	for (size_t i = 0; i < cfg->nbuttons; i++) {
 		snprintf(st->buttons[i].name, sizeof(st->buttons[i].name), "%s", cfg->buttons[i].name);
@@ -130,6 +133,73 @@ bool state_led_blink(struct ledd_state *st, size_t i, const struct request *req,
 	return true;
 }
 
+/* ALL ON|OFF: ON or OFF of each LED. */
+bool state_all_onoff(struct ledd_state *st, size_t i, const struct request *req, uint64_t now_ns)
+{
+	(void)now_ns;
+	return state_led_set(st, i, req->on);
+}
+
+/* BRIGHTNESS and ALL_BRIGHTNESS: 0 is OFF (the brightness is kept for the
+ * next ON); 1-100 lights an LED that is off (steady) and sets how bright it
+ * is lit. A blinking LED keeps blinking, in phase: only its lit phase gets
+ * the new brightness. */
+static bool set_brightness(struct ledd_state *st, size_t i, unsigned int percent)
+{
+	struct led_state *led = &st->leds[i];
+	bool changed = !led->on || led->brightness != percent;
+
+	if (percent == 0)
+		return state_led_set(st, i, false);
+	led->brightness = percent;
+	if (!led->on)
+		state_led_set(st, i, true);
+	return changed;
+}
+
+bool state_led_brightness(struct ledd_state *st, size_t i, const struct request *req,
+			  uint64_t now_ns)
+{
+	(void)now_ns;
+	return set_brightness(st, i, (unsigned int)req->num[1]);
+}
+
+bool state_all_brightness(struct ledd_state *st, size_t i, const struct request *req,
+			  uint64_t now_ns)
+{
+	(void)now_ns;
+	return set_brightness(st, i, (unsigned int)req->num[0]);
+}
+
+/* FREQUENCY <led> <hz>: from now on the LED keeps its own frequency, whatever
+ * the config's pwm_hz becomes. */
+bool state_led_frequency(struct ledd_state *st, size_t i, const struct request *req,
+			 uint64_t now_ns)
+{
+	struct led_state *led = &st->leds[i];
+	unsigned int hz = (unsigned int)req->num[1];
+
+	(void)now_ns;
+	if (led->pwm_hz == hz)
+		return false;
+	led->pwm_hz = hz;
+	led->pwm_hz_set = true;
+	return true;
+}
+
+bool state_pwm_default(struct ledd_state *st, unsigned int hz)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < st->nleds; i++) {
+		if (st->leds[i].pwm_hz_set || st->leds[i].pwm_hz == hz)
+			continue;
+		st->leds[i].pwm_hz = hz;
+		changed = true;
+	}
+	return changed;
+}
+
 void state_blink_restart(struct ledd_state *st, uint64_t now_ns)
 {
 	for (size_t i = 0; i < st->nleds; i++) {
@@ -192,7 +262,8 @@ int state_json(const struct ledd_state *st, const char *backend, char *out, size
 			put(&b, "\"blink\":{\"on_ms\":%u,\"off_ms\":%u},", l->on_ms, l->off_ms);
 		else
 			put(&b, "\"blink\":null,");
-		put(&b, "\"level\":%d}", l->level ? 1 : 0);
+		put(&b, "\"level\":%d,\"brightness\":%u,\"pwm_hz\":%u}", l->level ? 1 : 0,
+		    l->brightness, l->pwm_hz);
 	}
 	put(&b, "],\"buttons\":[");
 	for (size_t i = 0; i < st->nbuttons; i++) {
@@ -208,4 +279,25 @@ int state_json(const struct ledd_state *st, const char *backend, char *out, size
 	put(&b, "],\"seq\":%" PRIu64 ",\"backend\":\"%s\",\"protocol\":%d}", st->seq, backend,
 	    LEDD_PROTOCOL);
 	return textbuf_result(&b);
+}
+
+int state_json_max(const struct ledd_config *cfg)
+{
+	struct ledd_state st;
+	char out[4 * LEDD_LINE_MAX];
+
+	state_init(&st, cfg);
+	st.seq = UINT64_MAX;
+	for (size_t i = 0; i < st.nleds; i++) {
+		struct led_state *l = &st.leds[i];
+		l->on = true;
+		l->on_ms = l->off_ms = LEDD_BLINK_MAX_MS;
+		l->brightness = LEDD_BRIGHTNESS_MAX;
+		l->pwm_hz = LEDD_PWM_HZ_MAX;
+	}
+	for (size_t i = 0; i < st.nbuttons; i++) {
+		st.buttons[i].presses = UINT64_MAX;
+		st.buttons[i].last_press_ms = INT64_MAX;
+	}
+	return state_json(&st, config_backend_name(GPIO_BACKEND_CHARDEV), out, sizeof(out));
 }

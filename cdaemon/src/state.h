@@ -19,6 +19,9 @@ struct led_state {
 	unsigned int on_ms, off_ms;     /* blinking when on_ms != 0 */
 	int level;                      /* logical output now */
 	uint64_t next_ns;               /* blinking: CLOCK_MONOTONIC of the next phase change */
+	unsigned int brightness;        /* 1-100 %: how bright when lit (kept while off) */
+	unsigned int pwm_hz;            /* PWM frequency while dimmed (lit at 1-99 %) */
+	bool pwm_hz_set;                /* by FREQUENCY; else it follows the config's pwm_hz */
 };
 
 struct button_state {
@@ -37,7 +40,8 @@ struct ledd_state {
 	uint64_t seq;
 };
 
-/* All LEDs off, counters zero, names and GPIOs from the config. */
+/* All LEDs off at full brightness and the config's pwm_hz, counters zero,
+ * names and GPIOs from the config. */
 void state_init(struct ledd_state *st, const struct ledd_config *cfg);
 
 /* Index of an LED/button given as a decimal id or a name, or -1. */
@@ -49,6 +53,10 @@ int state_find_button(const struct ledd_state *st, const char *arg);
  * commands.c for the verbs[] entries that name them) are declared with the
  * table in protocol.h. */
 bool state_led_set(struct ledd_state *st, size_t i, bool on);
+
+/* The config's pwm_hz changed (reload) to hz: every LED whose frequency no
+ * FREQUENCY set follows it. true if any LED's pwm_hz changed. */
+bool state_pwm_default(struct ledd_state *st, unsigned int hz);
 
 /* Advance blink phases due at now_ns. Returns a bitmask of LEDs whose level
  * changed (the caller drives those lines). */
@@ -63,9 +71,15 @@ void state_blink_restart(struct ledd_state *st, uint64_t now_ns);
 /* The protocol's state JSON (docs/protocol.md). Returns the length or -1. */
 int state_json(const struct ledd_state *st, const char *backend, char *out, size_t outlen);
 
-/* State file text: "ledd-state 1", then "seq N", "led NAME on 0|1 blink ON OFF"
- * and "button NAME presses N last_press_ms N|-" lines. Keyed by name, so a
- * renamed or removed LED simply gets defaults. */
+/* The length of the longest state JSON cfg's LEDs and buttons can give:
+ * every counter, period, brightness and frequency at its widest. */
+int state_json_max(const struct ledd_config *cfg);
+
+/* State file text: "ledd-state 1", then "seq N", "led NAME on 0|1 blink ON OFF
+ * brightness B pwm_hz HZ|-" (pwm_hz "-": the config's) and "button NAME
+ * presses N last_press_ms N|-" lines. Keyed by name, so a renamed or removed
+ * LED simply gets defaults; an LED line without brightness and pwm_hz (an
+ * older ledd's) gets theirs. */
 int state_format(const struct ledd_state *st, char *out, size_t outlen);
 
 /* Apply a state file text to st (already state_init'ed). All or nothing: on a

@@ -31,9 +31,15 @@ int state_format(const struct ledd_state *st, char *out, size_t outlen)
 	struct textbuf b = { .p = out, .cap = outlen };
 
 	put(&b, STATE_MAGIC "\nseq %" PRIu64 "\n", st->seq);
-	for (size_t i = 0; i < st->nleds; i++)
-		put(&b, "led %s on %d blink %u %u\n", st->leds[i].name, st->leds[i].on ? 1 : 0,
-		    st->leds[i].on_ms, st->leds[i].off_ms);
+	for (size_t i = 0; i < st->nleds; i++) {
+		const struct led_state *l = &st->leds[i];
+		put(&b, "led %s on %d blink %u %u brightness %u pwm_hz ", l->name, l->on ? 1 : 0,
+		    l->on_ms, l->off_ms, l->brightness);
+		if (l->pwm_hz_set)
+			put(&b, "%u\n", l->pwm_hz);
+		else
+			put(&b, "-\n");
+	}
 	for (size_t i = 0; i < st->nbuttons; i++) {
 		put(&b, "button %s presses %" PRIu64 " last_press_ms ", st->buttons[i].name,
 		    st->buttons[i].presses);
@@ -69,29 +75,54 @@ static size_t words(char *line, char **w, size_t max)
 	return n;
 }
 
+/* "brightness B pwm_hz HZ|-" after an LED's blink (an older ledd wrote
+ * none): into *brightness and *hz (0 = the config's). */
+static int parse_led_pwm(char **w, size_t n, uint64_t *brightness, uint64_t *hz)
+{
+	*brightness = LEDD_BRIGHTNESS_DEFAULT;
+	*hz = 0;
+	if (n == 7)
+		return 0;
+	if (n != 11 || strcmp(w[7], "brightness") != 0 || strcmp(w[9], "pwm_hz") != 0 ||
+	    parse_u64(w[8], brightness) || *brightness < 1 || *brightness > LEDD_BRIGHTNESS_MAX)
+		return -1;
+	if (strcmp(w[10], "-") == 0)
+		return 0;
+	if (parse_u64(w[10], hz) || *hz < LEDD_PWM_HZ_MIN || *hz > LEDD_PWM_HZ_MAX)
+		return -1;
+	return 0;
+}
+
 static int parse_entry(struct ledd_state *st, char *line, int *unknown)
 {
-	char *w[8];
-	size_t n = words(line, w, 7);
+	char *w[12];
+	size_t n = words(line, w, 11);
 	uint64_t a, b;
 
 	if (n == 2 && strcmp(w[0], "seq") == 0)
 		return parse_u64(w[1], &st->seq);
-	if (n == 7 && strcmp(w[0], "led") == 0 && strcmp(w[2], "on") == 0 &&
+	if ((n == 7 || n == 11) && strcmp(w[0], "led") == 0 && strcmp(w[2], "on") == 0 &&
 	    strcmp(w[4], "blink") == 0) {
-		uint64_t on;
-		if (parse_u64(w[3], &on) || on > 1 || parse_u64(w[5], &a) || parse_u64(w[6], &b))
+		uint64_t on, brightness, hz;
+		if (parse_u64(w[3], &on) || on > 1 || parse_u64(w[5], &a) || parse_u64(w[6], &b) ||
+		    parse_led_pwm(w, n, &brightness, &hz))
 			return -1;
 		if (!((a == 0 && b == 0) || (a >= LEDD_BLINK_MIN_MS && a <= LEDD_BLINK_MAX_MS &&
 					     b >= LEDD_BLINK_MIN_MS && b <= LEDD_BLINK_MAX_MS && on)))
 			return -1;
 		for (size_t i = 0; i < st->nleds; i++) {
-			if (strcmp(st->leds[i].name, w[1]) != 0)
+			struct led_state *led = &st->leds[i];
+			if (strcmp(led->name, w[1]) != 0)
 				continue;
-			st->leds[i].on = on;
-			st->leds[i].on_ms = (unsigned int)a;
-			st->leds[i].off_ms = (unsigned int)b;
-			st->leds[i].level = (int)on;
+			led->on = on;
+			led->on_ms = (unsigned int)a;
+			led->off_ms = (unsigned int)b;
+			led->level = (int)on;
+			led->brightness = (unsigned int)brightness;
+			if (hz) {
+				led->pwm_hz = (unsigned int)hz;
+				led->pwm_hz_set = true;
+			}
 			return 0;
 		}
 		(*unknown)++;

@@ -170,31 +170,55 @@ def test_reload_changes_actions(ledd_factory, tmp_path):
     assert s["leds"][1]["on"] is True and s["leds"][0]["on"] is False
 
 
-def test_state_with_every_action_still_fits_in_one_pipe_write(ledd_factory, tmp_path):
-    """The longest state JSON (16 LEDs, 8 buttons, longest names, counters and
-    actions) must stay one atomic write under PIPE_BUF with a 40-byte id."""
-    leds = ["L%023d" % i for i in range(16)]
-    buttons = ["B%023d" % i for i in range(8)]
+def max_config_text(leds, buttons, actions):
+    """16 LEDs and 8 buttons of the longest names, and ``actions`` of the longest actions
+    (blink, the longest name, the longest periods): on_press, on_release of button 0, 1, ..."""
     text = "[ledd]\nbackend = sim\n"
     for i, name in enumerate(leds):
         text += "\n[led %s]\ngpio = %d\n" % (name, i)
     for i, name in enumerate(buttons):
-        text += ("\n[button %s]\ngpio = %d\npull = none\nactive_low = false\ndebounce_ms = 1000\n"
-                 "on_press = blink %s 60000 60000\non_release = blink %s 60000 60000\n"
-                 % (name, 20 + i, leds[i], leds[i + 8]))
+        text += "\n[button %s]\ngpio = %d\npull = none\nactive_low = false\ndebounce_ms = 1000\n" % (name, 20 + i)
+        for j, key in enumerate(("on_press", "on_release")):
+            if 2 * i + j < actions:
+                text += "%s = blink %s 60000 60000\n" % (key, leds[i + 8 * j])
+    return text
+
+
+def test_state_with_every_action_fits_in_one_pipe_write_or_the_config_is_refused(ledd_binary, ledd_factory,
+                                                                                   tmp_path):
+    """The longest state JSON (16 LEDs, 8 buttons, longest names, counters, blinks, brightness,
+    frequencies and actions) must stay one atomic write under PIPE_BUF with the longest id.
+    Every limit alone allows that, not all at once (issue 23 added brightness and pwm_hz to
+    every LED): a config whose state could not fit is refused, naming why, and the largest
+    config that is accepted fits."""
+    leds = ["L%023d" % i for i in range(16)]
+    buttons = ["B%023d" % i for i in range(8)]
     path = tmp_path / "max.conf"
-    path.write_text(text)
+    actions = 2 * len(buttons)
+    path.write_text(max_config_text(leds, buttons, actions))
+    r = check(ledd_binary, path)
+    assert r.returncode == 1 and "more than one pipe write (4096): shorten" in r.stderr, r.stderr
+    while r.returncode and actions > 0:
+        actions -= 1
+        path.write_text(max_config_text(leds, buttons, actions))
+        r = check(ledd_binary, path)
+    assert r.returncode == 0 and actions >= 4, (actions, r.stderr)
     workdir = tmp_path / "max"
     workdir.mkdir()
-    state = "ledd-state 1\nseq 9999999999999999990\n" + "".join(
-        "button %s presses 9999999999999999999 last_press_ms 9223372036854775807\n" % b for b in buttons)
+    state = "ledd-state 1\nseq 18446744073709551615\n" + "".join(
+        "button %s presses 18446744073709551615 last_press_ms 9223372036854775807\n" % b for b in buttons)
     (workdir / "state").write_text(state)
     d = ledd_factory(config=path, workdir=workdir).start()
     c = d.client()
     for i in range(16):
-        c.blink(i, 60000, 60001 - 1)
-    lines = rawfifo.exchange(d.runtime_dir, b"i" * 40 + b" STATE\n")
+        c.blink(i, 60000, 60000)
+        c.frequency(i, 1000)
+    rid = b"i" * 64
+    lines = rawfifo.exchange(d.runtime_dir, rid + b" STATE\n")
+    assert lines[0].startswith(rid + b" OK "), lines
     assert len(lines[0]) + 1 < os.sysconf("SC_PAGESIZE"), len(lines[0])
+    assert len(lines[0]) + 1 > 4096 - 300, "the check refused a config with room to spare: %d" % len(lines[0])
     got = json.loads(lines[0].split(b" ", 2)[2])
-    assert got["buttons"][7]["on_release"] == "blink %s 60000 60000" % leds[15]
-    assert got["buttons"][7]["presses"] == 9999999999999999999, "the state file was not taken: %s" % d.read_log()
+    assert got["buttons"][1]["on_release"] == "blink %s 60000 60000" % leds[9]
+    assert got["buttons"][7]["presses"] == 18446744073709551615, "the state file was not taken: %s" % d.read_log()
+    assert [(l["brightness"], l["pwm_hz"]) for l in got["leds"]] == [(100, 1000)] * 16

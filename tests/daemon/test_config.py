@@ -32,11 +32,11 @@ def test_shipped_config_is_valid(ledd_binary):
 
 def test_shipped_config_documents_every_key():
     text = SHIPPED.read_text()
-    for key in ("backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers",
+    for key in ("backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers", "pwm_hz",
                 "gpio", "active_low", "pull"):
         assert "\n%s = " % key in text, key
     doc = (ROOT / "docs" / "config.md").read_text()
-    for key in ("backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers",
+    for key in ("backend", "chip", "runtime_dir", "state_file", "debounce_ms", "max_watchers", "pwm_hz",
                 "gpio", "active_low", "pull"):
         assert "`%s`" % key in doc, key
 
@@ -53,6 +53,7 @@ BAD = [
     (GOOD_HEAD.replace("backend = sim", "backend = wiringpi"), 2, "backend: 'wiringpi' is not chardev or sim"),
     (GOOD_HEAD.replace("backend = sim", "debounce_ms = 1001"), 2, "debounce_ms: 1001"),
     (GOOD_HEAD.replace("backend = sim", "max_watchers = 0"), 2, "max_watchers: 0"),
+    (GOOD_HEAD.replace("backend = sim", "pwm_hz = 5"), 2, "pwm_hz: 5 is not a PWM frequency in Hz (10-1000)"),
     (GOOD_HEAD.replace("backend = sim", "runtime_dir = run/here"), 2, "not an absolute path"),
     ("gpio = 17\n", 1, "outside a section"),
     (GOOD_HEAD + "[lamp x]\n", 6, "unknown section [lamp x]"),

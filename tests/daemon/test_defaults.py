@@ -47,6 +47,10 @@ def test_limits_agree():
     assert (c["LEDD_REPLY_CHECK_EVERY"], c["LEDD_REPLY_SWEEP_AT"]) == (defaults.REPLY_CHECK_EVERY, defaults.REPLY_SWEEP_AT)
     assert (c["LEDD_BLINK_MIN_MS"], c["LEDD_BLINK_MAX_MS"]) == (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS)
     assert c["LEDD_MAX_NAME"] == defaults.MAX_NAME
+    assert (c["LEDD_BRIGHTNESS_MAX"], c["LEDD_BRIGHTNESS_DEFAULT"]) == (defaults.BRIGHTNESS_MAX,
+                                                                        defaults.BRIGHTNESS_DEFAULT)
+    assert (c["LEDD_PWM_HZ_MIN"], c["LEDD_PWM_HZ_MAX"], c["LEDD_PWM_HZ_DEFAULT"]) == (
+        defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX, defaults.PWM_HZ_DEFAULT)
 
 
 def test_protocol_doc_limits_table_matches_defaults_h():

@@ -313,6 +313,7 @@ def test_reply_and_state_fit_in_one_pipe_write_with_maximal_config(ledd_factory,
     c = d.client()
     for i in range(defaults.MAX_LEDS):
         c.blink(i, defaults.BLINK_MAX_MS, defaults.BLINK_MAX_MS)
+        c.frequency(i, defaults.PWM_HZ_MAX)
     for i in range(defaults.MAX_BUTTONS):
         c.press(i)
     rid = b"i" * defaults.MAX_ID
