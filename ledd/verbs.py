@@ -93,14 +93,15 @@ class Http:
     ``path`` may name the verb's LED or button as ``<led>`` or ``<button>`` (an
     id). The body is ``{field: value}``: ``value`` if given, else the verb's
     other arguments: an ``onoff`` as a JSON boolean, numbers as an object of
-    them by name (``{"blink": {"on_ms": 100, "off_ms": 900}}``). No ``field``
-    means a GET.
+    them by name (``{"blink": {"on_ms": 100, "off_ms": 900}}``), or, with
+    ``scalar``, the verb's one other argument as the value itself
+    (``{"brightness": 30}``). No ``field`` means a GET.
     """
 
-    __slots__ = ("path", "field", "value")
+    __slots__ = ("path", "field", "value", "scalar")
 
-    def __init__(self, path, field=None, value=None):
-        self.path, self.field, self.value = path, field, value
+    def __init__(self, path, field=None, value=None, scalar=False):
+        self.path, self.field, self.value, self.scalar = path, field, value, scalar
 
     @property
     def method(self):
@@ -113,15 +114,22 @@ class Http:
                 return arg
         return None
 
+    def rest(self, verb):
+        """The verb's arguments the body carries: all but the one the path names."""
+        target = self.target(verb)
+        return [a for a in verb.args if a is not target]
+
     def body(self, verb, values):
         """The JSON body (a dict, or None for a GET) for ``values``, the verb's arguments by name."""
         if not self.field:
             return None
         if self.value is not None:
             return {self.field: self.value}
-        rest = [a for a in verb.args if a is not self.target(verb)]
+        rest = self.rest(verb)
         if len(rest) == 1 and rest[0].kind == "onoff":
             return {self.field: bool(values[rest[0].name])}
+        if self.scalar:
+            return {self.field: int(values[rest[0].name])}
         return {self.field: {a.name: int(values[a.name]) for a in rest}}
 
 

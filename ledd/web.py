@@ -347,7 +347,8 @@ def verb_request(candidates, ids, obj):
 
     The body has one field; the verbs of that field either take a constant
     (``{"toggle": true}``, ``{"on": false}``) or their other arguments:
-    an on/off as a boolean, numbers as an object by name.
+    an on/off as a boolean, numbers as an object by name, or a verb's one
+    number as the value itself when its form is ``scalar`` (``{"brightness": 30}``).
     """
     fields = []
     for verb in candidates:
@@ -367,6 +368,8 @@ def verb_request(candidates, ids, obj):
     rest = [arg for arg in verb.args if arg.name not in ids]
     if len(rest) == 1 and rest[0].kind == "onoff":
         return words(verb, ids, {rest[0].name: want_bool(key, value)})
+    if verb.http.scalar:
+        return words(verb, ids, {rest[0].name: want_number(key, value, rest[0])})
     names = [arg.name for arg in rest]
     if not isinstance(value, dict):
         raise HTTPError(400, "bad_value", "%s must be an object {%s}" % (key, ", ".join('"%s": N' % n for n in names)))

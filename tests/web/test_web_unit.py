@@ -296,3 +296,25 @@ def test_a_new_verb_is_a_route_with_its_validation(monkeypatch):
     with pytest.raises(web.HTTPError) as err:
         web.handle(post_environ("/api/leds/red", {"dim": 1}, monkeypatch))
     assert err.value.code == "unknown_field" and "pulse" in err.value.message
+
+
+def test_a_scalar_form_takes_the_number_itself_and_checks_it_strictly(monkeypatch):
+    """Issue 23: a verb whose web form is ``scalar`` takes ``{"field": N}``; a float, a boolean, a
+    string, an object or a number out of range is a 400 naming the field and its range."""
+    from ledd import verbs
+
+    pulse = verbs.Verb("PULSE", [verbs.led(), verbs.Arg("depth", "uint", 0, 100, "%")],
+                       http=verbs.Http("leds/<led>", "pulse", scalar=True))
+    monkeypatch.setattr(verbs, "VERBS", verbs.VERBS + (pulse,))
+    sent = []
+    monkeypatch.setattr(web, "ledd_request", lambda words: sent.append(words) or b"{}")
+    web.handle(post_environ("/api/leds/red", {"pulse": 0}, monkeypatch))
+    web.handle(post_environ("/api/leds/red", {"pulse": 100}, monkeypatch))
+    assert sent == [("PULSE", "red", "0"), ("PULSE", "red", "100")]
+    for bad in (30.0, 30.5, True, False, "30", None, {"depth": 30}, [30], -1, 101, 10 ** 30):
+        with pytest.raises(web.HTTPError) as err:
+            web.handle(post_environ("/api/leds/red", {"pulse": bad}, monkeypatch))
+        assert (err.value.status, err.value.code) == (400, "bad_value"), bad
+        assert "pulse must be an integer from 0 to 100 (%)" == err.value.message
+    assert len(sent) == 2
+    assert pulse.http.body(pulse, {"led": "red", "depth": 7}) == {"pulse": 7}  # what RemoteClient sends
