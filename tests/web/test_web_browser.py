@@ -356,16 +356,19 @@ CARD_OVERFLOW_JS = """() => [...document.querySelectorAll('.card')]
 @per_language
 def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
     """Touch targets of 44 px or more, nothing wider than a phone or its card, in every language."""
-    web.ledd.client().press(0)  # the longest state words
+    web.ledd.client().press(0)  # the longest state words (and the LEDs are off: their brightness in words)
     page = open_dashboard(browser, web)
     assert page.evaluate(CARD_OVERFLOW_JS) == []
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate(CARD_OVERFLOW_JS) == []
-    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
+    for selector in (".led-toggle", ".brightness", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
         for box in [el.bounding_box() for el in page.locator(selector).all()]:
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # A brightness slider is as wide as its card allows: fine steps under a thumb.
+    slider, card_text = page.locator("#brightness-0").bounding_box(), page.locator("#led-0 .where").bounding_box()
+    assert slider["width"] >= card_text["width"] - 1, (slider, card_text)
     # The longest connection text still fits.
     web.ledd.stop()
     playwright_sync.expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
