@@ -381,7 +381,7 @@ def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
 @pytest.mark.parametrize("locale", [os.environ.get("LEDD_SCREENSHOT_LOCALE", "en-US")])
 def test_screenshot(browser, web, tmp_path, locale):
     client = web.ledd.client()
-    client.on(0)
+    client.brightness(0, 60)  # lit, dimmed
     client.blink(1, 500, 500)
     client.press(0), client.release(0), client.press(0)
     page = open_dashboard(browser, web)
