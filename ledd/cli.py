@@ -4,6 +4,8 @@
     ledctl on red / off 1 / toggle red
     ledctl blink green 100 900        on 100 ms, off 900 ms
     ledctl all on|off
+    ledctl brightness red 30          dim to 30 % (0: off); all-brightness 30: every LED
+    ledctl frequency red 500          the PWM frequency of a dimmed LED, 10-1000 Hz
     ledctl press button / release 0   simulated button (sim backend only)
     ledctl watch                      one line per state change, until Ctrl-C
 
@@ -85,13 +87,16 @@ def _seconds(text):
 
 def _number(arg):
     """The argparse type of a ``uint`` argument: plain decimal digits (ledd checks the range)."""
-    unit = {"ms": "milliseconds"}.get(arg.unit, arg.unit)
-
     def number(text):
         if not text.isdigit() or len(text) > defaults.MAX_DIGITS:
-            raise argparse.ArgumentTypeError("not a number of %s: %r" % (unit, text))
+            raise argparse.ArgumentTypeError("%s must be a whole number (%s): %r" % (arg.name.upper(), _range(arg), text))
         return int(text)
     return number
+
+
+def _range(arg):
+    """``20-60000 ms``, ``0-100 %``: a ``uint`` argument's range as ledd's table gives it."""
+    return "%d-%d %s" % (arg.min, arg.max, arg.unit)
 
 
 def _ref(text):
@@ -107,7 +112,7 @@ def _add_argument(parser, arg):
         parser.add_argument(arg.name, metavar="N", type=_ref,
                             help="%s index or name" % ("LED" if arg.kind == "led" else "button"))
     elif arg.kind == "uint":
-        parser.add_argument(arg.name, metavar=arg.name.upper(), type=_number(arg))
+        parser.add_argument(arg.name, metavar=arg.name.upper(), type=_number(arg), help=_range(arg).replace("%", "%%"))
     elif arg.kind == "onoff":
         parser.add_argument(arg.name, choices=("on", "off"))
     else:
@@ -200,6 +205,15 @@ def _blink(led):
     return "%d/%d ms" % (blink["on_ms"], blink["off_ms"]) if blink else "-"
 
 
+def _percent(led):
+    """The LED's brightness (its brightness when lit, kept while it is off), or "-" from a ledd without one."""
+    return "-" if led.get("brightness") is None else "%d%%" % led["brightness"]
+
+
+def _hertz(led):
+    return "-" if led.get("pwm_hz") is None else "%d Hz" % led["pwm_hz"]
+
+
 def _when(ms):
     if ms is None:
         return "never"
@@ -208,8 +222,9 @@ def _when(ms):
 
 def format_status(state):
     """The compact human table of a state dict."""
-    leds = [[led["id"], led["name"], _led_state(led), _blink(led), led.get("gpio", "?")] for led in state.get("leds", [])]
-    out = [_table(["#", "LED", "STATE", "BLINK ON/OFF", "GPIO"], leds)]
+    leds = [[led["id"], led["name"], _led_state(led), _percent(led), _blink(led), _hertz(led), led.get("gpio", "?")]
+            for led in state.get("leds", [])]
+    out = [_table(["#", "LED", "STATE", "BRIGHTNESS", "BLINK ON/OFF", "PWM", "GPIO"], leds)]
     buttons = state.get("buttons", [])
     if buttons:
         rows = [[b["id"], b["name"], "pressed" if b.get("pressed") else "released", b.get("presses", 0),
@@ -225,6 +240,9 @@ def _summary_items(state):
         text = "%s=%s" % (led["name"], _led_state(led))
         if led.get("blink"):
             text += "(%d/%d)" % (led["blink"]["on_ms"], led["blink"]["off_ms"])
+        if led.get("brightness") not in (None, 100):
+            # Dimmed: red=on@30%/200Hz (the frequency matters only then).
+            text += "@" + _percent(led) + ("/%dHz" % led["pwm_hz"] if led.get("pwm_hz") is not None else "")
         items.append(text)
     for b in state.get("buttons", []):
         items.append("%s=%s(%s)" % (b["name"], "pressed" if b.get("pressed") else "released", b.get("presses", 0)))

@@ -219,13 +219,19 @@ VERBS = (
     Verb("BRIGHTNESS", [led(), percent()], action=True,
          method=Method("brightness", "Set LED ``led``'s brightness to ``percent`` (1-%d) and light it if it is "
                                      "off; a blinking LED blinks on at it. 0 switches it off and keeps its "
-                                     "brightness. Returns the new state." % defaults.BRIGHTNESS_MAX)),
+                                     "brightness. Returns the new state." % defaults.BRIGHTNESS_MAX),
+         http=Http("leds/<led>", "brightness", scalar=True),
+         cli=Cli("brightness", "dim LED N: PERCENT 1-100 lights it at that brightness, 0 switches it off")),
     Verb("ALL_BRIGHTNESS", [percent()], action=True,
          method=Method("all_brightness", "``brightness(led, percent)`` for every LED, all or none; "
-                                         "returns the new state.")),
+                                         "returns the new state."),
+         http=Http("leds", "brightness", scalar=True),
+         cli=Cli("all-brightness", "dim every LED (all or none): PERCENT 1-100, 0 switches them off")),
     Verb("FREQUENCY", [led(), hertz()],
          method=Method("frequency", "Set LED ``led``'s PWM frequency while dimmed to ``hz`` (%d-%d Hz); "
-                                    "returns the new state." % (defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX))),
+                                    "returns the new state." % (defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX)),
+         http=Http("leds/<led>", "pwm_hz", scalar=True),
+         cli=Cli("frequency", "set LED N's PWM frequency while it is dimmed")),
     Verb("PRESS", [button()],
          method=Method("press", "Press simulated button ``button`` (sim backend only, else "
                                 "CommandError 'notsupported'); returns the new state."),

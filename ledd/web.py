@@ -8,7 +8,8 @@ docs/api.md:
 
     GET  /api/state            the whole state (ledd's STATE payload, relayed as is)
     POST /api/leds/<id>        {"on": bool} | {"toggle": true} | {"blink": {"on_ms": N, "off_ms": N}}
-    POST /api/leds             {"on": bool}                      every LED
+                               | {"brightness": N} | {"pwm_hz": N}
+    POST /api/leds             {"on": bool} | {"brightness": N}  every LED
     POST /api/buttons/<id>     {"pressed": bool}                 sim backend only (409 otherwise)
 
 Before anything else, a request whose ``Host`` is not one of this machine's

@@ -43,9 +43,9 @@ def test_status_table(ctl, ledd):
     result = ctl("status")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["#", "LED", "STATE", "BLINK", "ON/OFF", "GPIO"]
-    assert lines[1].split() == ["0", "red", "off", "-", "17"]
-    assert lines[2].split() == ["1", "green", "off", "-", "27"]
+    assert lines[0].split() == ["#", "LED", "STATE", "BRIGHTNESS", "BLINK", "ON/OFF", "PWM", "GPIO"]
+    assert lines[1].split() == ["0", "red", "off", "100%", "-", "200", "Hz", "17"]
+    assert lines[2].split() == ["1", "green", "off", "100%", "-", "200", "Hz", "27"]
     assert ["0", "button", "released", "0", "never", "22"] in [line.split() for line in lines]
     assert "backend sim" in result.stdout
 
@@ -78,7 +78,7 @@ def test_on_off_toggle_by_index_and_name(ctl, ledd, ref):
 def test_blink(ctl, ledd):
     result = ctl("blink", "green", "100", "900")
     assert result.returncode == 0, result.stderr
-    assert ["1", "green", "blinking", "100/900", "ms", "27"] in [line.split() for line in result.stdout.splitlines()]
+    assert ["1", "green", "blinking", "100%", "100/900", "ms", "200", "Hz", "27"] in [line.split() for line in result.stdout.splitlines()]
     assert ledd.client().state()["leds"][1]["blink"] == {"on_ms": 100, "off_ms": 900}
 
 
@@ -99,6 +99,43 @@ def test_press_release(ctl, ledd):
     assert isinstance(state["buttons"][0]["last_press_ms"], int)
     table = ctl("status").stdout
     assert time.strftime("%Y-%m-%d") in table  # last press shown as a local date and time
+
+
+# -- brightness and PWM frequency (issue 23) -----------------------------------------
+def test_brightness_dims_and_status_shows_it(ctl, ledd):
+    state = ok_json(ctl("brightness", "red", "30", "--json"))
+    assert (state["leds"][0]["on"], state["leds"][0]["brightness"]) == (True, 30)
+    assert ledd.client().state()["leds"][0]["brightness"] == 30
+    rows = [line.split() for line in ctl("status").stdout.splitlines()]
+    assert ["0", "red", "on", "30%", "-", "200", "Hz", "17"] in rows
+    state = ok_json(ctl("brightness", "0", "0", "-j"))  # 0 is off; the brightness is kept
+    assert (state["leds"][0]["on"], state["leds"][0]["brightness"]) == (False, 30)
+    assert ["0", "red", "off", "30%", "-", "200", "Hz", "17"] in [line.split() for line in ctl("status").stdout.splitlines()]
+
+
+def test_all_brightness_and_frequency(ctl, ledd):
+    state = ok_json(ctl("all-brightness", "45", "--json"))
+    assert [(x["on"], x["brightness"]) for x in state["leds"]] == [(True, 45), (True, 45)]
+    result = ctl("frequency", "green", "500")
+    assert result.returncode == 0, result.stderr
+    assert ["1", "green", "on", "45%", "-", "500", "Hz", "27"] in [line.split() for line in result.stdout.splitlines()]
+    assert [x["pwm_hz"] for x in ledd.client().state()["leds"]] == [200, 500]
+
+
+@pytest.mark.parametrize("args, limit", [
+    (["brightness", "red", "101"], "100"), (["all-brightness", "1000"], "100"),
+    (["frequency", "red", "9"], "10"), (["frequency", "red", "1001"], "1000"),
+])
+def test_out_of_range_brightness_and_frequency_are_refused(ctl, ledd, args, limit):
+    message = one_line_error(ctl(*args), 1)
+    assert limit in message and "badarg" in message
+    assert ledd.client().state()["seq"] == 0  # nothing changed
+
+
+def test_help_names_the_ranges(run_ledctl):
+    result = run_ledctl("brightness", "--help")
+    assert result.returncode == 0 and "0-100 %" in result.stdout
+    assert "10-1000 Hz" in run_ledctl("frequency", "--help").stdout
 
 
 # -- refusals, daemon down, bad usage -------------------------------------------
@@ -134,6 +171,12 @@ def test_never_started(run_ledctl, tmp_path):
     ["blink", "red", "100", "ten"],
     ["blink", "red", "-5", "100"],
     ["all", "maybe"],
+    ["brightness", "red"],
+    ["brightness", "red", "3.5"],
+    ["brightness", "red", "-1"],
+    ["brightness", "red", "50%"],
+    ["all-brightness", "x"],
+    ["frequency", "red"],
     ["--timeout", "0", "status"],
     ["--timeout", "nan", "status"],
     ["on", "re d"],
@@ -192,6 +235,8 @@ def test_watch_prints_events_and_exits_130_on_ctrl_c(ledd, watch_proc):
     assert "seq=1" in second and "*button=pressed(1)" in second and "*red" not in second
     ledd.client().blink("red", 50, 50)
     assert "*red=blinking(50/50)" in read_line(proc)
+    ledd.client().brightness("red", 30)  # dimmed: the brightness, and the frequency that matters then
+    assert "*red=blinking(50/50)@30%/200Hz" in read_line(proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 130
     assert proc.stdout.read() == "" and proc.stderr.read() == ""

@@ -90,3 +90,18 @@ def test_ledctl_url_watch_and_command(stack, run_ledctl, ledctl_command):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_ledctl_url_brightness_and_its_refusals(stack, run_ledctl):
+    """Issue 23: ``ledctl --url`` sends the brightness through the real API; the API's range check is a refusal."""
+    result = run_ledctl("--url", stack.url, "brightness", "green", "30", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["leds"][1]["brightness"] == 30
+    assert stack.ledd.client().state()["leds"][1]["brightness"] == 30
+    assert run_ledctl("--url", stack.url, "all-brightness", "60", "-q").returncode == 0
+    assert run_ledctl("--url", stack.url, "frequency", "red", "400", "-q").returncode == 0
+    state = stack.ledd.client().state()
+    assert [(x["brightness"], x["pwm_hz"]) for x in state["leds"]] == [(60, 400), (60, 200)]
+    refused = run_ledctl("--url", stack.url, "brightness", "green", "101")
+    assert refused.returncode == 1 and "0 to 100" in refused.stderr and "badarg" in refused.stderr
+    assert stack.ledd.client().state() == state

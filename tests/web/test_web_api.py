@@ -125,6 +125,59 @@ def test_led_bad_bodies_are_400_and_change_nothing(web, body, code):
     assert web.get("/api/state").json()["seq"] == before["seq"]
 
 
+# -- brightness and PWM frequency (issue 23) ---------------------------------------------
+
+def test_led_brightness_dims_and_zero_switches_off_keeping_it(web):
+    state = web.post("/api/leds/red", {"brightness": 30}).json()
+    assert (led(state, 0)["on"], led(state, 0)["brightness"]) == (True, 30)
+    assert web.ledd.client().state()["leds"][0]["brightness"] == 30  # ledd's own word, not only the reply
+    state = web.post("/api/leds/0", {"brightness": 0}).json()
+    assert (led(state, 0)["on"], led(state, 0)["brightness"]) == (False, 30)
+    assert led(web.post("/api/leds/0", {"brightness": 100}).json(), 0)["brightness"] == 100
+
+
+def test_all_brightness(web):
+    state = web.post("/api/leds", {"brightness": 40}).json()
+    assert [(x["on"], x["brightness"]) for x in state["leds"]] == [(True, 40), (True, 40)]
+    state = web.post("/api/leds", {"brightness": 0}).json()
+    assert [(x["on"], x["brightness"]) for x in state["leds"]] == [(False, 40), (False, 40)]
+
+
+def test_led_pwm_frequency(web):
+    red_before = led(web.get("/api/state").json(), 0)["pwm_hz"]
+    state = web.post("/api/leds/green", {"pwm_hz": 500}).json()
+    assert led(state, 1)["pwm_hz"] == 500 and led(state, 0)["pwm_hz"] == red_before
+    assert web.ledd.client().state()["leds"][1]["pwm_hz"] == 500
+
+
+@pytest.mark.parametrize("path, body, code", [
+    ("/api/leds/0", {"brightness": 30.0}, "bad_value"),  # an integer percent, not a float that looks like one
+    ("/api/leds/0", {"brightness": 30.5}, "bad_value"),
+    ("/api/leds/0", {"brightness": True}, "bad_value"),
+    ("/api/leds/0", {"brightness": 101}, "bad_value"),
+    ("/api/leds/0", {"brightness": -1}, "bad_value"),
+    ("/api/leds/0", {"brightness": "30"}, "bad_value"),
+    ("/api/leds/0", {"brightness": None}, "bad_value"),
+    ("/api/leds/0", {"brightness": {"percent": 30}}, "bad_value"),
+    ("/api/leds/0", {"brightness": 10 ** 30}, "bad_value"),
+    ("/api/leds/0", {"brightness": 30, "on": True}, "bad_body"),
+    ("/api/leds/0", {"pwm_hz": 9}, "bad_value"),
+    ("/api/leds/0", {"pwm_hz": 1001}, "bad_value"),
+    ("/api/leds/0", {"pwm_hz": 200.0}, "bad_value"),
+    ("/api/leds/0", {"pwm_hz": False}, "bad_value"),
+    ("/api/leds", {"brightness": 1.5}, "bad_value"),
+    ("/api/leds", {"brightness": False}, "bad_value"),
+    ("/api/leds", {"pwm_hz": 200}, "unknown_field"),  # a frequency is per LED
+])
+def test_bad_brightness_and_frequency_are_400_and_change_nothing(web, path, body, code):
+    before = web.get("/api/state").json()
+    error = assert_json_error(web.post(path, body), 400, code)
+    assert web.get("/api/state").json() == before
+    if code == "bad_value":
+        assert next(iter(body)) in error["error"]  # names the field, and its range
+        assert ("0 to 100" if "brightness" in body else "10 to 1000") in error["error"]
+
+
 @pytest.mark.parametrize("raw", [
     b"", b"{", b"on=true", b'{"on": tru}', b'{"on": NaN}', b"\xff\xfe", b'{"on":true,"on":false}', b"null", b"12",
 ])

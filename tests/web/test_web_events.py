@@ -363,3 +363,12 @@ def test_stream_slots_are_counted_per_address_and_swept(tmp_path):
         (streams / ("4-old%d" % i)).touch()
     assert claim(dict(environ, REMOTE_ADDR="198.51.100.1")) == "got"
     assert len(os.listdir(streams)) <= 3
+
+
+def test_a_brightness_change_is_an_event_with_the_brightness(web, stream):
+    """Issue 23: the event stream carries brightness, so every open dashboard sees a slider move."""
+    first = stream.next_event()
+    web.post("/api/leds/1", {"brightness": 25})
+    event = stream.next_event(timeout=2)
+    assert event["seq"] == first["seq"] + 1
+    assert (event["leds"][1]["on"], event["leds"][1]["brightness"]) == (True, 25)
