@@ -146,18 +146,27 @@ class Mqtt:
     """The MQTT bridge's command for a verb (docs/mqtt.md), on ``<base>/<topic>/set``.
 
     ``topic`` is ``led`` (``<base>/led/<name>/set``: that LED is the verb's LED)
-    or ``all``. ``words`` are the plain payloads (any case) that run it and
-    ``state`` the values of a JSON ``{"state": ...}`` that do; for an on/off
-    argument the word is its value. ``field`` is a JSON key whose value is
-    ``true`` (the ``default`` numbers) or the verb's numbers: an object of them
-    by name, or the number itself when there is one.
+    or ``all``. A plain payload (any case) runs the verb when it is one of its
+    ``words``; for an on/off argument the word is its value. A JSON object runs
+    one verb per key, in the order given:
+
+    - ``"state"``: its value is one of the verb's ``state`` values;
+    - ``"effect"``: its value is the verb's ``effect`` (Home Assistant's effect
+      names, any case);
+    - ``field``: its value is ``true`` (the ``default`` numbers) or the verb's
+      numbers: an object of them by name, or the number itself when there is one.
+
+    Home Assistant's JSON light sends ``"state": "ON"`` beside the other keys
+    (``{"state": "ON", "brightness": 30}``): a verb that ``lights`` the LED
+    (leaves it on, or sets how it is lit) takes that ``"state"`` as part of its
+    own key, and it runs nothing of its own.
     """
 
-    __slots__ = ("topic", "words", "state", "field", "default")
+    __slots__ = ("topic", "words", "state", "field", "default", "effect", "lights")
 
-    def __init__(self, topic, words=(), state=(), field=None, default=()):
+    def __init__(self, topic, words=(), state=(), field=None, default=(), effect=None, lights=False):
         self.topic, self.words, self.state = topic, tuple(words), tuple(state)
-        self.field, self.default = field, tuple(default)
+        self.field, self.default, self.effect, self.lights = field, tuple(default), effect, lights
 
 
 class Verb:
@@ -193,7 +202,7 @@ VERBS = (
          method=Method("on", "Switch LED ``led`` (index or name) on; returns the new state."),
          http=Http("leds/<led>", "on", True),
          cli=Cli("on", "switch LED N on"),
-         mqtt=Mqtt("led", words=["ON", "SOLID"], state=["ON"])),  # SOLID: Home Assistant's effect
+         mqtt=Mqtt("led", words=["ON", "SOLID"], state=["ON"], effect="solid", lights=True)),  # SOLID: HA's effect
     Verb("OFF", [led()], action=True,
          method=Method("off", "Switch LED ``led`` (index or name) off; returns the new state."),
          http=Http("leds/<led>", "on", False),
@@ -210,7 +219,8 @@ VERBS = (
          http=Http("leds/<led>", "blink"),
          cli=Cli("blink", "blink LED N: ON_MS lit, OFF_MS dark (each %d-%d)"
                  % (defaults.BLINK_MIN_MS, defaults.BLINK_MAX_MS)),
-         mqtt=Mqtt("led", words=["BLINK"], field="blink", default=defaults.MQTT_BLINK_MS)),
+         mqtt=Mqtt("led", words=["BLINK"], field="blink", default=defaults.MQTT_BLINK_MS, effect="blink",
+                   lights=True)),
     Verb("ALL", [Arg("state", "onoff")], action=True,
          method=Method("all", "Switch every LED on (``True``) or off; returns the new state.", params=["on"]),
          http=Http("leds", "on"),
@@ -221,12 +231,14 @@ VERBS = (
                                      "off; a blinking LED blinks on at it. 0 switches it off and keeps its "
                                      "brightness. Returns the new state." % defaults.BRIGHTNESS_MAX),
          http=Http("leds/<led>", "brightness", scalar=True),
-         cli=Cli("brightness", "dim LED N: PERCENT 1-100 lights it at that brightness, 0 switches it off")),
+         cli=Cli("brightness", "dim LED N: PERCENT 1-100 lights it at that brightness, 0 switches it off"),
+         mqtt=Mqtt("led", field="brightness", lights=True)),
     Verb("ALL_BRIGHTNESS", [percent()], action=True,
          method=Method("all_brightness", "``brightness(led, percent)`` for every LED, all or none; "
                                          "returns the new state."),
          http=Http("leds", "brightness", scalar=True),
-         cli=Cli("all-brightness", "dim every LED (all or none): PERCENT 1-100, 0 switches them off")),
+         cli=Cli("all-brightness", "dim every LED (all or none): PERCENT 1-100, 0 switches them off"),
+         mqtt=Mqtt("all", field="brightness", lights=True)),
     Verb("FREQUENCY", [led(), hertz()],
          method=Method("frequency", "Set LED ``led``'s PWM frequency while dimmed to ``hz`` (%d-%d Hz); "
                                     "returns the new state." % (defaults.PWM_HZ_MIN, defaults.PWM_HZ_MAX)),

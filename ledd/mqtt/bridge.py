@@ -39,7 +39,7 @@ from ledd.client import Client
 from ledd.errors import CommandError, DaemonDown, DaemonTimeout, LeddError
 from ledd.mqtt import discovery
 from ledd.mqtt.link import PAHO_VERSION, Link
-from ledd.mqtt.topics import BadCommand, LedCommand, Topics, parse_all_command, parse_led_command, state_messages
+from ledd.mqtt.topics import BadCommand, Topics, all_command, led_command, state_messages
 
 log = logging.getLogger("ledd-mqtt")
 
@@ -394,6 +394,8 @@ class Bridge:
             return
         if topic.startswith(self.cfg.discovery_prefix + "/") and topic.endswith("/config"):
             if retained and payload:
+                if topic not in self.seen_configs:
+                    self._check_light_schema(topic, payload)
                 self.seen_configs.add(topic)
                 if topic not in self.announced:
                     self._announce()
@@ -425,11 +427,29 @@ class Bridge:
             return
         self.commands.append(command)
 
+    def _check_light_schema(self, topic, payload):
+        """Say so when a light was announced before with another schema (a bridge without brightness).
+
+        Home Assistant applies a changed discovery config to the entity it has,
+        built for the old schema: it gets the dimmable JSON light only when its
+        MQTT integration is reloaded (or it restarts). Nothing else can tell the user.
+        """
+        if self.cfg.led_component != "light" or not self.cfg.discovery or "/light/" not in topic:
+            return
+        try:
+            schema = json.loads(payload).get("schema", "default")
+        except (ValueError, AttributeError):
+            return
+        if schema != discovery.LIGHT_SCHEMA:
+            log.warning("%s was announced with the %s light schema (by an older ledd-mqtt); Home Assistant "
+                        "shows it as a dimmable light once its MQTT integration is reloaded or it restarts",
+                        topic, schema)
+
     # One handler per kind of command topic; each makes its own kind of command.
     @staticmethod
     def _all_command(payload):
         """``<base>/all/set``: every LED."""
-        return parse_all_command(payload)
+        return all_command(payload)
 
     def _led_command(self, topic, payload):
         """``<base>/led/<name>/set``: that LED, whatever its name."""
@@ -438,7 +458,7 @@ class Bridge:
             raise BadCommand("not a command topic")
         if self.state is not None and name not in [led["name"] for led in self.state.get("leds", [])]:
             raise BadCommand("no LED named %r" % name[:40])
-        return LedCommand(name, *parse_led_command(payload))
+        return led_command(name, payload)
 
     def _run_commands(self):
         while self.commands and self.watcher is not None:

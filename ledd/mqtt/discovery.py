@@ -1,7 +1,8 @@
 """Home Assistant MQTT discovery: the config messages that make a Pi's LEDs and buttons appear.
 
 One HA *device* per Pi (identifier ``ledd_<device_id>``, the machine id by
-default), holding per LED a ``light`` (or ``switch``) and per button a
+default), holding per LED a ``light`` (Home Assistant's JSON schema: on/off,
+brightness in percent, blink as an effect) or a ``switch``, and per button a
 ``binary_sensor`` (pressed) and a ``sensor`` (press count). Discovery topics
 and unique ids are built from the device id and the GPIO line, not from
 names or the host name: renaming an LED, the Pi or the base topic keeps the
@@ -20,11 +21,15 @@ the broker and no longer announces (see :mod:`ledd.mqtt.bridge`).
 import json
 import os
 
-from ledd import board, defaults
+from ledd import board, defaults, verbs
 from ledd.mqtt.topics import OFF, ON
 
-#: The effects a light offers; "solid" is plain on.
-EFFECTS = ["solid", "blink"]
+#: The effects a light offers, from the verb table ("solid" is plain on, "blink" blinks).
+EFFECTS = [verb.mqtt.effect for verb in verbs.VERBS if verb.mqtt and verb.mqtt.effect]
+#: Home Assistant's light schema for ledd's lights: one JSON state and one JSON command (brightness, effect).
+LIGHT_SCHEMA = "json"
+#: Home Assistant's brightness_scale: ledd's brightness is a percentage, so HA's 0-255 maps onto 1-100.
+BRIGHTNESS_SCALE = 100
 
 
 def node_id(device_id):
@@ -76,15 +81,18 @@ def configs(cfg, topics, state, dev, origin):
     out = {}
     for led in state.get("leds", []):
         name, gpio = led["name"], led["gpio"]
-        entity = dict(common, name=name, unique_id="%s_gpio%d" % (node, gpio),
-                      command_topic=topics.led(name, "set"), state_topic=topics.led(name, "state"),
-                      json_attributes_topic=topics.led(name, "attributes"),
-                      payload_on=ON, payload_off=OFF, retain=False, optimistic=False)
+        entity = dict(common, name=name, unique_id="%s_gpio%d" % (node, gpio), command_topic=topics.led(name, "set"),
+                      json_attributes_topic=topics.led(name, "attributes"), retain=False, optimistic=False)
         if cfg.led_component == "light":
-            entity.update(effect_command_topic=topics.led(name, "set"), effect_state_topic=topics.led(name, "effect"),
-                          effect_list=EFFECTS, on_command_type="first")
+            # The JSON schema: one state message with the brightness and the effect, and one command
+            # ({"state": "ON", "brightness": 30, "effect": "blink"}) that sets them together.
+            # No flash or transition: Home Assistant then never sends those keys.
+            entity.update(schema=LIGHT_SCHEMA, state_topic=topics.led(name, "json"), brightness=True,
+                          brightness_scale=BRIGHTNESS_SCALE, supported_color_modes=["brightness"],
+                          effect=True, effect_list=EFFECTS, flash=False, transition=False)
         else:
-            entity.update(state_on=ON, state_off=OFF, icon="mdi:led-on")
+            entity.update(state_topic=topics.led(name, "state"), payload_on=ON, payload_off=OFF,
+                          state_on=ON, state_off=OFF, icon="mdi:led-on")
         out["%s/%s/%s/gpio%d/config" % (prefix, cfg.led_component, node, gpio)] = entity
     for button in state.get("buttons", []):
         name, gpio = button["name"], button["gpio"]

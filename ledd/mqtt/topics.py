@@ -5,13 +5,16 @@ Everything lives under one base topic (``ledd/<hostname>`` by default), one per 
     <base>/availability              online | offline            retained (offline is the will)
     <base>/led/<name>/state          ON | OFF                    retained
     <base>/led/<name>/effect         solid | blink               retained
-    <base>/led/<name>/attributes     {"id":0,"gpio":17,"blink":null|{"on_ms":..,"off_ms":..}}
+    <base>/led/<name>/brightness     1-100 (percent, kept while off)  retained
+    <base>/led/<name>/json           {"brightness":30,"effect":"solid","state":"ON"}  retained (HA's JSON light)
+    <base>/led/<name>/attributes     {"id":0,"gpio":17,"blink":null|{"on_ms":..,"off_ms":..},"pwm_hz":200}
     <base>/button/<name>/state       ON | OFF (pressed)          retained
     <base>/button/<name>/presses     press count (integer)       retained
     <base>/button/<name>/attributes  {"id":0,"gpio":22,"last_press_ms":...}
     <base>/led/<name>/set            command: ON OFF TOGGLE BLINK SOLID, or JSON
     <base>/all/set                   command: ON OFF, or JSON
 
+The commands are the MQTT forms of :mod:`ledd.verbs` (:func:`parse_command`).
 Pure functions, no I/O: the bridge and the tests share them.
 """
 
@@ -21,7 +24,7 @@ from ledd import defaults, verbs
 
 ON, OFF = "ON", "OFF"
 #: The retained topics of each LED and each button, under ``<base>/led/<name>/`` and ``<base>/button/<name>/``.
-LED_LEAVES = ("state", "effect", "attributes")
+LED_LEAVES = ("state", "effect", "brightness", "json", "attributes")
 BUTTON_LEAVES = ("state", "presses", "attributes")
 
 
@@ -66,15 +69,34 @@ def _compact(obj):
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
 
 
+def light_state(led):
+    """The LED as Home Assistant's JSON light reads it: ``{"brightness":30,"effect":"solid","state":"ON"}``.
+
+    ``brightness`` is the LED's brightness in percent (discovery announces
+    ``brightness_scale`` 100), kept while it is off; a ledd without brightness
+    leaves it out.
+    """
+    out = {"state": ON if led.get("on") else OFF, "effect": "blink" if led.get("blink") else "solid"}
+    if led.get("brightness") is not None:
+        out["brightness"] = led["brightness"]
+    return out
+
+
 def state_messages(topics, state):
     """{topic: payload} of every retained state topic for one ledd state (a dict)."""
     out = {}
     for led in state.get("leds", []):
         name = led["name"]
-        out[topics.led(name, "state")] = ON if led.get("on") else OFF
-        out[topics.led(name, "effect")] = "blink" if led.get("blink") else "solid"
-        out[topics.led(name, "attributes")] = _compact({"id": led.get("id"), "gpio": led.get("gpio"),
-                                                        "blink": led.get("blink")})
+        light = light_state(led)
+        out[topics.led(name, "state")] = light["state"]
+        out[topics.led(name, "effect")] = light["effect"]
+        if "brightness" in light:
+            out[topics.led(name, "brightness")] = str(light["brightness"])
+        out[topics.led(name, "json")] = _compact(light)
+        attributes = {"id": led.get("id"), "gpio": led.get("gpio"), "blink": led.get("blink")}
+        if led.get("pwm_hz") is not None:
+            attributes["pwm_hz"] = led["pwm_hz"]
+        out[topics.led(name, "attributes")] = _compact(attributes)
     for button in state.get("buttons", []):
         name = button["name"]
         out[topics.button(name, "state")] = ON if button.get("pressed") else OFF
@@ -121,8 +143,8 @@ def _load_json(text):
         raise
     except (ValueError, RecursionError) as err:
         raise BadCommand("invalid JSON: %s" % err) from None
-    if not isinstance(value, dict) or len(value) != 1:
-        raise BadCommand('JSON must be an object with one key: {"state": ...} or {"blink": ...}')
+    if not isinstance(value, dict) or not value:
+        raise BadCommand('JSON must be an object with at least one key, e.g. {"state": "ON", "brightness": 30}')
     return value
 
 
@@ -136,7 +158,7 @@ def _numbers(verb):
 
 
 def _word_args(verb, word):
-    """The arguments after the LED of a verb run by a plain word (or a JSON state)."""
+    """The arguments after the LED of a verb run by a plain word (or a JSON state or effect)."""
     default_numbers = iter(verb.mqtt.default)
     return tuple(word if arg.kind == "onoff" else next(default_numbers)
                  for arg in verb.args if arg.kind in ("onoff", "uint"))
@@ -145,14 +167,14 @@ def _word_args(verb, word):
 def _field_args(verb, key, given):
     """The numbers of ``{key: true}`` (the defaults), ``{key: {name: N, ...}}`` or ``{key: N}``."""
     numbers = _numbers(verb)
-    if given is True:
+    if given is True and verb.mqtt.default:
         return verb.mqtt.default
     if len(numbers) == 1 and not isinstance(given, dict):
         given = {numbers[0].name: given}
     names = [arg.name for arg in numbers]
     if not isinstance(given, dict) or set(given) != set(names):
         shape = "N" if len(names) == 1 else "{%s}" % ", ".join('"%s": N' % n for n in names)
-        raise BadCommand('"%s" must be true or %s' % (key, shape))
+        raise BadCommand('"%s" must be %s%s' % (key, "true or " if verb.mqtt.default else "", shape))
     for arg in numbers:
         value = given[arg.name]
         if type(value) is not int or not arg.min <= value <= arg.max:
@@ -160,12 +182,39 @@ def _field_args(verb, key, given):
     return tuple(given[arg.name] for arg in numbers)
 
 
-def parse_command(topic, payload):
-    """(verb, its arguments after the LED) for a payload on ``<base>/<topic>/set``.
+def _keyed_step(forms, key, given):
+    """(verb, arguments) of one JSON key other than ``"state"``: an ``"effect"`` or a verb's field."""
+    if key == "effect":
+        effects = [verb.mqtt.effect for verb in forms if verb.mqtt.effect]
+        for verb in forms:
+            if effects and isinstance(given, str) and given.lower() == verb.mqtt.effect:
+                return verb, _word_args(verb, verbs.ON)
+        if effects:
+            raise BadCommand('"effect" must be %s' % _or(['"%s"' % e for e in effects]))
+    for verb in forms:
+        if verb.mqtt.field == key:
+            return verb, _field_args(verb, key, given)
+    keys = ['"state"'] + ['"effect"'] * any(v.mqtt.effect for v in forms) + \
+        ['"%s"' % v.mqtt.field for v in forms if v.mqtt.field]
+    raise BadCommand("unknown JSON key %r (expected %s)" % (key[:40], _or(keys)))
 
-    The commands are the MQTT forms of ledd.verbs: plain words (any case), a
-    JSON ``{"state": ...}``, or a JSON key of a verb with numbers. Anything
-    else raises :class:`BadCommand`.
+
+def _state_step(forms, given):
+    """(verb, arguments) of a JSON ``{"state": ...}`` alone."""
+    for verb in forms:
+        if isinstance(given, str) and given.upper() in verb.mqtt.state:
+            return verb, _word_args(verb, given.upper())
+    raise BadCommand('"state" must be %s' % _or(['"%s"' % w for v in forms for w in v.mqtt.state]))
+
+
+def parse_command(topic, payload):
+    """The steps, each (verb, its arguments after the LED), of a payload on ``<base>/<topic>/set``.
+
+    The commands are the MQTT forms of ledd.verbs: plain words (any case), or a
+    JSON object whose ``"state"``, ``"effect"`` and verb keys each run a verb, in
+    the order given (``{"state": "ON", "brightness": 30, "effect": "blink"}``,
+    Home Assistant's JSON light, is BRIGHTNESS then BLINK). Anything else
+    raises :class:`BadCommand`, and nothing runs.
     """
     forms = [verb for verb in verbs.VERBS if verb.mqtt and verb.mqtt.topic == topic]
     text = _decode(payload)
@@ -173,70 +222,66 @@ def parse_command(topic, payload):
         word = text.upper()
         for verb in forms:
             if word in verb.mqtt.words:
-                return verb, _word_args(verb, word)
+                return [(verb, _word_args(verb, word))]
         raise BadCommand("unknown command %r (%s)" % (text[:40], _or([w for v in forms for w in v.mqtt.words] + ["JSON"])))
-    (key, given), = _load_json(text).items()
-    if key == "state":
-        for verb in forms:
-            if isinstance(given, str) and given.upper() in verb.mqtt.state:
-                return verb, _word_args(verb, given.upper())
-        raise BadCommand('"state" must be %s' % _or(['"%s"' % w for v in forms for w in v.mqtt.state]))
-    for verb in forms:
-        if verb.mqtt.field == key:
-            return verb, _field_args(verb, key, given)
-    fields = ['"state"'] + ['"%s"' % v.mqtt.field for v in forms if v.mqtt.field]
-    raise BadCommand("unknown JSON key %r (expected %s)" % (key[:40], _or(fields)))
+    obj = _load_json(text)
+    steps = [_keyed_step(forms, key, given) for key, given in obj.items() if key != "state"]
+    if not steps:
+        return [_state_step(forms, obj["state"])]
+    ran = [verb.name for verb, _ in steps]
+    if len(set(ran)) != len(ran):
+        raise BadCommand("two keys ask for %s" % _or(sorted(set(n for n in ran if ran.count(n) > 1))))
+    if "state" in obj:
+        # Home Assistant's JSON light: {"state": "ON", "brightness": 30}. "ON" is the lit state those
+        # keys set anyway; any other state contradicts them.
+        dark = [key for key, (verb, _) in zip([k for k in obj if k != "state"], steps) if not verb.mqtt.lights]
+        state = obj["state"]
+        if not isinstance(state, str) or state.upper() != verbs.ON or dark:
+            raise BadCommand('"state" may only be "ON" beside %s' % _or(['"%s"' % k for k in obj if k != "state"]))
+    return steps
 
 
-def parse_led_command(payload):
-    """A command tuple for one LED from its ``set`` topic: ("ON",), ("TOGGLE",), ("BLINK", on_ms, off_ms)...
+class Command:
+    """What one command message asks of ledd: requests run in order, each a verb and its words.
 
-    Plain words (any case): ON, OFF, TOGGLE, BLINK (default periods) and
-    SOLID (= ON: Home Assistant's effect names arrive on the same topic).
-    JSON: ``{"state": "ON"|"OFF"|"TOGGLE"}``, ``{"blink": {"on_ms": 200, "off_ms": 800}}``
-    or ``{"blink": true}``. Anything else raises :class:`BadCommand`.
+    ``led`` is the LED of ``<base>/led/<name>/set`` (even one named ``ALL``), or
+    None on ``<base>/all/set``; it fills each verb's ``led`` argument.
     """
-    verb, args = parse_command("led", payload)
-    return (verb.name,) + args
 
+    __slots__ = ("requests",)
 
-class LedCommand:
-    """A command for one LED, from its ``<base>/led/<name>/set`` topic (even an LED named ``ALL``)."""
-
-    __slots__ = ("led", "verb", "args")
-
-    def __init__(self, led, verb, *args):
-        self.led, self.verb, self.args = led, verb, args
+    def __init__(self, steps, led=None):
+        self.requests = tuple(
+            (verb.name,) + tuple(led if arg.kind == "led" else next(values) for arg in verb.args)
+            for verb, values in ((verb, iter(args)) for verb, args in steps))
 
     def send(self, client):
-        """Run it through a :class:`ledd.client.Client`; returns the reply payload."""
-        return client.request(self.verb, self.led, *self.args)
+        """Run each request through a :class:`ledd.client.Client`, in order; a refusal stops the rest."""
+        for request in self.requests:
+            client.request(*request)
 
     def __str__(self):
-        return " ".join([self.verb, self.led] + [str(a) for a in self.args])
-
-
-class AllCommand:
-    """Every LED on or off, from ``<base>/all/set``."""
-
-    __slots__ = ("on",)
-
-    def __init__(self, on):
-        self.on = bool(on)
-
-    def send(self, client):
-        return client.all(self.on)
-
-    def __str__(self):
-        return "ALL " + ("ON" if self.on else "OFF")
+        return "; ".join(" ".join(str(word) for word in request) for request in self.requests)
 
     def __eq__(self, other):
-        return isinstance(other, AllCommand) and other.on == self.on
+        return isinstance(other, Command) and other.requests == self.requests
 
     __hash__ = None
 
 
-def parse_all_command(payload):
-    """An :class:`AllCommand` from ``ON``/``OFF`` or ``{"state": "ON"|"OFF"}``."""
-    verb, args = parse_command("all", payload)
-    return AllCommand(args == ("ON",))
+def led_command(led, payload):
+    """The :class:`Command` of a payload on LED ``led``'s ``set`` topic.
+
+    Plain words (any case): ON, OFF, TOGGLE, BLINK (default periods) and
+    SOLID (= ON: Home Assistant's effect names arrive on the same topic).
+    JSON: ``{"state": "ON"|"OFF"|"TOGGLE"}``, ``{"blink": {"on_ms": 200, "off_ms": 800}}``,
+    ``{"blink": true}``, ``{"brightness": 30}``, ``{"effect": "blink"}``, and
+    those with ``"state": "ON"`` beside them (Home Assistant's JSON light).
+    Anything else raises :class:`BadCommand`.
+    """
+    return Command(parse_command("led", payload), led)
+
+
+def all_command(payload):
+    """The :class:`Command` of a payload on ``<base>/all/set``: ``ON``/``OFF``, ``{"state": ...}``, ``{"brightness": N}``."""
+    return Command(parse_command("all", payload))

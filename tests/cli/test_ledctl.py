@@ -344,3 +344,18 @@ def test_a_new_verb_is_one_table_entry(monkeypatch):
     assert "pulse LED N" in cli.build_parser().format_help()
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["pulse", "red", "deep"])
+
+
+def test_docs_usage_lists_every_subcommand_of_the_table():
+    """docs/cli.md's usage block names every ledctl subcommand the verb table gives, with its arguments."""
+    from ledd import verbs
+
+    usage = (ROOT / "docs" / "cli.md").read_text().split("## Usage", 1)[1].split("```")[1]
+    lines = [line.split("ledctl [options] ", 1)[1] for line in usage.splitlines() if "ledctl [options] " in line]
+    for verb in verbs.VERBS:
+        if verb.cli:
+            line = next((l for l in lines if l.split()[0] == verb.cli.command or " %s " % verb.cli.command in l), None)
+            assert line, "docs/cli.md's usage has no %s" % verb.cli.command
+            for arg in verb.args:
+                if arg.kind == "uint":
+                    assert arg.name.upper() in line, (verb.cli.command, arg.name)

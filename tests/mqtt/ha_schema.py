@@ -1,7 +1,7 @@
 """Home Assistant's MQTT discovery schema, written down from its documentation, for the tests.
 
 Sources (home-assistant.io): "MQTT" (discovery: topic format, the ``device``
-and ``origin`` maps), "MQTT Light" (default schema), "MQTT Switch", "MQTT
+and ``origin`` maps), "MQTT Light" (default and JSON schemas), "MQTT Switch", "MQTT
 Binary sensor", "MQTT Sensor". Each component lists the configuration
 variables it accepts, their types, the required ones and the allowed values
 of the enumerations; Home Assistant rejects a discovery payload with an
@@ -34,6 +34,19 @@ def _one_of(*allowed):
     return lambda value: value in allowed
 
 
+def _positive_int(value):
+    return type(value) is int and value >= 1
+
+
+COLOR_MODES = ("onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white")
+
+
+def _color_modes(value):
+    """A list of distinct color modes; ``onoff`` and ``brightness`` only alone (HA's valid_supported_color_modes)."""
+    return (_string_list(value) and bool(value) and all(m in COLOR_MODES for m in value)
+            and len(set(value)) == len(value) and (len(value) == 1 or not {"onoff", "brightness"} & set(value)))
+
+
 #: Keys every MQTT entity platform accepts.
 COMMON = {
     "availability": LIST, "availability_mode": _one_of("all", "any", "latest"), "availability_template": STR,
@@ -46,6 +59,17 @@ COMMON = {
 }
 
 COMPONENTS = {
+    "light_json": {  # "MQTT Light", JSON schema: one JSON state message and one JSON command
+        "required": ["command_topic"],
+        "keys": {
+            "schema": _one_of("json"), "command_topic": _topic, "state_topic": _topic, "optimistic": BOOL,
+            "retain": BOOL, "brightness": BOOL, "brightness_scale": _positive_int, "color_temp_kelvin": BOOL,
+            "effect": BOOL, "effect_list": _string_list, "flash": BOOL, "flash_time_long": _positive_int,
+            "flash_time_short": _positive_int, "max_mireds": _positive_int, "min_mireds": _positive_int,
+            "max_kelvin": _positive_int, "min_kelvin": _positive_int, "supported_color_modes": _color_modes,
+            "transition": BOOL, "white_scale": _positive_int,
+        },
+    },
     "light": {
         "required": ["command_topic"],
         "keys": {
@@ -118,6 +142,8 @@ def check(topic, payload):
     component = m.group("component")
     if component not in COMPONENTS:
         return ["%s: component %r is not checked here" % (topic, component)]
+    if component == "light" and payload.get("schema") == "json":
+        component = "light_json"
     spec = COMPONENTS[component]
     schema = dict(COMMON, **spec["keys"])
     _check_map(topic, payload, schema, problems)
@@ -140,4 +166,9 @@ def check(topic, payload):
             problems.append("%s: origin needs a name" % topic)
     if component == "light" and "effect_list" in payload and "effect_command_topic" not in payload:
         problems.append("%s: effect_list without effect_command_topic" % topic)
+    if component == "light_json" and "effect_list" in payload and payload.get("effect") is not True:
+        problems.append("%s: effect_list without effect: true (the JSON schema offers no effect then)" % topic)
+    if component == "light_json" and "brightness_scale" in payload and not (
+            payload.get("brightness") is True or "brightness" in payload.get("supported_color_modes", [])):
+        problems.append("%s: brightness_scale for a light without brightness" % topic)
     return problems

@@ -45,7 +45,7 @@ def test_round_trip_both_ways(make_pi, probe, python):
     p.publish(pi.topic("led/green/set"), json.dumps({"blink": {"on_ms": 100, "off_ms": 300}}))
     p.wait_for(pi.topic("led/green/effect"), "blink", since=mark)
     attributes = json.loads(p.wait_for(pi.topic("led/green/attributes"), since=mark)[2])
-    assert attributes == {"id": 1, "gpio": 27, "blink": {"on_ms": 100, "off_ms": 300}}
+    assert attributes == {"id": 1, "gpio": 27, "blink": {"on_ms": 100, "off_ms": 300}, "pwm_hz": 200}
     assert led(pi.state(), "green")["blink"] == {"on_ms": 100, "off_ms": 300}
     p.publish(pi.topic("led/red/set"), "toggle")
     p.wait_for(pi.topic("led/red/state"), "OFF", since=mark)
@@ -275,7 +275,7 @@ HOSTILE = [
     ("led/red/set", b"[" * 200 + b"]" * 200),
     ("led/red/set", b"{" * 100),
     ("led/red/set", b'{"state": "ON", "state": "OFF"}'),
-    ("led/red/set", b'{"state": "ON", "blink": true}'),
+    ("led/red/set", b'{"state": "OFF", "blink": true}'),  # "ON" beside blink is HA's JSON light (issue 23)
     ("led/red/set", b'{"state": "EXPLODE"}'),
     ("led/red/set", b'{"state": 1}'),
     ("led/red/set", b'{"blink": {"on_ms": 19, "off_ms": 100}}'),
@@ -297,6 +297,20 @@ HOSTILE = [
     ("all/set", b"BLINK"),
     ("all/set", b'{"state": ["ON"]}'),
     ("all/set", b"\x80"),
+    # brightness (issue 23): an integer percent, with "state" only as Home Assistant sends it
+    ("led/red/set", b'{"brightness": 30.5}'),
+    ("led/red/set", b'{"brightness": 1e2}'),
+    ("led/red/set", b'{"brightness": 101}'),
+    ("led/red/set", b'{"brightness": -1}'),
+    ("led/red/set", b'{"brightness": true}'),
+    ("led/red/set", b'{"brightness": "30"}'),
+    ("led/red/set", b'{"brightness": null}'),
+    ("led/red/set", b'{"state": "OFF", "brightness": 30}'),
+    ("led/red/set", b'{"state": "ON", "brightness": 30, "transition": 2}'),
+    ("led/red/set", b'{"state": "ON", "effect": "strobe"}'),
+    ("led/red/set", b'{"pwm_hz": 500}'),
+    ("all/set", b'{"brightness": 1.5}'),
+    ("all/set", b'{"state": "ON", "effect": "blink"}'),
 ]
 
 
@@ -369,3 +383,49 @@ def test_an_led_named_all_is_commanded_alone(make_pi, probe, tmp_path):
     p.publish(pi.topic("all/set"), "ON")  # and all/set still means every LED
     p.wait_for(pi.topic("led/green/state"), "ON", since=mark)
     assert all(x["on"] for x in pi.state()["leds"])
+
+
+def light(probe, pi, name, since):
+    """The last JSON light state (Home Assistant's state topic) of LED ``name`` since ``since``."""
+    return json.loads(probe.wait_for(pi.topic("led/%s/json" % name), since=since)[2])
+
+
+def test_home_assistant_json_light_sets_and_shows_brightness(make_pi, probe, python):
+    """Issue 23: the commands Home Assistant's JSON light sends (brightness_scale 100) reach ledd as
+    BRIGHTNESS, and a dimmed LED, however dimmed, is reported dimmed on the light's state topic."""
+    p = probe("ledd/pi1/#")
+    pi = make_pi("pi1", python=python)
+    p.wait_for(pi.topic("availability"), "online")
+    assert light(p, pi, "red", 0) == {"state": "OFF", "effect": "solid", "brightness": 100}
+
+    def command(name, message, **expected):
+        mark = p.mark()
+        p.publish(pi.topic("led/%s/set" % name), json.dumps(message))
+        p.wait(lambda m: m[1] == pi.topic("led/%s/json" % name) and
+               all(json.loads(m[2]).get(k) == v for k, v in expected.items()), since=mark,
+               what="%s after %s" % (expected, message))
+
+    command("red", {"state": "ON", "brightness": 30}, state="ON", brightness=30)  # HA's slider
+    assert (led(pi.state(), "red")["on"], led(pi.state(), "red")["brightness"]) == (True, 30)
+    assert retained(pi.broker, pi.topic("led/red/brightness")) == {pi.topic("led/red/brightness"): b"30"}
+    command("red", {"state": "OFF"}, state="OFF", brightness=30)  # off keeps the brightness HA shows
+    command("red", {"state": "ON"}, state="ON", brightness=30)  # and on comes back at it
+    command("red", {"state": "ON", "brightness": 60, "effect": "blink"}, effect="blink", brightness=60)
+    assert led(pi.state(), "red")["blink"] == {"on_ms": 500, "off_ms": 500}
+    command("red", {"state": "ON", "effect": "solid"}, effect="solid", brightness=60)
+    command("red", {"brightness": 0}, state="OFF", brightness=60)  # ledd's own form: 0 is off
+    mark = p.mark()
+    p.publish(pi.topic("all/set"), json.dumps({"state": "ON", "brightness": 20}))
+    wait_for(lambda: [(x["on"], x["brightness"]) for x in pi.state()["leds"]] == [(True, 20), (True, 20)],
+             what="every LED at 20 %")
+    assert light(p, pi, "green", mark)["brightness"] == 20
+
+    # ledd -> Home Assistant: dimmed by another client (the dashboard's slider, ledctl).
+    mark = p.mark()
+    pi.ledd.client().brightness("green", 7)
+    assert light(p, pi, "green", mark) == {"state": "ON", "effect": "solid", "brightness": 7}
+    # What Home Assistant makes of it, by the scale discovery announced: 7 % of its 0-255.
+    config = json.loads(retained(pi.broker, "homeassistant/light/ledd_pi1/gpio27/config")[
+        "homeassistant/light/ledd_pi1/gpio27/config"])
+    assert round(7 * 255 / config["brightness_scale"]) == 18
+    assert pi.bridge.alive() and "Traceback" not in pi.bridge.read_log()

@@ -7,7 +7,7 @@ import pytest
 import ha_schema
 from ledd.mqtt import config as mqtt_config
 from ledd.mqtt import discovery
-from ledd.mqtt.topics import Topics
+from ledd.mqtt.topics import LED_LEAVES, Topics
 from mqttstack import retained
 from waiting import wait_for
 
@@ -36,13 +36,15 @@ def test_every_payload_matches_home_assistants_schema(component):
     assert len(set(unique_ids)) == len(unique_ids)
 
 
-def test_light_offers_blink_as_an_effect_on_the_command_topic():
+def test_light_is_a_json_light_with_brightness_in_percent_and_blink_as_an_effect():
     _, configs = make_configs()
     light = json.loads(configs["homeassistant/light/ledd_0123abcd/gpio27/config"])
-    assert light["effect_list"] == ["solid", "blink"]
-    assert light["effect_command_topic"] == light["command_topic"] == "ledd/pi1/led/green/set"
-    assert light["effect_state_topic"] == "ledd/pi1/led/green/effect"
-    assert light["on_command_type"] == "first"  # ON first, then the effect: ON would stop a blink
+    assert light["schema"] == "json"
+    assert light["command_topic"] == "ledd/pi1/led/green/set"
+    assert light["state_topic"] == "ledd/pi1/led/green/json"
+    assert (light["brightness"], light["brightness_scale"], light["supported_color_modes"]) == (True, 100, ["brightness"])
+    assert light["effect"] is True and light["effect_list"] == ["solid", "blink"]
+    assert light["flash"] is False and light["transition"] is False  # so HA never sends those keys
     assert light["device"]["model"] == "Raspberry Pi 4B" and light["device"]["sw_version"] == "ledd 0.1.0"
 
 
@@ -54,7 +56,11 @@ def test_schema_checker_catches_what_home_assistant_refuses():
         ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, qos=3)),
         ("homeassistant/light/ledd_0123abcd/gpio17/config", {k: v for k, v in good.items() if k != "command_topic"}),
         ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, state_topic="ledd/+/x")),
-        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, on_command_type="sometimes")),
+        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, brightness_scale=0)),
+        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, supported_color_modes=["brightness", "rgb"])),
+        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, effect=False)),
+        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, payload_on="ON")),  # a key of the default schema
+        ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, schema="default", on_command_type="sometimes")),
         ("homeassistant/light/ledd_0123abcd/gpio17/config", dict(good, device={"name": "x"})),
         ("homeassistant/light/ledd 0123abcd/gpio17/config", good),
         ("homeassistant/sensor/x/y/config", {"name": "n", "state_class": "sum", "state_topic": "a"}),
@@ -144,8 +150,7 @@ def test_removing_an_led_from_ledds_config_removes_its_entity(make_pi, probe, tm
                what="green's entity removed after a restart")
     # And its retained state, effect and attributes topics (docs/mqtt.md says they are cleared).
     wait_for(lambda: not retained(pi.broker, "ledd/pi1/led/green/#"), what="green's retained topics cleared")
-    assert set(retained(pi.broker, "ledd/pi1/led/#")) == {"ledd/pi1/led/red/" + leaf
-                                                          for leaf in ("state", "effect", "attributes")}
+    assert set(retained(pi.broker, "ledd/pi1/led/#")) == {"ledd/pi1/led/red/" + leaf for leaf in LED_LEAVES}
 
 
 def test_switch_component_and_discovery_off(make_pi, broker, tmp_path):
@@ -194,3 +199,17 @@ def test_the_docs_automation_fires_on_presses_only():
     assert fires(trigger, "12", "13")
     for old, new in [("12", "unavailable"), ("unavailable", "12"), ("unknown", "0"), ("12", "unknown")]:
         assert not fires(trigger, old, new), (old, new)
+
+
+def test_a_light_announced_by_an_older_bridge_gets_a_reload_hint(make_pi, probe):
+    """Issue 23 changes the lights' schema; Home Assistant keeps the old entity's class until it reloads
+    MQTT, so the bridge says so when it finds such a config of its own retained on the broker."""
+    p = probe("homeassistant/#")
+    old = {"name": "red", "unique_id": "ledd_pi1_gpio17", "command_topic": "ledd/pi1/led/red/set",
+           "state_topic": "ledd/pi1/led/red/state", "payload_on": "ON", "payload_off": "OFF"}
+    p.publish("homeassistant/light/ledd_pi1/gpio17/config", json.dumps(old), retain=True)
+    pi = make_pi("pi1")
+    pi.bridge.wait_log("homeassistant/light/ledd_pi1/gpio17/config was announced with the default light schema")
+    wait_for(lambda: announced(pi.broker).get("homeassistant/light/ledd_pi1/gpio17/config", {}).get("schema") == "json",
+             what="the JSON light announced over it")
+    assert pi.bridge.read_log().count("light schema") == 1  # once: not for the bridge's own config, nor green's

@@ -318,3 +318,17 @@ def test_a_scalar_form_takes_the_number_itself_and_checks_it_strictly(monkeypatc
         assert "pulse must be an integer from 0 to 100 (%)" == err.value.message
     assert len(sent) == 2
     assert pulse.http.body(pulse, {"led": "red", "depth": 7}) == {"pulse": 7}  # what RemoteClient sends
+
+
+def test_docs_route_table_lists_every_body_field_of_the_table():
+    """docs/api.md's route table shows each verb's body field on its route (a new verb's web form is documented)."""
+    import re
+    from pathlib import Path
+    from ledd import verbs
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| POST \| `/api/([^`]+)` \| (.*?) \|", doc, re.M)}
+    for verb in verbs.VERBS:
+        if verb.http and verb.http.field:
+            path = verb.http.path.replace("<led>", "<id>").replace("<button>", "<id>")
+            assert '{"%s": ' % verb.http.field in rows.get(path, ""), (verb.name, path)
