@@ -34,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # waiting.py, which mqttstack imports
 sys.path.insert(0, str(ROOT / "tests" / "mqtt"))
 
 from ledd.client import Client  # noqa: E402
@@ -132,6 +133,17 @@ def measure(python, broker, runtime_dir, tmp, samples, idle_s):
             m = probe.wait_for("ledd/bench/led/red/state", word, since=mark)
             to_led.append((t_led - t0) * 1000)
             loop.append((m[0] - t0) * 1000)
+        # Home Assistant's slider: a JSON light command, until its JSON state topic shows the brightness.
+        dim = []
+        for i in range(samples * 2):
+            percent = 30 if i % 2 == 0 else 60
+            mark = probe.mark()
+            t0 = time.monotonic()
+            probe.client.publish("ledd/bench/led/red/set", '{"state":"ON","brightness":%d}' % percent, qos=1)
+            m = probe.wait(lambda m: m[1] == "ledd/bench/led/red/json" and b'"brightness":%d,' % percent in m[2],
+                           since=mark, what="brightness %d" % percent)
+            dim.append((m[0] - t0) * 1000)
+        client.off("red")  # as the on/off pass left it: the next pass starts with ON, which must be a change
         watcher.close()
 
         time.sleep(0.5)  # let the last publishes settle
@@ -140,7 +152,7 @@ def measure(python, broker, runtime_dir, tmp, samples, idle_s):
         time.sleep(idle_s)
         idle = switches(pid) - before
         mem = proc_status(pid, "VmRSS", "VmHWM")
-        return {"bare": bare, "button": button, "to_led": to_led, "loop": loop, "idle": idle, "mem": mem}
+        return {"bare": bare, "button": button, "to_led": to_led, "loop": loop, "dim": dim, "idle": idle, "mem": mem}
     finally:
         probe.close()
         bridge.stop()
@@ -172,6 +184,7 @@ def main():
                 print(fmt("button -> broker (state topic)", r["button"]))
                 print(fmt("broker -> LED (ledd event)", r["to_led"]))
                 print(fmt("command -> state topic (loop)", r["loop"]))
+                print(fmt("HA brightness -> JSON state topic", r["dim"]))
                 print("  button -> broker / bare watcher: p50 %.1fx; worst p99 %.1fx below the %g ms target"
                       % (statistics.median(r["button"]) / statistics.median(r["bare"]),
                          TARGET_MS / max(pct(r["button"], 99), pct(r["to_led"], 99)), TARGET_MS))

@@ -36,7 +36,7 @@ int64_t wall_ms(void)
 
 int drive_led(struct ledd *d, size_t i)
 {
-	if (gpio_set(d->gpio, i, d->st.leds[i].level) < 0) {
+	if (pwm_drive(&d->pwm, &d->st, d->gpio, i, mono_ns()) < 0) {
 		int e = errno;
 		if (!d->led_failed[i])
 			log_err("led %s (GPIO%u): %s", d->st.leds[i].name, d->st.leds[i].gpio, strerror(e));
@@ -50,6 +50,15 @@ int drive_led(struct ledd *d, size_t i)
 	return 0;
 }
 
+void drive_leds(struct ledd *d, bool steady_too)
+{
+	pwm_reset(&d->pwm);
+	for (size_t i = 0; i < d->st.nleds; i++) {
+		const struct led_state *l = &d->st.leds[i];
+		if (steady_too || (l->lit && l->brightness < LEDD_BRIGHTNESS_MAX))
+			drive_led(d, i);
+	}
+}
 
 const char *backend_name(const struct ledd *d)
 {

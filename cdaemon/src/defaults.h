@@ -87,6 +87,8 @@
 
 /* The sim backend: GPIO numbers (comma-separated) whose sets fail, for tests. */
 #define LEDD_SIM_REFUSE_ENV     "LEDD_SIM_REFUSE_GPIO"
+/* The sim backend: a file that records every output change with its time (tests of the PWM). */
+#define LEDD_SIM_EDGE_LOG_ENV   "LEDD_SIM_EDGE_LOG"
 
 /* The chardev backend (gpio_chardev.c). */
 #define LEDD_GPIO_CONSUMER      "ledd"  /* shows in gpioinfo / lineinfo */

@@ -25,6 +25,17 @@ int gpio_set(struct gpio *g, size_t line, int value)
 	return g->ops->set(g, line, value ? 1 : 0);
 }
 
+int gpio_set_lines(struct gpio *g, uint64_t mask, int value)
+{
+	if (g->nlines < 64 && (mask >> g->nlines) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!mask)
+		return 0;
+	return g->ops->set_lines(g, mask, value ? 1 : 0);
+}
+
 int gpio_get(struct gpio *g, size_t line, int *value)
 {
 	if (line >= g->nlines) {

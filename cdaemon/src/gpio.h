@@ -57,6 +57,12 @@ struct gpio *gpio_open(enum gpio_backend_kind kind, const char *chip,
 /* Drive an output line to a logical value. 0 on success, -1 with errno. */
 int gpio_set(struct gpio *g, size_t line, int value);
 
+/* Drive every output line whose bit is set in mask (bit i = line i) to the
+ * same logical value, at once: one line-values ioctl per kernel request
+ * (normally one for all), so the lines switch together (PWM, pwm.c).
+ * 0 on success, -1 with errno. */
+int gpio_set_lines(struct gpio *g, uint64_t mask, int value);
+
 /* Read a line's current logical value into *value. 0 on success, -1 with errno. */
 int gpio_get(struct gpio *g, size_t line, int *value);
 

@@ -10,6 +10,7 @@
 
 struct gpio_ops {
 	int (*set)(struct gpio *g, size_t line, int value);
+	int (*set_lines)(struct gpio *g, uint64_t mask, int value);
 	int (*get)(struct gpio *g, size_t line, int *value);
 	int (*read_edges)(struct gpio *g, struct gpio_edge *edges, size_t max);
 	int (*sim_set_input)(struct gpio *g, size_t line, int value); /* NULL: not supported */

@@ -162,6 +162,25 @@ static int chardev_set(struct gpio *g, size_t line, int value)
 	return chardev_ioctl(d->reqs[s->req].fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0 ? -1 : 0;
 }
 
+/* One ioctl per request holding lines of mask (the default wiring: one). */
+static int chardev_set_lines(struct gpio *g, uint64_t mask, int value)
+{
+	struct chardev *d = (struct chardev *)g;
+
+	for (size_t q = 0; q < d->nreqs; q++) {
+		const struct line_req *r = &d->reqs[q];
+		struct gpio_v2_line_values v = { 0 };
+
+		for (unsigned int b = 0; b < r->n; b++)
+			if (mask >> r->index[b] & 1)
+				v.mask |= 1ULL << b;
+		v.bits = value ? v.mask : 0;
+		if (v.mask && chardev_ioctl(r->fd, GPIO_V2_LINE_SET_VALUES_IOCTL, &v) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int chardev_get(struct gpio *g, size_t line, int *value)
 {
 	struct chardev *d = (struct chardev *)g;
@@ -233,6 +252,7 @@ static void chardev_close(struct gpio *g)
 
 static const struct gpio_ops chardev_ops = {
 	.set = chardev_set,
+	.set_lines = chardev_set_lines,
 	.get = chardev_get,
 	.read_edges = chardev_read_edges,
 	.sim_set_input = NULL,

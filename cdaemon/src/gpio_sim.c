@@ -10,9 +10,15 @@
  * in $LEDD_SIM_REFUSE_GPIO refuse every set with EIO, as a kernel can refuse
  * a line operation on real hardware; "N:K" lets K sets of GPIO N succeed
  * first (a line that fails half-way through a command, e.g. in a rollback).
+ *
+ * For tests of the PWM (pwm.c), $LEDD_SIM_EDGE_LOG names a file that gets a
+ * line "<CLOCK_MONOTONIC ns> <gpio> <level>" for every change of an output,
+ * stamped when ledd sets it (lines set together share a stamp): what a logic
+ * analyser on the header would see. Buffered; complete once ledd has exited.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +38,22 @@ struct gpio_sim {
 	int *values;
 	bool *output;
 	long *refuse_after;     /* $LEDD_SIM_REFUSE_GPIO: sets left before EIO; -1: never */
+	unsigned int *gpio;
+	FILE *edge_log;         /* $LEDD_SIM_EDGE_LOG, or NULL */
 	struct gpio_edge queue[SIM_QUEUE];
 	size_t head, count;
 };
 
-static int sim_set(struct gpio *g, size_t line, int value)
+static uint64_t sim_now_ns(void)
 {
-	struct gpio_sim *s = (struct gpio_sim *)g;
+	struct timespec ts;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int sim_set_at(struct gpio_sim *s, size_t line, int value, uint64_t now)
+{
 	if (!s->output[line]) {
 		errno = EPERM;
 		return -1;
@@ -50,7 +64,27 @@ static int sim_set(struct gpio *g, size_t line, int value)
 	}
 	if (s->refuse_after[line] > 0)
 		s->refuse_after[line]--;
+	if (s->edge_log && s->values[line] != value)
+		fprintf(s->edge_log, "%" PRIu64 " %u %d\n", now, s->gpio[line], value);
 	s->values[line] = value;
+	return 0;
+}
+
+static int sim_set(struct gpio *g, size_t line, int value)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+
+	return sim_set_at(s, line, value, s->edge_log ? sim_now_ns() : 0);
+}
+
+static int sim_set_lines(struct gpio *g, uint64_t mask, int value)
+{
+	struct gpio_sim *s = (struct gpio_sim *)g;
+	uint64_t now = s->edge_log ? sim_now_ns() : 0;
+
+	for (size_t i = 0; i < g->nlines; i++)
+		if ((mask >> i & 1) && sim_set_at(s, i, value, now) < 0)
+			return -1;
 	return 0;
 }
 
@@ -112,6 +146,9 @@ static void sim_close(struct gpio *g)
 
 	if (g->event_fd >= 0)
 		close(g->event_fd);
+	if (s->edge_log)
+		fclose(s->edge_log);
+	free(s->gpio);
 	free(s->values);
 	free(s->output);
 	free(s->refuse_after);
@@ -120,6 +157,7 @@ static void sim_close(struct gpio *g)
 
 static const struct gpio_ops sim_ops = {
 	.set = sim_set,
+	.set_lines = sim_set_lines,
 	.get = sim_get,
 	.read_edges = sim_read_edges,
 	.sim_set_input = sim_set_input,
@@ -133,14 +171,17 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 	size_t ninputs = 0;
 
 	const char *refuse = getenv(LEDD_SIM_REFUSE_ENV);
+	const char *edge_log = getenv(LEDD_SIM_EDGE_LOG_ENV);
 
 	if (!s || !(s->values = calloc(nlines ? nlines : 1, sizeof(int))) ||
 	    !(s->output = calloc(nlines ? nlines : 1, sizeof(bool))) ||
-	    !(s->refuse_after = calloc(nlines ? nlines : 1, sizeof(long)))) {
+	    !(s->refuse_after = calloc(nlines ? nlines : 1, sizeof(long))) ||
+	    !(s->gpio = calloc(nlines ? nlines : 1, sizeof(unsigned int)))) {
 		set_err(err, errlen, "sim: out of memory");
 		if (s) {
 			free(s->values);
 			free(s->output);
+			free(s->refuse_after);
 			free(s);
 		}
 		errno = ENOMEM;
@@ -157,6 +198,7 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 			return NULL;
 		}
 		s->output[i] = lines[i].output;
+		s->gpio[i] = lines[i].gpio;
 		s->refuse_after[i] = -1;
 		for (const char *p = refuse; p && *p; p += strcspn(p, ","), p += *p == ',') {
 			char *end;
@@ -174,6 +216,20 @@ struct gpio *gpio_sim_open(const struct gpio_line_config *lines, size_t nlines,
 			sim_close(&s->base);
 			return NULL;
 		}
+	}
+	if (edge_log && *edge_log) {
+		/* Appended: a reload opens the backend again. */
+		s->edge_log = fopen(edge_log, "ae");
+		if (!s->edge_log) {
+			set_err(err, errlen, "sim: %s=%s: %s", LEDD_SIM_EDGE_LOG_ENV, edge_log, strerror(errno));
+			sim_close(&s->base);
+			return NULL;
+		}
+		setvbuf(s->edge_log, NULL, _IOFBF, 1 << 16);
+		for (size_t i = 0; i < nlines; i++)     /* where each output starts */
+			if (lines[i].output)
+				fprintf(s->edge_log, "%" PRIu64 " %u %d\n", sim_now_ns(), lines[i].gpio,
+					s->values[i]);
 	}
 	snprintf(s->base.description, sizeof(s->base.description), "sim");
 	return &s->base;

@@ -17,6 +17,7 @@
 #include "defaults.h"
 #include "fifo.h"
 #include "gpio.h"
+#include "pwm.h"
 #include "state.h"
 
 /* What the command line says; NULL/-1 = not given. Flags win over the
@@ -36,6 +37,7 @@ struct ledd {
 	struct ledd_config cfg;
 	struct gpio *gpio;
 	struct ledd_state st;
+	struct pwm pwm;         /* dimmed LEDs' lines (pwm.c) */
 	struct fifo_server fifo;
 	int sig_fd, wd_fd;
 	bool running;
@@ -52,8 +54,13 @@ int64_t wall_ms(void);
 const char *backend_name(const struct ledd *d);
 void send_status(struct ledd *d);
 void save_state(struct ledd *d, bool durable);
-/* Drive LED i's line to its model level; logs a refusal once. -1 with errno. */
+/* Drive LED i's line as the model says (steady, or dimmed by the PWM);
+ * logs a refusal once. -1 with errno. */
 int drive_led(struct ledd *d, size_t i);
+/* The PWM forgets what it had and starts over with the dimmed LEDs; the
+ * steady ones are driven too if steady_too (lines just requested already
+ * have their initial values). */
+void drive_leds(struct ledd *d, bool steady_too);
 /* "event state <json>\n" into out; its length, or -1 if it does not fit. */
 int event_line(struct ledd *d, char *out, size_t outlen);
 /* Rename the new state into place now; schedule its fsync for the burst. */

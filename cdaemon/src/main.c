@@ -6,9 +6,10 @@
  * protocol of docs/protocol.md. Everything happens in one thread around one
  * poll(): signals arrive through a signalfd, button edges through the
  * backend's event fd, deleted FIFOs through inotify, the systemd watchdog
- * through a timerfd, and blink phases through poll's timeout. When nothing
- * blinks and there is no watchdog the timeout is infinite: an idle ledd
- * never wakes up.
+ * through a timerfd, dimmed LEDs' PWM edges through another (pwm.c), and
+ * blink phases through poll's timeout. When nothing blinks, nothing is
+ * dimmed and there is no watchdog, the timeout is infinite and the PWM timer
+ * disarmed: an idle ledd never wakes up.
  *
  * Every acknowledged change is renamed into the state file (state.c, atomic)
  * before its reply is written, so it survives kill -9; the fsync that makes it
@@ -209,6 +210,9 @@ static void startup(struct ledd *d)
 	d->gpio = open_gpio(&d->cfg, &d->st, err, sizeof(err));
 	if (!d->gpio)
 		die("%s", err);
+	if (pwm_open(&d->pwm) < 0)
+		die_perror("timerfd_create (PWM)");
+	drive_leds(d, false);   /* restored dimmed LEDs start their PWM */
 	read_buttons(d);
 	d->sig_fd = setup_signals();
 	if (fifo_open(&d->fifo, watcher_budget(d->cfg.max_watchers), err, sizeof(err)) < 0)
@@ -225,7 +229,7 @@ static void startup(struct ledd *d)
 
 /* --- the loop -------------------------------------------------------------- */
 
-enum { P_SIG, P_CMD, P_INOTIFY, P_GPIO, P_WD, P_FIXED };
+enum { P_PWM, P_SIG, P_CMD, P_INOTIFY, P_GPIO, P_WD, P_FIXED };
 
 static int poll_timeout(const struct ledd *d)
 {
@@ -280,6 +284,7 @@ static void run(struct ledd *d)
 	while (d->running) {
 		size_t nw = d->fifo.nwatchers;
 
+		pfd[P_PWM] = (struct pollfd){ .fd = d->pwm.fd, .events = POLLIN };
 		pfd[P_SIG] = (struct pollfd){ .fd = d->sig_fd, .events = POLLIN };
 		pfd[P_CMD] = (struct pollfd){ .fd = d->fifo.cmd_fd, .events = POLLIN };
 		pfd[P_INOTIFY] = (struct pollfd){ .fd = d->fifo.inotify_fd, .events = POLLIN };
@@ -294,6 +299,9 @@ static void run(struct ledd *d)
 				continue;
 			die_perror("poll");
 		}
+		/* First: a PWM edge is late by whatever runs before it. */
+		if (pfd[P_PWM].revents & POLLIN)
+			pwm_expire(&d->pwm, &d->st, d->gpio, mono_ns());
 		bool dropped = false;
 		for (size_t i = 0; i < nw; i++)
 			if (pfd[P_FIXED + i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
@@ -329,7 +337,7 @@ static void run(struct ledd *d)
 
 int main(int argc, char **argv)
 {
-	static struct ledd d = { .sig_fd = -1, .wd_fd = -1 };
+	static struct ledd d = { .sig_fd = -1, .wd_fd = -1, .pwm = { .fd = -1 } };
 
 	parse_options(argc, argv, &d.opt);
 	log_set_verbose(d.opt.verbose);
@@ -340,6 +348,7 @@ int main(int argc, char **argv)
 	notify_send("STOPPING=1");
 	save_state(&d, true);
 	fifo_close(&d.fifo);
+	pwm_close(&d.pwm);
 	gpio_close(d.gpio);
 	log_notice("stopped");
 	return 0;

@@ -99,7 +99,7 @@ struct gpio *open_gpio(const struct ledd_config *cfg, const struct ledd_state *s
 	size_t n = config_gpio_lines(cfg, lines, labels);
 
 	for (size_t i = 0; i < cfg->nleds; i++)
-		lines[i].initial = st->leds[i].level;
+		lines[i].initial = st->leds[i].lit;
 	return gpio_open(cfg->backend, cfg->chip, lines, n, err, errlen);
 }
 
@@ -214,18 +214,19 @@ void reload(struct ledd *d)
 			d->gpio = open_gpio(&d->cfg, &d->st, err, sizeof(err));
 			if (!d->gpio)
 				die("cannot request the old lines again either: %s", err);
+			drive_leds(d, false);
 			goto done;
 		}
 		d->gpio = g;
 		d->cfg = cfg;
 		d->st = st;
+		drive_leds(d, false);
 		read_buttons(d);
 		log_notice("reloaded: lines requested again (%s)", gpio_describe(d->gpio));
 	} else {
 		d->cfg = cfg;
 		d->st = st;
-		for (size_t i = 0; i < d->st.nleds; i++)
-			drive_led(d, i);
+		drive_leds(d, true);
 		read_buttons(d);
 		log_notice("reloaded: wiring unchanged");
 	}

@@ -91,6 +91,7 @@ bool state_led_set(struct ledd_state *st, size_t i, bool on)
 	led->on = on;
 	led->on_ms = led->off_ms = 0;
 	led->next_ns = 0;
+	led->lit = on;
 	led->level = on;
 	return changed;
 }
@@ -128,6 +129,7 @@ bool state_led_blink(struct ledd_state *st, size_t i, const struct request *req,
 	led->on = true;
 	led->on_ms = on_ms;
 	led->off_ms = off_ms;
+	led->lit = true;
 	led->level = 1;
 	led->next_ns = now_ns + on_ms * NS_PER_MS;
 	return true;
@@ -204,12 +206,10 @@ void state_blink_restart(struct ledd_state *st, uint64_t now_ns)
 {
 	for (size_t i = 0; i < st->nleds; i++) {
 		struct led_state *led = &st->leds[i];
-		if (led->on_ms) {
-			led->level = 1;
+		led->lit = led->on;
+		led->level = led->on;
+		if (led->on_ms)
 			led->next_ns = now_ns + led->on_ms * NS_PER_MS;
-		} else {
-			led->level = led->on;
-		}
 	}
 }
 
@@ -219,7 +219,7 @@ uint32_t state_blink_advance(struct ledd_state *st, uint64_t now_ns)
 
 	for (size_t i = 0; i < st->nleds; i++) {
 		struct led_state *led = &st->leds[i];
-		int before = led->level;
+		bool before = led->lit;
 
 		if (!led->on_ms)
 			continue;
@@ -228,11 +228,13 @@ uint32_t state_blink_advance(struct ledd_state *st, uint64_t now_ns)
 		if (now_ns > led->next_ns + 2 * (led->on_ms + led->off_ms) * NS_PER_MS)
 			led->next_ns = now_ns;
 		while (led->next_ns <= now_ns) {
-			led->level = !led->level;
-			led->next_ns += (led->level ? led->on_ms : led->off_ms) * NS_PER_MS;
+			led->lit = !led->lit;
+			led->next_ns += (led->lit ? led->on_ms : led->off_ms) * NS_PER_MS;
 		}
-		if (led->level != before)
+		if (led->lit != before) {
+			led->level = led->lit;  /* until the line is driven (pwm.c) */
 			changed |= 1u << i;
+		}
 	}
 	return changed;
 }

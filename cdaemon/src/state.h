@@ -17,7 +17,8 @@ struct led_state {
 	unsigned int gpio;
 	bool on;                        /* on or blinking */
 	unsigned int on_ms, off_ms;     /* blinking when on_ms != 0 */
-	int level;                      /* logical output now */
+	bool lit;                       /* steady on, or in a blink's on phase */
+	int level;                      /* the line's logical output now (pwm.c keeps it) */
 	uint64_t next_ns;               /* blinking: CLOCK_MONOTONIC of the next phase change */
 	unsigned int brightness;        /* 1-100 %: how bright when lit (kept while off) */
 	unsigned int pwm_hz;            /* PWM frequency while dimmed (lit at 1-99 %) */
@@ -48,7 +49,9 @@ void state_init(struct ledd_state *st, const struct ledd_config *cfg);
 int state_find_led(const struct ledd_state *st, const char *arg);
 int state_find_button(const struct ledd_state *st, const char *arg);
 
-/* LED i steady on or off; true if its state (on/blink) changed. The LED
+/* LED i steady on or off; true if its state (on/blink) changed. Here and in
+ * every change, `level` is set as if the line were steady; driving the line
+ * (pwm.c) makes it the output of a dimmed LED. The LED
  * verbs' changes (state_led_on, _off, _toggle, _blink: led_change_fn, run by
  * commands.c for the verbs[] entries that name them) are declared with the
  * table in protocol.h. */
@@ -58,8 +61,8 @@ bool state_led_set(struct ledd_state *st, size_t i, bool on);
  * FREQUENCY set follows it. true if any LED's pwm_hz changed. */
 bool state_pwm_default(struct ledd_state *st, unsigned int hz);
 
-/* Advance blink phases due at now_ns. Returns a bitmask of LEDs whose level
- * changed (the caller drives those lines). */
+/* Advance blink phases due at now_ns. Returns a bitmask of LEDs whose lit
+ * phase changed (the caller drives those lines). */
 uint32_t state_blink_advance(struct ledd_state *st, uint64_t now_ns);
 
 /* CLOCK_MONOTONIC ns of the next blink phase change, or 0 if nothing blinks. */

@@ -117,6 +117,7 @@ static int parse_entry(struct ledd_state *st, char *line, int *unknown)
 			led->on = on;
 			led->on_ms = (unsigned int)a;
 			led->off_ms = (unsigned int)b;
+			led->lit = on;
 			led->level = (int)on;
 			led->brightness = (unsigned int)brightness;
 			if (hz) {

@@ -251,9 +251,13 @@ class Command:
     __slots__ = ("requests",)
 
     def __init__(self, steps, led=None):
-        self.requests = tuple(
-            (verb.name,) + tuple(led if arg.kind == "led" else next(values) for arg in verb.args)
-            for verb, values in ((verb, iter(args)) for verb, args in steps))
+        self.requests = tuple(self._request(verb, args, led) for verb, args in steps)
+
+    @staticmethod
+    def _request(verb, args, led):
+        """``("BLINK", "red", 500, 500)``: the verb, the LED where it takes one, then its other arguments."""
+        rest = iter(args)
+        return (verb.name,) + tuple(led if arg.kind == "led" else next(rest) for arg in verb.args)
 
     def send(self, client):
         """Run each request through a :class:`ledd.client.Client`, in order; a refusal stops the rest."""

@@ -43,7 +43,9 @@ EXCLUDED = ["test_fuzz.py", "test_sanitizers.py", "test_cross.py"]
 #: Tests that count wake-ups against a deadline: they measure timing, which an
 #: instrumented build (and a loaded machine) changes; bench/daemon.py reports it.
 TIMING_TESTS = ["test_idle_daemon_never_wakes_up", "test_a_burst_of_changes_costs_one_deferred_sync",
-                "test_blinking_daemon_does_wake_up"]
+                "test_blinking_daemon_does_wake_up", "test_zero_and_full_brightness_are_steady_lines_with_no_wake_up",
+                "test_no_wake_up_once_nothing_is_dimmed", "test_n_dimmed_leds_cost_one_plus_n_wake_ups_per_period",
+                "test_equal_brightness_falls_together"]
 
 PLUGIN = '''
 """Loaded by test_sanitizers.py into the daemon test run: SIGTERM, not SIGKILL, at teardown."""
