@@ -10,6 +10,8 @@ lighttpd.conf, on a free port of 127.0.0.1) and measures, side by side in one ru
     ``python3 -I -S`` script (the floor) and one that only imports json;
   * a static file, and ledd's FIFO exchange alone (STATE vs TOGGLE: the state file save);
   * button -> browser latency with 20 open event streams (p50/p99);
+  * brightness slider -> ledd -> the other browsers: POST {"brightness": N} paced as the
+    dashboard's slider sends them, to the event on 20 open streams (p50/p99);
   * the CPU idle event streams use, and the memory (PSS, RSS) of each open stream's process;
   * the p99 ratios at 64 clients (GET /api/state vs the empty CGI, POST vs the json-only CGI).
 
@@ -20,6 +22,7 @@ under 2 minutes. Usage: .venv/bin/python bench/web.py [--quick]
 
 import argparse
 import http.client
+import json
 import os
 import re
 import statistics
@@ -149,16 +152,13 @@ def bench_fifo(ledd, count):
         print("%-20s p50 %.2f ms, p99 %.2f ms" % (" ".join(verb), statistics.median(latencies) * 1e3, percentile(latencies, 0.99) * 1e3))
 
 
-def bench_events(server, ledd, presses):
-    """Latency from ledd PRESS/RELEASE to the event arriving on each of STREAMS event streams."""
-    # Each from its own loopback address, as from STREAMS browsers (one address may hold only
-    # WEB_SSE_PER_CLIENT streams).
-    streams = [EventStream(server.url, source="127.0.0.%d" % (i + 2)) for i in range(STREAMS)]
+def follow(streams, changes, change, pause_s):
+    """Latencies (s) from each change to its state arriving on every stream, and the events missing.
+
+    ``change(i)`` makes the i-th change and returns its seq; nothing else may change the state."""
     sent = {}
     got = []
     lock = threading.Lock()
-    for s in streams:
-        s.next_event()  # the current state
 
     def reader(stream):
         while True:
@@ -174,17 +174,38 @@ def bench_events(server, ledd, presses):
     threads = [threading.Thread(target=reader, args=(s,), daemon=True) for s in streams]
     for t in threads:
         t.start()
-    client = ledd.client()
-    seq = client.state()["seq"]
-    for i in range(presses):
+    seq = change(None)
+    for i in range(changes):
         with lock:
             sent[seq + 1] = time.perf_counter()
-        seq = (client.press(0) if i % 2 == 0 else client.release(0))["seq"]
-        time.sleep(0.02)
+        seq = change(i)
+        time.sleep(pause_s)
     deadline = time.monotonic() + 5
-    while len(got) < presses * STREAMS and time.monotonic() < deadline:
+    while len(got) < changes * len(streams) and time.monotonic() < deadline:
         time.sleep(0.05)
-    missing = presses * STREAMS - len(got)
+    return got, changes * len(streams) - len(got)
+
+
+def open_streams(server):
+    # Each from its own loopback address, as from STREAMS browsers (one address may hold only
+    # WEB_SSE_PER_CLIENT streams).
+    streams = [EventStream(server.url, source="127.0.0.%d" % (i + 2)) for i in range(STREAMS)]
+    for s in streams:
+        s.next_event()  # the current state
+    return streams
+
+
+def bench_events(server, ledd, presses):
+    """Latency from ledd PRESS/RELEASE to the event arriving on each of STREAMS event streams."""
+    streams = open_streams(server)
+    client = ledd.client()
+
+    def change(i):
+        if i is None:
+            return client.state()["seq"]
+        return (client.press(0) if i % 2 == 0 else client.release(0))["seq"]
+
+    got, missing = follow(streams, presses, change, 0.02)
     print("\n== button -> event stream, %d streams, %d changes" % (STREAMS, presses))
     print("latency p50 %.1f ms, p99 %.1f ms, max %.1f ms, events missing %d" % (
         statistics.median(got) * 1e3, percentile(got, 0.99) * 1e3, max(got) * 1e3, missing))
@@ -193,6 +214,42 @@ def bench_events(server, ledd, presses):
     for s in streams:
         s.close()
     return percentile(got, 0.99), missing, idle, memory
+
+
+#: A dragged slider's pace: one request at a time, at most one per SEND_INTERVAL_MS (www/brightness.js).
+SLIDER_INTERVAL_S = int(re.search(r"\bSEND_INTERVAL_MS = (\d+);", (ROOT / "www" / "brightness.js").read_text()).group(1)) / 1000
+
+
+def bench_slider(server, moves):
+    """A dashboard's brightness slider dragged: POST /api/leds/0 {"brightness": N} as the page sends
+    them, to the state arriving on each of STREAMS event streams (the other open dashboards)."""
+    streams = open_streams(server)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    answers = []
+
+    def post(body):
+        start = time.perf_counter()
+        conn.request("POST", "/api/leds/0", body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        state = json.loads(response.read())
+        if response.status != 200:
+            raise SystemExit("POST /api/leds/0 %s: %s" % (json.dumps(body), state))
+        answers.append(time.perf_counter() - start)
+        return state["seq"]
+
+    def change(i):
+        return post({"brightness": 50}) if i is None else post({"brightness": 30 + i % 2 * 40})
+
+    got, missing = follow(streams, moves, change, SLIDER_INTERVAL_S)
+    conn.close()
+    for s in streams:
+        s.close()
+    print("\n== brightness slider -> ledd -> event stream, %d streams, %d moves %.0f ms apart" % (
+        STREAMS, moves, SLIDER_INTERVAL_S * 1e3))
+    print("POST answered p50 %.1f ms, p99 %.1f ms; other dashboards p50 %.1f ms, p99 %.1f ms, max %.1f ms, events missing %d" % (
+        statistics.median(answers[1:]) * 1e3, percentile(answers[1:], 0.99) * 1e3,
+        statistics.median(got) * 1e3, percentile(got, 0.99) * 1e3, max(got) * 1e3, missing))
+    return percentile(got, 0.99), missing
 
 
 def memory_kib(pid):
@@ -247,7 +304,7 @@ def idle_cpu(server):
     return percent
 
 
-def report(table, event_p99, missing, idle, pss):
+def report(table, event_p99, missing, idle, pss, slider_p99, slider_missing):
     def p50(name):
         return table[name, 1][0]
 
@@ -266,6 +323,7 @@ def report(table, event_p99, missing, idle, pss):
     errors64 = {name: table[name, 64][2] for name, *_ in TARGETS}
     print("%-34s %s  (target 0)" % ("errors at 64 clients", ", ".join("%s: %d" % kv for kv in errors64.items())))
     print("%-34s %5.1f ms  (target < 50), missing %d" % ("event p99, %d streams" % STREAMS, event_p99 * 1e3, missing))
+    print("%-34s %5.1f ms  (target < 50), missing %d" % ("slider move p99, %d streams" % STREAMS, slider_p99 * 1e3, slider_missing))
     print("%-34s %5.2f %%  (target 0 but the pings)" % ("idle event streams CPU", idle))
     print("%-34s %5.0f KiB  (must not rise)" % ("PSS per open event stream", pss))
 
@@ -304,7 +362,8 @@ def main():
             table = bench_requests(server, args.quick)
             bench_fifo(ledd, 100 if args.quick else 300)
             event_p99, missing, idle, pss = bench_events(server, ledd, 20 if args.quick else 50)
-            report(table, event_p99, missing, idle, pss)
+            slider_p99, slider_missing = bench_slider(server, 20 if args.quick else 50)
+            report(table, event_p99, missing, idle, pss, slider_p99, slider_missing)
         finally:
             if server:
                 server.stop()

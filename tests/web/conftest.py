@@ -2,6 +2,8 @@
 
 ``lighttpd_factory(runtime_dir)`` starts the real lighttpd with lighttpd.conf on
 a free port; ``web`` is one in front of the ``ledd`` fixture (a real sim ledd).
+``browser`` is headless Chromium in the browser language ``locale`` (dashboard.py
+has the browser tests' helpers).
 """
 
 import shutil
@@ -42,3 +44,26 @@ def web(ledd, lighttpd_factory, board_json):
     shutil.copy(board_json, server.workdir / "board.json")  # served as /board.json (lighttpd.conf)
     server.ledd = ledd
     return server
+
+
+@pytest.fixture
+def locale():
+    """The browser's language (navigator.languages, Accept-Language); tests parametrize it."""
+    return "en-US"
+
+
+@pytest.fixture
+def browser(tmp_path, locale):
+    """A Playwright browser context; Playwright is imported here so that only browser tests need it."""
+    from dashboard import ARGS, CHROMIUM, TIMEOUT_MS, playwright_sync
+
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Chromium is missing: tests/run installs it")
+    with playwright_sync.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
+            viewport={"width": 1100, "height": 900}, locale=locale)
+        context.set_default_timeout(TIMEOUT_MS)
+        playwright_sync.expect.set_options(timeout=TIMEOUT_MS)
+        yield context
+        context.close()

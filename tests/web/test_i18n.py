@@ -16,7 +16,7 @@ from webstack import ROOT
 
 WWW = ROOT / "www"
 I18N = WWW / "i18n"
-APP_JS = WWW / "app.js"
+SCRIPTS = sorted(WWW.glob("*.js"))  # app.js and the modules it imports
 PAGES = [WWW / "index.html", WWW / "error.html"]
 API_DOC = ROOT / "docs" / "api.md"
 REFERENCE = "en"
@@ -40,10 +40,14 @@ def no_duplicates(pairs):
     return dict(pairs)
 
 
+def script_source():
+    return "\n".join(path.read_text(encoding="utf-8") for path in SCRIPTS)
+
+
 def listed_languages():
-    """The codes in app.js's LANGUAGES table (what the switch offers)."""
-    match = re.search(r"const LANGUAGES = \{([^}]*)\}", APP_JS.read_text(encoding="utf-8"))
-    assert match, "app.js has no LANGUAGES table"
+    """The codes in lang.js's LANGUAGES table (what the switch offers)."""
+    match = re.search(r"const LANGUAGES = \{([^}]*)\}", script_source())
+    assert match, "no script of www/ has a LANGUAGES table"
     return re.findall(r"(\w+):\s*'", match.group(1))
 
 
@@ -104,8 +108,8 @@ def parse(page):
 
 
 def keys_used_by_script():
-    """Every key app.js spells out: quoted dotted names; tn('x', ...) uses x.one, x.other, ..."""
-    source = APP_JS.read_text(encoding="utf-8")
+    """Every key the scripts spell out: quoted dotted names; tn('x', ...) uses x.one, x.other, ..."""
+    source = script_source()
     literal = set(re.findall(r"'(%s)'" % KEY, source))
     counted = set(re.findall(r"\btn\('(%s)'" % KEY, source))
     return literal - counted, counted

@@ -13,131 +13,13 @@ to the test's tmp dir.
 import json
 import os
 import re
-import shutil
 import time
 
 import pytest
 
-from ledd import defaults
-from waiting import WAIT_S, wait_for
-from webstack import ROOT
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-#: One bound for every wait on a page (expect, click, ...): the suite's, paid only when a test fails.
-#: It was Playwright's 5 s default, which a page legitimately spends reconnecting on a loaded machine.
-TIMEOUT_MS = int(WAIT_S * 1000)
-#: A wait that spans a reconnect after a 503: the page first waits out its Retry-After.
-RECONNECT_TIMEOUT_MS = TIMEOUT_MS + defaults.WEB_RETRY_AFTER_S * 1000
-I18N = ROOT / "www" / "i18n"
-LOCALES = {"en": "en-US", "fr": "fr-FR", "es": "es-ES"}
-
-
-def strings(lang):
-    with open(I18N / ("%s.json" % lang), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def fill(text, **params):
-    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), text)
-
-
-@pytest.fixture
-def locale():
-    """The browser's language (navigator.languages, Accept-Language); tests parametrize it."""
-    return "en-US"
-
-
-@pytest.fixture
-def browser(tmp_path, locale):
-    if not shutil.which(CHROMIUM):
-        pytest.fail("Chromium is missing: tests/run installs it")
-    with playwright_sync.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1100, "height": 900}, locale=locale)
-        context.set_default_timeout(TIMEOUT_MS)
-        playwright_sync.expect.set_options(timeout=TIMEOUT_MS)
-        yield context
-        context.close()
-
-
-def open_dashboard(browser, web, errors=None, path="/"):
-    page = browser.new_page()
-    if errors is not None:
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(web.url + path)
-    expect = playwright_sync.expect
-    expect(page.locator("#conn")).to_have_attribute("data-conn", "live", timeout=TIMEOUT_MS)
-    return page
-
-
-# -- what a person (or a screen reader) gets ----------------------------------
-
-VISIBLE_TEXT_JS = """() => {
-  const pageLang = document.documentElement.lang;
-  const foreign = (el) => { const holder = el.closest('[lang]'); return holder && holder.lang !== pageLang; };
-  const out = [document.title];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const el = node.parentElement;
-    if (el && !foreign(el) && el.checkVisibility()) out.push(node.data);
-  }
-  for (const el of document.querySelectorAll('[aria-label]')) if (!foreign(el)) out.push(el.getAttribute('aria-label'));
-  return out.join('\\n');
-}"""
-
-
-def words(text):
-    return {w.lower() for w in re.findall(r"[^\W\d_]{2,}", re.sub(r"\{\w+\}", " ", text))}
-
-
-def english_only_words(lang):
-    """Words of en.json that no text of ``lang`` has: any of them on that page is a leak."""
-    english = set().union(*map(words, strings("en").values()))
-    return english - set().union(*map(words, strings(lang).values()))
-
-
-def assert_no_english(page, web, lang, state=None):
-    """The page's visible text and aria-labels, less text marked lang="en" and the configured names."""
-    if lang == "en":
-        return
-    state = state or web.ledd.client().state()
-    names = set().union(*(words(x["name"]) for x in state["leds"] + state["buttons"])) | words(state["backend"])
-    text = page.evaluate(VISIBLE_TEXT_JS)
-    leaked = (words(text) - names) & english_only_words(lang)
-    assert not leaked, "English in the %s page: %s\n%s" % (lang, sorted(leaked), text)
-
-
-def assert_accessible(page):
-    """axe-core's rules (WCAG 2 A/AA and best practices) find nothing."""
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        pytest.fail("axe-playwright-python is missing: tests/run installs it")
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_snapshot() + "\n" + json.dumps(
-        [[v["id"], [n["html"] for n in v["nodes"]]] for v in results.response["violations"]], indent=1)
-
-
-#: Numbers of five digits or more as each language writes them (Spanish groups no 4-digit number).
-NUMBER = {"en": "{:,}".format, "fr": lambda n: "{:,}".format(n).replace(",", "\u202f"),
-          "es": lambda n: "{:,}".format(n).replace(",", ".")}
-
-
-def serve_state(page, state):
-    """The page's event stream sends ``state`` once (and the page's POSTs still reach ledd)."""
-    page.route("**/api/events", lambda route: route.fulfill(
-        status=200, headers={"Content-Type": "text/event-stream"},
-        body="retry: 5000\nid: %d\nevent: state\ndata: %s\n\n" % (state["seq"], json.dumps(state))))
-
-
-def per_language(test):
-    return pytest.mark.parametrize("lang,locale", [(lang, loc) for lang, loc in LOCALES.items()], ids=list(LOCALES))(test)
+from dashboard import (NUMBER, RECONNECT_TIMEOUT_MS, TIMEOUT_MS, assert_accessible, assert_no_english, fill,
+                       open_dashboard, per_language, playwright_sync, serve_state, strings)
+from waiting import wait_for
 
 
 # -- the main flows, once per language ---------------------------------------
@@ -474,16 +356,19 @@ CARD_OVERFLOW_JS = """() => [...document.querySelectorAll('.card')]
 @per_language
 def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
     """Touch targets of 44 px or more, nothing wider than a phone or its card, in every language."""
-    web.ledd.client().press(0)  # the longest state words
+    web.ledd.client().press(0)  # the longest state words (and the LEDs are off: their brightness in words)
     page = open_dashboard(browser, web)
     assert page.evaluate(CARD_OVERFLOW_JS) == []
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate(CARD_OVERFLOW_JS) == []
-    for selector in (".led-toggle", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
+    for selector in (".led-toggle", ".brightness", ".blink", ".period", ".press", "#all-on", "#all-off", "#lang"):
         for box in [el.bounding_box() for el in page.locator(selector).all()]:
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # A brightness slider is as wide as its card allows: fine steps under a thumb.
+    slider, card_text = page.locator("#brightness-0").bounding_box(), page.locator("#led-0 .where").bounding_box()
+    assert slider["width"] >= card_text["width"] - 1, (slider, card_text)
     # The longest connection text still fits.
     web.ledd.stop()
     playwright_sync.expect(page.locator("#conn")).to_have_attribute("data-conn", "down", timeout=TIMEOUT_MS)
@@ -496,7 +381,7 @@ def test_phone_layout_touch_targets(browser, web, lang, tmp_path):
 @pytest.mark.parametrize("locale", [os.environ.get("LEDD_SCREENSHOT_LOCALE", "en-US")])
 def test_screenshot(browser, web, tmp_path, locale):
     client = web.ledd.client()
-    client.on(0)
+    client.brightness(0, 60)  # lit, dimmed
     client.blink(1, 500, 500)
     client.press(0), client.release(0), client.press(0)
     page = open_dashboard(browser, web)

@@ -232,6 +232,16 @@ def test_app_js_redraws_the_cards_in_one_place():
     assert source.count("build(shown)") == 1 and source.count("render(shown, true)") == 1, "build(shown); render(shown, true) twice"
 
 
+#: The size past which a script of www/ is split along a concern (as a Python module past 600 lines).
+MAX_SCRIPT_LINES = 600
+
+
+def test_each_script_of_the_page_stays_readable():
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (ROOT / "www").glob("*.js")}
+    assert "app.js" in sizes and "lang.js" in sizes, sizes
+    assert max(sizes.values()) <= MAX_SCRIPT_LINES, sizes
+
+
 def test_the_url_limit_counts_bytes_as_sent():
     at_limit = "/api/state?q=" + "é" * ((defaults.WEB_MAX_URI - 13) // 2)
     web.check_uri({"REQUEST_URI": at_limit})
