@@ -20,7 +20,8 @@ scripts load on every request, this module imports nothing but
 
 from ledd import defaults
 
-__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "Mqtt", "VERBS", "report", "add_methods"]
+__all__ = ["Arg", "Verb", "Method", "Http", "Cli", "Mqtt", "VERBS", "BY_NAME", "report", "parse_action",
+           "add_methods"]
 
 ON, OFF = "ON", "OFF"
 
@@ -260,6 +261,38 @@ VERBS = (
 def report():
     """The whole table as ledd's ``HELLO`` reports its own (``"verbs"``)."""
     return [verb.report() for verb in VERBS]
+
+
+#: The verbs by ledd's name for them.
+BY_NAME = {verb.name: verb for verb in VERBS}
+
+
+def parse_action(text):
+    """A button action (``"blink red 100 250"``, as ledd reports it) as data: ``{"text": text,
+    "verb": "BLINK", "args": {"led": "red", "on_ms": 100, "off_ms": 250}}``, the arguments by their
+    names in this table (numbers as numbers, an on/off as a boolean, an LED as ledd wrote it).
+
+    An action is a request without its id, in ledd's own grammar (docs/config.md). Text this table
+    cannot read (a newer ledd's verb) gives ``verb`` None and no ``args``: show ``text`` instead.
+    None for no action.
+    """
+    if text is None:
+        return None
+    words = text.split()
+    verb = BY_NAME.get(words[0].upper()) if words else None
+    if verb is None or not verb.action or len(words) - 1 != len(verb.args):
+        return {"text": text, "verb": None, "args": None}
+    args = {}
+    for arg, word in zip(verb.args, words[1:]):
+        if arg.kind == "uint":
+            if not word.isdigit():
+                return {"text": text, "verb": None, "args": None}
+            args[arg.name] = int(word)
+        elif arg.kind == "onoff":
+            args[arg.name] = word.upper() == ON
+        else:
+            args[arg.name] = word
+    return {"text": text, "verb": verb.name, "args": args}
 
 
 # -- client methods from the table ---------------------------------------------------

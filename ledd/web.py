@@ -36,6 +36,8 @@ from ledd.errors import DAEMON_ERRORS, LeddError
 from ledd.web_hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
+#: GET /api/actions: the buttons' actions as data (actions_body), the one route that is no verb.
+ACTIONS_ROUTE = ["actions"]
 
 REASONS = {
     200: "OK",
@@ -456,7 +458,11 @@ def handle(environ):
         # lighttpd sends a URL outside /api/ here only when its Host is not one it knew at start.
         raise HTTPError(421, "misdirected_request", "this server did not know the host name %s when it started; "
                         "restart it to serve its pages there" % environ.get("HTTP_HOST", "")[:100])
-    candidates, ids = route(api_route(environ), path)
+    parts = api_route(environ)
+    if parts == ACTIONS_ROUTE:
+        method = check_method(environ, ("GET", "HEAD"))
+        return actions_body(ledd_request(("STATE",))), method == "HEAD"
+    candidates, ids = route(parts, path)
     if not candidates:
         raise not_found(path)
     if candidates[0].http.method == "GET":
@@ -464,6 +470,18 @@ def handle(environ):
         return ledd_request(words(candidates[0], ids, {})), method == "HEAD"
     post(environ)
     return ledd_request(verb_request(candidates, ids, parse_object(read_body(environ)))), False
+
+
+def actions_body(state):
+    """``GET /api/actions``: every button's actions as data (ledd.verbs.parse_action), so that the
+    dashboard shows "toggles red" in its language without reading ledd's action grammar itself."""
+    import json
+
+    buttons = [{"id": b["id"], "name": b["name"],
+                "on_press": verbs.parse_action(b.get("on_press")),
+                "on_release": verbs.parse_action(b.get("on_release"))}
+               for b in json.loads(state)["buttons"]]
+    return (json.dumps({"buttons": buttons}, separators=(",", ":")) + "\n").encode()
 
 
 def post(environ):

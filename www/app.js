@@ -7,6 +7,7 @@
 //
 // Every text comes from lang.js (www/i18n/<lang>.json). The same script translates
 // error.html, which has no dashboard in it.
+import { actionWords } from './actions.js';
 import { brightnessSlider } from './brightness.js';
 import { DEFAULT_LANGUAGE, chooseLanguage, hasText, loadLanguage, num, setUpLanguageSwitch, t, tn, when } from './lang.js';
 
@@ -389,29 +390,13 @@ function updateButton(button) {
   showAction(card.querySelector('.on-release'), 'button.on_release', button.on_release);
 }
 
-// A button's action configured in ledd.conf (on_press/on_release; absent on older daemons).
+// A button's action configured in ledd.conf (on_press/on_release; absent on older daemons),
+// in words from the server's data for it (actions.js); hidden until they are there.
 function showAction(el, key, action) {
-  const text = typeof action === 'string' && action.trim() ? actionText(action.trim()) : '';
+  const text = typeof action === 'string' && action.trim()
+    ? actionWords(action, ledName, () => shown && shown.buttons.forEach(updateButton)) : null;
   el.hidden = !text;
   el.textContent = text ? t(key, { action: text }) : '';
-}
-
-// ledd's action syntax (on|off|toggle LED, blink LED ON_MS OFF_MS, all on|off) in words;
-// anything else is shown as written.
-function actionText(action) {
-  const words = action.split(/\s+/);
-  const verb = words[0].toLowerCase();
-  const name = words.length > 1 ? ledName(words[1]) : '';
-  if (verb === 'all' && words.length === 2 && /^(on|off)$/i.test(words[1])) {
-    return t(words[1].toLowerCase() === 'on' ? 'action.all_on' : 'action.all_off');
-  }
-  if (words.length === 2 && (verb === 'on' || verb === 'off' || verb === 'toggle')) {
-    return t({ on: 'action.on', off: 'action.off', toggle: 'action.toggle' }[verb], { name });
-  }
-  if (verb === 'blink' && words.length === 4 && /^\d+$/.test(words[2]) && /^\d+$/.test(words[3])) {
-    return t('action.blink', { name, on_ms: Number(words[2]), off_ms: Number(words[3]) });
-  }
-  return action;
 }
 
 // An LED given by index in ledd.conf is shown by its name.

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from ledd import defaults
+from ledd import defaults, web
 from waiting import WAIT_S
 from webstack import ROOT
 
@@ -103,10 +103,14 @@ NUMBER = {"en": "{:,}".format, "fr": lambda n: "{:,}".format(n).replace(",", "\u
 
 
 def serve_state(page, state):
-    """The page's event stream sends ``state`` once (and the page's POSTs still reach ledd)."""
+    """The page's event stream sends ``state`` once, and GET /api/actions answers for its buttons
+    what the web API would for that state (the page's POSTs still reach ledd)."""
     page.route("**/api/events", lambda route: route.fulfill(
         status=200, headers={"Content-Type": "text/event-stream"},
         body="retry: 5000\nid: %d\nevent: state\ndata: %s\n\n" % (state["seq"], json.dumps(state))))
+    page.route("**/api/actions", lambda route: route.fulfill(
+        status=200, headers={"Content-Type": "application/json"},
+        body=web.actions_body(json.dumps(state).encode()).decode()))
 
 
 def per_language(test):

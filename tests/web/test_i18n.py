@@ -185,13 +185,29 @@ def test_every_key_is_used_and_every_used_key_is_defined():
         parsed = parse(page)
         markup |= set(parsed.keys) | set(parsed.label_keys)
     error_keys = {"error." + code for code in documented_error_codes()}
-    used = literal | markup | error_keys
+    used = literal | markup | error_keys | action_keys()
     undefined = sorted(k for k in used if k not in reference)
     undefined += sorted(k for k in counted if k + ".other" not in reference)
     assert not undefined, "used by the page but not in en.json: %s" % undefined
     covered = used | {k for k in reference if k.rpartition(".")[0] in counted}
     unused = sorted(set(reference) - covered)
     assert not unused, "in en.json but used by no page: %s" % unused
+
+
+def action_keys():
+    """The words of every verb a button action may run (www/actions.js): "action.<verb>", with
+    "_on"/"_off" for an on/off argument (``all on`` is "action.all_on")."""
+    from ledd.verbs import VERBS
+
+    keys = set()
+    for verb in VERBS:
+        if verb.action:
+            names = {"action." + verb.name.lower()}
+            for arg in verb.args:
+                if arg.kind == "onoff":
+                    names = {n + suffix for n in names for suffix in ("_on", "_off")}
+            keys |= names
+    return keys
 
 
 def test_each_documented_api_error_code_has_a_translated_text():

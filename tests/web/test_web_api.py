@@ -367,3 +367,42 @@ def test_a_504_command_still_runs_when_ledd_resumes_and_the_docs_say_so(web):
     assert after["seq"] == before["seq"] + 1 and led(after, 0)["on"] is not led(before, 0)["on"]
     docs = (ROOT / "docs" / "api.md").read_text()
     assert "### 504 does not mean" in docs and "GET /api/state" in docs.split("### 504 does not mean")[1].split("##")[0]
+
+
+# -- GET /api/actions ------------------------------------------------------------------
+
+ACTIONS_CONFIG = """[ledd]
+[led red]
+gpio = 17
+[led green]
+gpio = 27
+[button button]
+gpio = 22
+on_press = blink red 100 250
+on_release = all off
+[button dimmer]
+gpio = 23
+on_press = brightness green 30
+"""
+
+
+def test_actions_are_data_the_dashboard_reads_without_ledds_grammar(ledd_factory, lighttpd_factory, tmp_path):
+    """Issue 22: app.js parsed the action grammar a third time; the server hands it each action's
+    verb and arguments by name (the verb table's names), with the text ledd reported."""
+    cfg = tmp_path / "ledd.conf"
+    cfg.write_text(ACTIONS_CONFIG)
+    web = lighttpd_factory(ledd_factory(config=cfg).start().runtime_dir)
+    r = web.get("/api/actions")
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", r.text
+    assert r.json() == {"buttons": [
+        {"id": 0, "name": "button",
+         "on_press": {"text": "blink red 100 250", "verb": "BLINK", "args": {"led": "red", "on_ms": 100, "off_ms": 250}},
+         "on_release": {"text": "all off", "verb": "ALL", "args": {"state": False}}},
+        {"id": 1, "name": "dimmer",
+         "on_press": {"text": "brightness green 30", "verb": "BRIGHTNESS", "args": {"led": "green", "percent": 30}},
+         "on_release": None}]}
+    # It reads the state: a button's text there is the text an action here answers for.
+    state = web.get("/api/state").json()
+    assert [b["on_press"] for b in state["buttons"]] == ["blink red 100 250", "brightness green 30"]
+    assert requests.head(web.url + "/api/actions", timeout=10).status_code == 200
+    assert_json_error(web.post("/api/actions", {}), 405, "method_not_allowed")

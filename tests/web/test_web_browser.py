@@ -216,18 +216,43 @@ def test_button_actions_are_shown(browser, web, lang):
     state = web.ledd.client().state()
     state["buttons"][0].update(on_press="toggle 0", on_release=None)
     page = browser.new_page()
-    page.route("**/api/events", lambda route: route.fulfill(
-        status=200, headers={"Content-Type": "text/event-stream"},
-        body="retry: 5000\nid: %d\nevent: state\ndata: %s\n\n" % (state["seq"], json.dumps(state))))
+    serve_state(page, state)
     page.goto(web.url + "/")
     expect = playwright_sync.expect
-    action = fill(s["button.on_press"], action=fill(s["action.toggle"], name="red"))
+    action = fill(s["button.on_press"], action=fill(s["action.toggle"], led="red"))
     expect(page.locator("#button-0 .on-press")).to_have_text(action, timeout=TIMEOUT_MS)
     expect(page.locator("#button-0 .on-release")).to_be_hidden()
     if lang == "en":
         assert action == "On press: toggle red"
     assert_no_english(page, web, lang)
     assert_accessible(page)
+
+
+def test_actions_are_worded_from_the_servers_data_not_parsed(browser, web):
+    """Issue 22: the page shows an action from GET /api/actions' verb and arguments, and a text
+    the server has no data for as ledd wrote it, never by reading ledd's grammar itself."""
+    s = strings("en")
+    state = web.ledd.client().state()
+    state["buttons"][0].update(on_press="brightness 1 30", on_release="all off")
+    page = browser.new_page()
+    serve_state(page, state)
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/api/actions") else None)
+    page.goto(web.url + "/")
+    expect = playwright_sync.expect
+    expect(page.locator("#button-0 .on-press")).to_have_text("On press: dim green to 30%", timeout=TIMEOUT_MS)
+    expect(page.locator("#button-0 .on-release")).to_have_text(fill(s["button.on_release"], action=s["action.all_off"]))
+    assert len(asked) == 1, asked  # once for every text the state names
+    # A text the server has no data for (an older web API, a newer ledd's verb) is shown as ledd
+    # wrote it: "toggle 1", not "toggle green", which only reading the grammar would give.
+    state["buttons"][0].update(on_press="toggle 1")
+    other = browser.new_page()
+    serve_state(other, state)
+    other.unroute("**/api/actions")
+    other.route("**/api/actions", lambda route: route.fulfill(status=404, headers={"Content-Type": "application/json"},
+                                                             body='{"error":"no such resource","code":"not_found"}'))
+    other.goto(web.url + "/")
+    expect(other.locator("#button-0 .on-press")).to_have_text("On press: toggle 1", timeout=TIMEOUT_MS)
 
 
 # -- numbers, names and the switch in each language (issue 21, items 12, 16, 17) ---
@@ -247,7 +272,7 @@ def test_every_number_is_written_the_languages_way(browser, web, lang):
     expect(page.locator("#button-0 .presses-label")).to_have_text(s["button.presses.other"])
     expect(page.locator("#seq")).to_have_text(fill(s["foot.seq"], seq=num(1234567)))
     expect(page.locator("#led-1 .state")).to_have_text(fill(s["led.blink"], on_ms=num(25000), off_ms=num(60000)))
-    action = fill(s["action.blink"], name="red", on_ms=num(20000), off_ms=num(40000))
+    action = fill(s["action.blink"], led="red", on_ms=num(20000), off_ms=num(40000))
     expect(page.locator("#button-0 .on-press")).to_have_text(fill(s["button.on_press"], action=action))
     page.locator("#period-0").fill("5")
     page.locator("#led-0 .blink").click()
