@@ -31,7 +31,7 @@ CONFIG_PATH = "/etc/ledd/ledd.conf"
 PID_FILE = "ledd.pid"
 STATE_PATH = "/var/lib/ledd/state"
 
-# -- the web layer (ledd/web*.py, cgi-bin/, lighttpd.conf) -------------------
+# -- the web layer (ledd/web/, cgi-bin/, lighttpd.conf) -------------------
 
 #: Largest POST body the API reads, in bytes (every valid body is far smaller).
 WEB_MAX_BODY = 1024

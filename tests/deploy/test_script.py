@@ -103,7 +103,7 @@ def staged_root(tmp_path, ledd_binary):
 def test_stage_installs_the_tree(staged_root):
     dest, _ = staged_root
     home = staged(dest, "LEDD_HOME_DIR")
-    for rel in ("www/index.html", "cgi-bin/api.py", "cgi-bin/events.py", "ledd/client.py", "ledd/web.py",
+    for rel in ("www/index.html", "cgi-bin/api.py", "cgi-bin/events.py", "ledd/client.py", "ledd/web/api.py",
                 "bin/ledctl", "lighttpd.conf"):
         assert (home / rel).is_file(), rel
         assert (home / rel).read_bytes() == (ROOT / rel).read_bytes(), rel

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from ledd import defaults, web
+from ledd import defaults
+from ledd.web import api as web
 from waiting import WAIT_S
 from webstack import ROOT
 

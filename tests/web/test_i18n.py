@@ -217,15 +217,15 @@ def test_each_documented_api_error_code_has_a_translated_text():
 
 
 def codes_the_server_sends():
-    """Every ``code`` an error under /api/ can carry, wherever it is made: ledd.web's tables
-    (ledd's errors, lighttpd's own), the codes spelled out in ledd/web*.py, and the files
+    """Every ``code`` an error under /api/ can carry, wherever it is made: ledd.web.api's tables
+    (ledd's errors, lighttpd's own), the codes spelled out in ledd/web/*.py, and the files
     lighttpd falls back on (lighttpd.d/api-errors/)."""
     import ast
 
-    from ledd import web
+    from ledd.web import api as web
 
     codes = {code for code, _ in web.DAEMON_ERRORS.values()} | set(web.LIGHTTPD_CODES.values())
-    for source in sorted((ROOT / "ledd").glob("web*.py")):
+    for source in sorted((ROOT / "ledd" / "web").glob("*.py")):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             name = isinstance(node, ast.Call) and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
             position = {"HTTPError": 1, "error_body": 0}.get(name)  # HTTPError(status, code, ...), error_body(code, ...)

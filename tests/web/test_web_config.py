@@ -5,7 +5,7 @@ import subprocess
 from webstack import CONFIG, LIGHTTPD, lighttpd_env
 
 CONTRACT = ("LEDD_HOME", "LEDD_HTTP_BIND", "LEDD_HTTP_PORT", "LEDD_RUNTIME_DIR", "LEDD_WEB_STATE_DIR", "LEDD_AUTH_INCLUDE")
-#: Optional: lighttpd starts without it (ledd/web_hosts.py reads it), but the header documents it.
+#: Optional: lighttpd starts without it (ledd/web/hosts.py reads it), but the header documents it.
 OPTIONAL = ("LEDD_ALLOWED_HOSTS",)
 
 

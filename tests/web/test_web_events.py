@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ledd import web_events
+from ledd.web import events as web_events
 from waiting import wait_for
 from webstack import EventStream
 
@@ -320,7 +320,7 @@ def test_departed_streams_end_within_10_s_without_any_change(web):
 CLAIM = """
 import signal, sys
 sys.path.insert(0, %r)
-from ledd import web_events
+from ledd.web import events as web_events
 try:
     web_events.claim_stream_slot(%r, limit=2)
     print("got", flush=True)

@@ -9,7 +9,7 @@ SECRETS = (b"import ", b"#!/usr/bin/python3", b"[core]", b"server.modules", b"de
 
 # Every one of these must not disclose anything (paths are sent as-is, not normalised by the client).
 PROBES = [
-    "/cgi-bin/api.py", "/cgi-bin/events.py", "/cgi-bin/", "/ledd/client.py", "/ledd/web.py", "/ledd/",
+    "/cgi-bin/api.py", "/cgi-bin/events.py", "/cgi-bin/", "/ledd/client.py", "/ledd/web/api.py", "/ledd/",
     "/.git/config", "/.git/HEAD", "/.gitignore", "/lighttpd.conf", "/lighttpd.d/none.conf", "/www/", "/www/index.html",
     "/tests/web/conftest.py", "/../ledd/client.py", "/%2e%2e/ledd/client.py", "/%2E%2E/%2E%2E/etc/passwd",
     "/..%2fledd%2fclient.py", "/api/../ledd/client.py", "/api/%2e%2e/ledd/client.py", "/api/..%2f..%2fledd/client.py",

@@ -1,4 +1,4 @@
-"""ledd.web's pieces on their own: error mapping, the hand-made JSON, the origin check."""
+"""ledd.web.api's pieces on their own: error mapping, the hand-made JSON, the origin check."""
 
 import json
 import re
@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from ledd import defaults, web
+from ledd import defaults
+from ledd.web import api as web
 from webstack import ROOT
 from ledd.client import CommandError, DaemonDown, DaemonTimeout
 
@@ -94,9 +95,9 @@ def test_origin_without_host_is_refused():
         web.check_same_origin({"HTTP_ORIGIN": "http://pi.local"})
 
 
-# -- ledd.web_hosts: the Host allowlist ---------------------------------------------------------
+# -- ledd.web.hosts: the Host allowlist ---------------------------------------------------------
 
-from ledd import web_hosts  # noqa: E402
+from ledd.web import hosts as web_hosts  # noqa: E402
 
 
 @pytest.mark.parametrize("host, parsed", [
@@ -194,17 +195,17 @@ def test_lighttpd_config_parses_each_word_once(split_host_calls):
 
 
 def test_the_module_doc_names_every_module_the_api_loads():
-    """ledd.web's docstring says what a CGI start loads; a fresh interpreter says the same."""
+    """ledd.web.api's docstring says what a CGI start loads; a fresh interpreter says the same."""
     import subprocess
 
-    probe = ("import sys; sys.path.insert(0, %r); before = set(sys.modules); import ledd.web; "
+    probe = ("import sys; sys.path.insert(0, %r); before = set(sys.modules); import ledd.web.api; "
              "print(' '.join(sorted(set(sys.modules) - before - set(sys.builtin_module_names))))" % str(ROOT))
     loaded = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    ours = {name for name in loaded if name.startswith("ledd.")} - {"ledd.web"}
+    ours = {name for name in loaded if name.startswith("ledd.")} - {"ledd.web.api", "ledd.web"}  # the package: empty
     foreign = [name for name in loaded if name != "ledd" and not name.startswith("ledd.")]
-    assert not foreign, "ledd.web loads modules that are not built into the interpreter: %s" % foreign
-    named = set(re.findall(r":mod:`(ledd\.\w+)`", web.__doc__.partition("Start-up")[2]))
-    assert named == ours, "the docstring's start-up paragraph names %s; ledd.web loads %s" % (sorted(named), sorted(ours))
+    assert not foreign, "ledd.web.api loads modules that are not built into the interpreter: %s" % foreign
+    named = set(re.findall(r":mod:`(ledd\.[\w.]+)`", web.__doc__.partition("Start-up")[2]))
+    assert named == ours, "the docstring's start-up paragraph names %s; ledd.web.api loads %s" % (sorted(named), sorted(ours))
 
 
 # -- lighttpd's own errors: one table (issue 21, item 15) ----------------------------------------

@@ -13,7 +13,7 @@ docs/api.md:
     POST /api/buttons/<id>     {"pressed": bool}                 sim backend only (409 otherwise)
 
 Before anything else, a request whose ``Host`` is not one of this machine's
-names gets 421 (:mod:`ledd.web_hosts`: DNS rebinding). lighttpd's own errors
+names gets 421 (:mod:`ledd.web.hosts`: DNS rebinding). lighttpd's own errors
 reach :func:`main` too (REDIRECT_STATUS, see lighttpd.conf): JSON under /api/,
 www/error.html elsewhere. ledd's error codes become API codes and HTTP
 statuses through ``DAEMON_ERRORS``, the one table of :mod:`ledd.errors`.
@@ -21,7 +21,7 @@ statuses through ``DAEMON_ERRORS``, the one table of :mod:`ledd.errors`.
 Start-up is most of a CGI's cost, so at load time this imports only modules
 built into the interpreter (``posix``, ``sys``; ``os`` alone would cost about a
 millisecond) and ledd's own :mod:`ledd.defaults`, :mod:`ledd.errors`,
-:mod:`ledd.verbs`, :mod:`ledd.client` and :mod:`ledd.web_hosts`, which import
+:mod:`ledd.verbs`, :mod:`ledd.client` and :mod:`ledd.web.hosts`, which import
 only built-in modules themselves. The GET path never imports ``json``: ledd's
 reply already is the response body. The path is parsed by hand from
 ``REQUEST_URI`` for the same reason (no urllib).
@@ -33,7 +33,7 @@ import sys
 from ledd import defaults, verbs
 from ledd.client import Client, getenv
 from ledd.errors import DAEMON_ERRORS, LeddError
-from ledd.web_hosts import host_allowed, read_file
+from ledd.web.hosts import host_allowed, read_file
 
 API_PREFIX = "/api/"
 #: GET /api/actions: the buttons' actions as data (actions_body), the one route that is no verb.
@@ -232,7 +232,7 @@ def check_same_origin(environ):
 
 
 def check_host(environ):
-    """DNS rebinding: 421 unless ``Host`` names this machine (ledd.web_hosts has the rule)."""
+    """DNS rebinding: 421 unless ``Host`` names this machine (ledd.web.hosts has the rule)."""
     host = environ.get("HTTP_HOST", "")
     if not host_allowed(host, environ.get(defaults.WEB_ALLOWED_HOSTS_ENV)):
         shown = host[:100] if host else "(none)"

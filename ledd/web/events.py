@@ -43,7 +43,7 @@ import time
 
 from ledd import defaults
 from ledd.client import Client, LeddError, join
-from ledd.web import (HTTPError, cgi_environ, check_host, check_method, check_same_origin, check_uri,
+from ledd.web.api import (HTTPError, cgi_environ, check_host, check_method, check_same_origin, check_uri,
                       environ_runtime_dir, error_body, log, not_found, request_path, respond_error)
 
 EVENTS_PATH = "/api/events"
