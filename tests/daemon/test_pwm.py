@@ -147,7 +147,7 @@ def test_each_frequency_has_its_own_period(ledd_factory, tmp_path):
     c.frequency("green", 250)
     c.brightness("green", 40)
     since = mono_ns()
-    run_periods(d, 300, hz=100)
+    run_periods(d, 300, hz=100, wakeups_per_period=2 + 2 * 250 // 100)   # 3 s
     got = edges(d)
     for gpio, hz in ((17, 100), (27, 250)):
         rises = [t for t, level in got[gpio] if level == 1 and t >= since]
