@@ -75,11 +75,6 @@ static int group_at(const struct pwm *p, unsigned int hz)
 	return -1;
 }
 
-bool pwm_dimmed(const struct pwm *p, size_t i)
-{
-	return group_of(p, i) >= 0;
-}
-
 /* LED i leaves group k; a group left empty goes. */
 static void leave(struct pwm *p, int k, size_t i)
 {

@@ -65,7 +65,4 @@ int pwm_drive(struct pwm *p, struct ledd_state *st, struct gpio *g, size_t i, ui
 /* The timer fired: switch the lines that are due at now_ns, arm the next. */
 void pwm_expire(struct pwm *p, struct ledd_state *st, struct gpio *g, uint64_t now_ns);
 
-/* true if LED i is dimmed now (its line is the engine's). */
-bool pwm_dimmed(const struct pwm *p, size_t i);
-
 #endif
