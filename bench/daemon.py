@@ -16,9 +16,13 @@ prints:
   ``ledctl status``, next to ``python3 -c pass``;
 - ledd's RSS (VmRSS, VmHWM) at idle and after the load;
 - wake-ups per second while idle (context switches over S seconds), with and
-  without a watcher connected, and the watchdog figure with WATCHDOG_USEC set.
+  without a watcher connected, and the watchdog figure with WATCHDOG_USEC set;
+- the software PWM (issue 23): ledd's CPU share and wake-ups per second with
+  none, 1 and 4 LEDs dimmed at the default 200 Hz (a 4-LED sim config, distinct
+  brightnesses), and wake-ups per PWM period (target 1 + N).
 
-Targets (printed, never asserted): idle wake-ups 0 (the watchdog aside), RSS
+Targets (printed, never asserted): idle wake-ups 0 (the watchdog aside, and
+with nothing dimmed), 1 + N wake-ups per PWM period for N dimmed LEDs, RSS
 under 2 MB, persistent round trip within 2x the bare echo, one process per
 request within 1.1x of the interpreter floor (``python3 -c pass``). Runs well under a
 minute. Figures vary between machines: compare the ratios within one run.
@@ -45,6 +49,9 @@ TARGET_RSS_KB = 2048
 TARGET_RTT_RATIO = 2.0
 TARGET_SPAWN_RATIO = 1.1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The PWM figures' LEDs and their brightnesses (distinct: each falls at its own instant).
+PWM_LEDS = (("red", 17), ("green", 27), ("blue", 5), ("white", 6))
+PWM_PERCENTS = (15, 35, 55, 75)
 
 
 def build(tmp):
@@ -55,11 +62,11 @@ def build(tmp):
     return echo
 
 
-def start_ledd(binary, tmp, env=None):
+def start_ledd(binary, tmp, env=None, config=ROOT / "cdaemon" / "ledd.conf"):
     run = tmp / "run"
     run.mkdir(exist_ok=True)
     log = open(tmp / "ledd.log", "ab")
-    proc = subprocess.Popen([str(binary), "-c", str(ROOT / "cdaemon" / "ledd.conf"), "-b", "sim", "-r", str(run),
+    proc = subprocess.Popen([str(binary), "-c", str(config), "-b", "sim", "-r", str(run),
                              "-s", str(tmp / "state")], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                             env=dict(os.environ, **(env or {})))
     client = Client(str(run))
@@ -103,6 +110,36 @@ def switches(pid):
     return status["voluntary_ctxt_switches"] + status["nonvoluntary_ctxt_switches"]
 
 
+def cpu_ns(pid):
+    """CPU time the scheduler gave the process, in ns (/proc/PID/schedstat; clock ticks if absent)."""
+    try:
+        return int(Path("/proc/%d/schedstat" % pid).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return int(cpu_seconds(pid) * 1e9)
+
+
+def pwm_figures(binary, tmp, seconds):
+    """[(dimmed, CPU %, wake-ups/s)] for 0, 1 and 4 LEDs dimmed at the default frequency."""
+    config = tmp / "pwm.conf"
+    config.write_text("[ledd]\nbackend = sim\n" + "".join(
+        "\n[led %s]\ngpio = %d\n" % (name, gpio) for name, gpio in PWM_LEDS))
+    proc, run = start_ledd(binary, tmp, config=config)
+    client = Client(str(run))
+    out = []
+    try:
+        for dimmed in (0, 1, 4):
+            for i, ((name, _), percent) in enumerate(zip(PWM_LEDS, PWM_PERCENTS)):
+                client.brightness(name, percent if i < dimmed else 100)   # lit: steady or dimmed
+            time.sleep(1.5)  # past the deferred fsync of those changes
+            cpu0, sw0, t0 = cpu_ns(proc.pid), switches(proc.pid), time.monotonic()
+            time.sleep(seconds)
+            cpu1, sw1, t1 = cpu_ns(proc.pid), switches(proc.pid), time.monotonic()
+            out.append((dimmed, 100.0 * (cpu1 - cpu0) / ((t1 - t0) * 1e9), (sw1 - sw0) / (t1 - t0)))
+        return out, client.state()["leds"][0]["pwm_hz"]
+    finally:
+        stop(proc)
+
+
 def wakeups_per_second(pid, seconds):
     before = switches(pid)
     time.sleep(seconds)
@@ -137,6 +174,7 @@ def main():
     parser.add_argument("--requests", type=int, default=20000, help="exchanges per persistent run (default 20000)")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle wake-up window (default 5)")
     parser.add_argument("--spawns", type=int, default=40, help="process-per-request samples (default 40)")
+    parser.add_argument("--pwm-seconds", type=float, default=5.0, help="window of each PWM figure (default 5)")
     parser.add_argument("--binary", help="ledd binary (default: build cdaemon/ledd)")
     args = parser.parse_args()
 
@@ -232,6 +270,22 @@ def main():
         procs.append(watchdog)
         print("  WATCHDOG_USEC=2s   %6.2f   (expected ~1/s: one WATCHDOG=1 per half period)"
               % wakeups_per_second(watchdog.pid, min(args.idle_seconds, 3.0)))
+        stop(watchdog)
+        print()
+        pwm_dir = tmp / "pwm"
+        pwm_dir.mkdir()
+        figures, hz = pwm_figures(binary, pwm_dir, args.pwm_seconds)
+        print("Software PWM at %d Hz (sim backend: no ioctl cost; 4 LEDs lit, the dimmed ones at %s, the"
+              " others at 100 %%), over %.0f s each:" % (hz, "/".join("%d%%" % p for p in PWM_PERCENTS),
+                                                         args.pwm_seconds))
+        print("  %-16s %8s %12s %12s" % ("", "CPU %", "wake-ups/s", "per period"))
+        for dimmed, cpu, rate in figures:
+            per_period = rate / hz
+            target = "[%s target %s]" % (mark(abs(per_period - (1 + dimmed)) < 0.25 if dimmed else rate == 0),
+                                         "1+%d" % dimmed if dimmed else "0 wake-ups")
+            print("  %-16s %8.2f %12.1f %12.2f   %s" % ("%d LED%s dimmed" % (dimmed, "" if dimmed == 1 else "s")
+                                                      if dimmed else "none dimmed",
+                                                      cpu, rate, per_period, target))
     finally:
         for proc in procs:
             stop(proc)

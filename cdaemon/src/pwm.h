@@ -7,7 +7,11 @@
  * duty point (LEDs of equal brightness together). One timerfd, armed at the
  * earliest of those instants (absolute CLOCK_MONOTONIC deadlines, so the
  * period never drifts), wakes the poll loop: 1 + N wake-ups per period for
- * N dimmed LEDs of distinct brightness. Every other LED is a steady line
+ * N dimmed LEDs of distinct brightness. Each LED's high time is also
+ * measured (by the engine's own clock at each switch) and what a late
+ * wake-up took or gave is made up in the next periods' falls, so the duty
+ * is right on average even where wake-ups are slow and uneven (a busy
+ * machine, an emulated CPU). Every other LED is a steady line
  * and costs nothing; with no dimmed LED the timer is disarmed and an idle
  * ledd makes no wake-up at all.
  *
@@ -39,6 +43,9 @@ struct pwm {
 	struct pwm_group groups[LEDD_MAX_LEDS];
 	size_t ngroups;
 	uint64_t duty_ns[LEDD_MAX_LEDS]; /* a member's high time in each period */
+	uint64_t fall_ns[LEDD_MAX_LEDS]; /* when it goes low in the current period */
+	int64_t debt_ns[LEDD_MAX_LEDS]; /* high time owed (> 0) or given too much (< 0) */
+	uint64_t since_ns[LEDD_MAX_LEDS]; /* debt_ns counts up to this instant */
 	bool failed;                    /* a refused switch was logged (once) */
 };
 
@@ -57,8 +64,5 @@ int pwm_drive(struct pwm *p, struct ledd_state *st, struct gpio *g, size_t i, ui
 
 /* The timer fired: switch the lines that are due at now_ns, arm the next. */
 void pwm_expire(struct pwm *p, struct ledd_state *st, struct gpio *g, uint64_t now_ns);
-
-/* true if LED i is dimmed now (its line is the engine's). */
-bool pwm_dimmed(const struct pwm *p, size_t i);
 
 #endif

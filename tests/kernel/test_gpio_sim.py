@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
 RESULT_RE = re.compile(r"^LEDD-TEST (PASS|FAIL) ([\w.-]+)(?:: (.*))?$", re.M)
 SAMPLE_RE = re.compile(r"^LEDD-SAMPLE (\w+) ([\d.]+) (\d)$", re.M)
+DUTY_RE = re.compile(r"^LEDD-DUTY (\d+) duty ([\d.]+) samples (\d+)$", re.M)
 
 
 def _need(tool):
@@ -53,6 +54,13 @@ def build_gpiotool(outdir):
     subprocess.run(["gcc", *CFLAGS, "-I", str(SRC), "-o", str(out), str(HERE / "gpiotool.c"),
                     *(str(SRC / name) for name in ("gpio.c", "gpio_chardev.c", "gpio_chip.c", "gpio_line_config.c"))],
                    check=True)
+    return out
+
+
+def build_dutytool(outdir):
+    """dutytool: samples a gpio-sim line's value from the kernel's side (the PWM's duty)."""
+    out = Path(outdir) / "dutytool"
+    subprocess.run(["gcc", *CFLAGS, "-o", str(out), str(HERE / "dutytool.c")], check=True)
     return out
 
 
@@ -79,6 +87,7 @@ class VmRun:
         self.samples = {}
         for m in SAMPLE_RE.finditer(self.console):
             self.samples.setdefault(m.group(1), []).append((float(m.group(2)), int(m.group(3))))
+        self.duty = {int(m.group(1)): (float(m.group(2)), int(m.group(3))) for m in DUTY_RE.finditer(self.console)}
 
     def explain(self, what):
         tail = self.console[-12000:]
@@ -96,7 +105,7 @@ def vm(tmp_path_factory):
     info = kbuild.build_gpio_sim()
     gpiotool = build_gpiotool(work)
     ledd, ledd_error = build_static_ledd(work / "ledd-build")
-    files = {vm_script.VM_GPIOTOOL: gpiotool}
+    files = {vm_script.VM_GPIOTOOL: gpiotool, vm_script.VM_DUTYTOOL: build_dutytool(work)}
     if ledd is not None and DEFAULT_CONFIG.exists():
         files[vm_script.VM_LEDD] = ledd
         files[vm_script.VM_CONFIG] = DEFAULT_CONFIG
@@ -164,3 +173,17 @@ def test_blink_periods(vm):
         assert abs(got - expect) <= expect * BLINK_TOLERANCE, vm.explain(
             "blink %s phase median %.1f ms, want %d ms +-%d%% (highs %r lows %r)"
             % (phase, got, expect, BLINK_TOLERANCE * 100, highs, lows))
+
+
+@pytest.mark.parametrize("percent", vm_script.PWM_PERCENTS)
+def test_pwm_duty_seen_by_the_kernel(vm, percent):
+    """Issue 23: a dimmed LED's duty cycle, sampled from gpio-sim's value attribute at random
+    instants, is within 2 percentage points of its brightness at the default frequency."""
+    if vm.ledd_error:
+        pytest.fail("cannot run ledd in the VM: static build failed:\n%s" % vm.ledd_error)
+    assert percent in vm.duty, vm.explain("no duty measured at %d %%" % percent)
+    measured, samples = vm.duty[percent]
+    assert samples >= 2000, vm.explain("too few samples at %d %%: %d" % (percent, samples))
+    assert abs(measured - percent) <= vm_script.PWM_TOLERANCE_PP, vm.explain(
+        "duty at %d %%: measured %.2f %% (%d samples), want +-%d points"
+        % (percent, measured, samples, vm_script.PWM_TOLERANCE_PP))

@@ -6,6 +6,7 @@ It prints one marker per check on the serial console, which
     LEDD-TEST PASS <name>
     LEDD-TEST FAIL <name>: <why>
     LEDD-SAMPLE <series> <t_ms> <value>     (for timing checks done in Python)
+    LEDD-DUTY <percent> duty <measured> samples <n>   (the PWM, judged in Python)
     LEDD-TEST-END
 
 Phases: (1) gpiotool's self-test of the chardev backend, (2) the real ledd
@@ -21,6 +22,7 @@ except ImportError:  # imported as a top-level module (pytest's default "prepend
 #: Paths inside the VM.
 VM_LEDD = "/usr/sbin/ledd"
 VM_GPIOTOOL = "/usr/bin/gpiotool"
+VM_DUTYTOOL = "/usr/bin/dutytool"
 VM_CONFIG = "/etc/ledd/ledd.conf"
 VM_RUNTIME = "/run/ledd"
 VM_STATE = "/var/lib/ledd/state"
@@ -29,6 +31,12 @@ VM_STATE = "/var/lib/ledd/state"
 BLINK_ON_MS = 300
 BLINK_OFF_MS = 150
 BLINK_SAMPLE_MS = 3000
+
+#: Brightnesses whose duty cycle is measured from the kernel's side (dutytool), how long each
+#: is sampled, and how far off it may be (issue 23: 2 percentage points at the default 200 Hz).
+PWM_PERCENTS = (10, 50, 90)
+PWM_SAMPLE_MS = 5000
+PWM_TOLERANCE_PP = 2
 
 #: The unnamed chip of the label-fallback phase (like a Pi 5 kernel without line names).
 BARE_LABEL = "pinctrl-rp1"
@@ -50,6 +58,7 @@ LEDD_CHECKS = [
     "chip-not-gpiochip0", "ledd-ready", "ledd-hello-chardev", "ledd-consumer",
     "on-red", "off-red", "toggle-green-on", "toggle-green-off", "all-on", "all-off",
     "blink-reply", "blink-stops-on-off",
+    *("pwm-brightness-%d" % p for p in PWM_PERCENTS), "pwm-zero-is-off", "pwm-full-is-steady",
     "watch-ok", "watch-initial-event", "press-event", "press-state", "release-event", "press-counter",
     "debounce-one-press", "debounce-release", "press-verb-refused", "release-verb-refused",
     "sighup-alive", "sighup-keeps-state", "sighup-lines-held", "sighup-button-works",
@@ -133,6 +142,19 @@ check blink-reply "$REPLY_LINE" eval 'ok_reply && echo "$REPLY_LINE" | grep -q "
 @GPIOTOOL@ sample "$PI_SYSFS/sim_gpio17/value" @BLINK_SAMPLE@ | sed 's/^/LEDD-SAMPLE blink /'
 req OFF red; sleep 0.5
 check blink-stops-on-off "GPIO17=$(value 17) after OFF" eval '[ "$(value 17)" = 0 ] && [ "$(field red on)" = false ]'
+
+# Brightness: ledd's software PWM at the default 200 Hz, its duty read by the kernel's gpio-sim.
+for P in @PWM_PERCENTS@; do
+    req BRIGHTNESS red $P
+    check pwm-brightness-$P "$REPLY_LINE" eval 'ok_reply && [ "$(field red brightness)" = '$P' ] && [ "$(field red pwm_hz)" = 200 ]'
+    sleep 0.2
+    echo "LEDD-DUTY $P $(@DUTYTOOL@ "$PI_SYSFS/sim_gpio17/value" @PWM_SAMPLE@)"
+done
+req BRIGHTNESS red 0; sleep 0.2
+check pwm-zero-is-off "GPIO17=$(value 17), $REPLY_LINE" eval '[ "$(value 17)" = 0 ] && [ "$(field red on)" = false ] && [ "$(field red brightness)" = 90 ]'
+req BRIGHTNESS red 100; sleep 0.2
+check pwm-full-is-steady "samples: $(@DUTYTOOL@ "$PI_SYSFS/sim_gpio17/value" 300)" eval '@DUTYTOOL@ "$PI_SYSFS/sim_gpio17/value" 300 | grep -q "^duty 100.00 "'
+req OFF red
 
 # Watcher: its own reply FIFO, which ledd keeps as its event stream; then presses made by
 # pulling the (active-low) line down.
@@ -248,6 +270,8 @@ def init_script(with_ledd=True):
         for key, val in {"@RUNTIME@": VM_RUNTIME, "@LEDD@": VM_LEDD, "@GPIOTOOL@": VM_GPIOTOOL,
                          "@CONFIG@": VM_CONFIG, "@STATE@": VM_STATE, "@BLINK_ON@": BLINK_ON_MS,
                          "@BLINK_OFF@": BLINK_OFF_MS, "@BLINK_SAMPLE@": BLINK_SAMPLE_MS,
+                         "@DUTYTOOL@": VM_DUTYTOOL, "@PWM_PERCENTS@": " ".join(map(str, PWM_PERCENTS)),
+                         "@PWM_SAMPLE@": PWM_SAMPLE_MS,
                          "@BARE_CHIP_SCRIPT@": kbuild.sim_chip_script("bare", BARE_LABEL, BARE_LINES, var="BARE"),
                          }.items():
             phase = phase.replace(key, str(val))
