@@ -1,4 +1,5 @@
-"""The project's shape: no source file grows past what one reader holds in mind.
+"""The project's shape: no source file grows past what one reader holds in mind (tests/daemon/test_layout.py
+checks the C modules' includes).
 
 A C file past ~500 lines or a Python or JavaScript file past ~600 has become two concerns (issue 22):
 split it along the seam, as fifo.c and gpio_chardev.c were split, rather than raising the limit here.
