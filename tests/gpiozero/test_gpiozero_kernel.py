@@ -143,8 +143,9 @@ def vm(tmp_path_factory):
     for f in site.rglob("*"):
         if f.is_file():
             files["%s/%s" % (SITE, f.relative_to(site))] = f
-    for f in (ROOT / "ledd").glob("*.py"):
-        files["/opt/ledd/ledd/%s" % f.name] = f
+    for f in (ROOT / "ledd").rglob("*.py"):  # the package with its subpackages (the factory is one)
+        if "__pycache__" not in f.parts:
+            files["/opt/ledd/ledd/%s" % f.relative_to(ROOT / "ledd")] = f
     files["/usr/sbin/ledd"] = work / "build" / "ledd"
     files["/etc/ledd/ledd.conf"] = ROOT / "cdaemon" / "ledd.conf"
     files["/opt/scripts/button_toggles_led.py"] = examples()["button_toggles_led.py"]
