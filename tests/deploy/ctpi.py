@@ -274,11 +274,17 @@ def wait_in_container(pi, condition, pgid, timeout=DEPLOY_TIMEOUT_S):
     return rc == 0
 
 
+#: Wait (in the container) until no process of a group is left: deploy.sh and its log's tee, which
+#: writes the last lines after deploy.sh has exited (reading the log at deploy.sh's exit once
+#: missed the rollback's last lines, "rolled back" among them).
+WAIT_GROUP_GONE = "while kill -0 -- -%d 2>/dev/null; do sleep 0.1; done"
+
+
 def signal_group(pi, pgid, sig="INT", timeout=300):
-    """SIGNAL to the whole process group (a terminal's Ctrl-C), then wait until deploy.sh has exited;
-    returns its output."""
-    rc, out = pi.run("kill -%s -- -%d; timeout %d bash -c 'while kill -0 %d 2>/dev/null; do sleep 0.1; done'"
-                     % (sig, pgid, timeout, pgid), timeout=timeout + 30)
+    """SIGNAL to the whole process group (a terminal's Ctrl-C), then wait until deploy.sh and its
+    tee have exited; returns its output."""
+    rc, out = pi.run("kill -%s -- -%d; timeout %d bash -c '%s'"
+                     % (sig, pgid, timeout, WAIT_GROUP_GONE % pgid), timeout=timeout + 30)
     assert rc == 0, "deploy.sh still runs %s s after SIG%s to its process group:\n%s" % (timeout, sig, out)
     return pi.sh("cat %s" % BG_LOG)
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from ctpi import (BACKEND_ARGS, BG_LOG, assert_same_listing, boot, start_background, step, suites, wait_for,
-                  wait_in_container)
+from ctpi import (BACKEND_ARGS, BG_LOG, WAIT_GROUP_GONE, assert_same_listing, boot, start_background, step, suites,
+                  wait_for, wait_in_container)
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +37,7 @@ def test_two_runs_at_once(pi):
     def first_finishes():
         # The pause is a `sleep` child of deploy.sh: end it, and the run goes on.
         pi.sh("kill $(ps -o pid=,comm= --ppid %d | awk '$2 == \"sleep\" {print $1}')" % pgid)
-        out = pi.sh("timeout 300 bash -c 'while kill -0 %d 2>/dev/null; do sleep 0.2; done'; cat %s"
-                    % (pgid, BG_LOG), timeout=330)
+        out = pi.sh(("timeout 300 bash -c '" + WAIT_GROUP_GONE + "'; cat %s") % (pgid, BG_LOG), timeout=330)
         assert "health check: the API answers" in out, out
         pi.password = re.search(r"user: ledd  password: (\S+)", out).group(1)
         assert pi.api("GET", "/api/state")[0] == 200
