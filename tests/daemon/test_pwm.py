@@ -145,8 +145,10 @@ def test_leds_of_one_frequency_rise_together(ledd_factory, tmp_path):
         return [level for u, level in got[27] if u <= t][-1]
     assert len(red) > 30
     assert all(green_at(t) == 1 for t in red), "red rose while green stayed low"
-    # Same stamp: one call. (Green misses a rise only when a late wake-up caught it still high.)
-    assert sum(t in green for t in red) >= 0.8 * len(red), "rising edges not in one call"
+    # Same stamp: one call. Green misses a rise only when a late wake-up caught it still high (at
+    # 70 % with the high time owed made up), which a loaded machine does often: 39 of 51 once, in a
+    # whole run. Two separate calls would share no stamp at all.
+    assert sum(t in green for t in red) >= 0.5 * len(red), "rising edges not in one call"
 
 
 def test_each_frequency_has_its_own_period(ledd_factory, tmp_path):

@@ -371,7 +371,10 @@ def test_an_led_named_all_is_commanded_alone(make_pi, probe, tmp_path):
     pi = make_pi("pi1", ledd_config=conf)
     p.wait_for(pi.topic("availability"), "online")
     client = pi.ledd.client()
+    mark = p.mark()
     client.on("ALL")
+    # The bridge has published it: a late "OFF" from before cannot pass for the command's below.
+    p.wait_for(pi.topic("led/ALL/state"), "ON", since=mark)
     mark = p.mark()
     # Before tagged commands this became all("OFF"), a truthy string: every LED on.
     p.publish(pi.topic("led/ALL/set"), "OFF")
