@@ -17,7 +17,7 @@ import tomllib
 import pytest
 
 from waiting import holds_for, wait_for
-from zerostack import ROOT, led
+from zerostack import ROOT, led, record_refusals
 
 gpiozero = pytest.importorskip("gpiozero")
 from gpiozero import LED, Button, PWMLED  # noqa: E402
@@ -95,17 +95,7 @@ def test_blink_too_fast_for_ledd_stays_software(factory, ledd):
 @pytest.mark.parametrize("kind", ["counted", "too-fast"])
 def test_software_blink_survives_a_restart_of_ledd(factory, ledd, observe, kind):
     """A blink gpiozero times itself waits while ledd is down and goes on after it is back."""
-    refused = threading.Event()
-    request = factory.request
-
-    def recording(*args):
-        try:
-            return request(*args)
-        except LeddDown:
-            refused.set()
-            raise
-
-    factory.request = recording
+    refused = record_refusals(factory)
     green = LED(27)
     if kind == "counted":
         green.blink(on_time=0.05, off_time=0.05, n=100000)

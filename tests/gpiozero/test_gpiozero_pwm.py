@@ -6,18 +6,17 @@ under both 2.x and Debian's 1.6."""
 import json
 import os
 import subprocess
-import threading
 
 import pytest
 
 from waiting import holds_for, wait_for
-from zerostack import RGB_CONFIG, ROOT, examples, led
+from zerostack import RGB_CONFIG, ROOT, examples, led, record_refusals
 
 gpiozero = pytest.importorskip("gpiozero")
 from gpiozero import LED, PWMLED, RGBLED  # noqa: E402
 from gpiozero.exc import PinPWMError  # noqa: E402
 
-from ledd.gpiozero_factory import LeddDown, LeddFactory, PinFrequencyOutOfRange  # noqa: E402
+from ledd.gpiozero_factory import LeddFactory, PinFrequencyOutOfRange  # noqa: E402
 
 
 def red(client):
@@ -199,17 +198,7 @@ def test_rgbled_is_three_leds(rgb_ledd, observe):
 def test_a_pulse_waits_while_ledd_is_down_and_goes_on(rgb_ledd, observe, device):
     """gpiozero's pulse thread meets LeddDown while ledd restarts: it waits, then pulses on."""
     factory = LeddFactory(str(rgb_ledd.runtime_dir))
-    refused = threading.Event()
-    request = factory.request
-
-    def recording(*args):
-        try:
-            return request(*args)
-        except LeddDown:
-            refused.set()
-            raise
-
-    factory.request = recording
+    refused = record_refusals(factory)
     try:
         light = PWMLED(17, pin_factory=factory) if device == "PWMLED" else \
             RGBLED(17, 27, 23, pin_factory=factory)

@@ -207,3 +207,20 @@ TRAFFIC_CONFIG = (ROOT / "cdaemon" / "ledd.conf").read_text().replace(
 
 #: The default wiring with a third LED: red, green and blue for an RGBLED.
 RGB_CONFIG = TRAFFIC_CONFIG.replace("[led amber]", "[led blue]")
+
+
+def record_refusals(factory):
+    """An Event set whenever one of ``factory``'s requests meets ledd down (LeddDown, re-raised)."""
+    from ledd.gpiozero_factory.errors import LeddDown
+
+    refused, request = threading.Event(), factory.request
+
+    def recording(*args):
+        try:
+            return request(*args)
+        except LeddDown:
+            refused.set()
+            raise
+
+    factory.request = recording
+    return refused
