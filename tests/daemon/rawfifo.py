@@ -38,7 +38,7 @@ def read_lines(fd, count, timeout=3.0):
             break
         data += chunk
     lines = data.split(b"\n")
-    return lines[:-1] if data.endswith(b"\n") else lines
+    return lines[:-1] if data.endswith(b"\n") or not data else lines
 
 
 def drain(fd):

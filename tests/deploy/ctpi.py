@@ -266,11 +266,14 @@ def start_background(pi, args, env=(), cwd=SHARE):
     return int(pi.sh("cat %s" % BG_PID).strip())
 
 
-def wait_in_container(pi, condition, pgid, timeout=DEPLOY_TIMEOUT_S):
+def wait_in_container(pi, condition, pgid, timeout=DEPLOY_TIMEOUT_S, then=None):
     """Wait inside the container (one command, a tight loop) until CONDITION (a shell test) holds or
-    deploy.sh has exited; returns whether CONDITION held."""
-    rc, _ = pi.run("timeout %d bash -c 'until %s; do kill -0 %d 2>/dev/null || exit 3; sleep 0.02; done'"
-                   % (timeout, condition.replace("'", "'\\''"), pgid), timeout=timeout + 30)
+    deploy.sh has exited; returns whether CONDITION held. THEN, a shell command, runs the moment
+    CONDITION holds, in the same command: starting another command for it took, on a loaded
+    machine, longer than the rest of an install (a Ctrl-C meant for the copying came after "done")."""
+    quoted = lambda script: script.replace("'", "'\\''")  # noqa: E731 -- inside bash -c '...'
+    rc, _ = pi.run("timeout %d bash -c 'until %s; do kill -0 %d 2>/dev/null || exit 3; sleep 0.02; done%s'"
+                   % (timeout, quoted(condition), pgid, "; " + quoted(then) if then else ""), timeout=timeout + 30)
     return rc == 0
 
 
@@ -281,10 +284,10 @@ WAIT_GROUP_GONE = "while kill -0 -- -%d 2>/dev/null; do sleep 0.1; done"
 
 
 def signal_group(pi, pgid, sig="INT", timeout=300):
-    """SIGNAL to the whole process group (a terminal's Ctrl-C), then wait until deploy.sh and its
-    tee have exited; returns its output."""
-    rc, out = pi.run("kill -%s -- -%d; timeout %d bash -c '%s'"
-                     % (sig, pgid, timeout, WAIT_GROUP_GONE % pgid), timeout=timeout + 30)
+    """SIGNAL to the whole process group (a terminal's Ctrl-C; None: it was sent already), then wait
+    until deploy.sh and its tee have exited; returns its output."""
+    kill = "kill -%s -- -%d; " % (sig, pgid) if sig else ""
+    rc, out = pi.run("%stimeout %d bash -c '%s'" % (kill, timeout, WAIT_GROUP_GONE % pgid), timeout=timeout + 30)
     assert rc == 0, "deploy.sh still runs %s s after SIG%s to its process group:\n%s" % (timeout, sig, out)
     return pi.sh("cat %s" % BG_LOG)
 

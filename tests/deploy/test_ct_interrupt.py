@@ -32,8 +32,8 @@ def interrupted_when(pi, condition, what, sig="INT"):
     """Start an install, wait until CONDITION (a shell test in the container) holds, then SIG to the
     process group; the run must roll back."""
     pgid = start_background(pi, BACKEND_ARGS)
-    reached = wait_in_container(pi, condition, pgid)
-    out = signal_group(pi, pgid, sig)
+    reached = wait_in_container(pi, condition, pgid, then="kill -%s -- -%d" % (sig, pgid))
+    out = signal_group(pi, pgid, None if reached else sig)
     assert reached, "deploy.sh ended before %s:\n%s" % (what, out)
     assert_rolled_back(out, sig)
     return out

@@ -100,6 +100,35 @@ def test_a_signal_to_the_whole_process_group_rolls_back(tmp_path, signame, statu
     assert "rolled back: the system is as it was" in log
 
 
+#: A child that catches Ctrl-C and then exits normally, as apt-get does while dpkg runs (it waits for
+#: dpkg, then exits 100). Bash must still run its own INT trap once the child is gone, before the
+#: child's status counts: not go on, retry the install, or report a plain failure.
+CATCHING_CHILD = 'trap \'kill $!; exit %d\' INT; sleep 3600 & touch %s/ready; wait'
+
+#: Where deploy.sh runs such a child: in apt_get (in an if), and bare (the ERR trap's case).
+CATCHING_CALLS = {
+    "apt_get": 'if apt_get install -y x; then info "apt ok"; else warn "apt failed: trying again"; fi\n',
+    "bare": 'apt-get install -y x\n',
+}
+
+
+@pytest.mark.parametrize("call, status", [("apt_get", 100), ("apt_get", 0), ("bare", 100)])
+def test_ctrl_c_that_a_child_caught_still_rolls_back(tmp_path, call, status):
+    (tmp_path / "tmp").mkdir()
+    path = fake_commands(tmp_path, apt_get=CATCHING_CHILD % (status, tmp_path))
+    body = CHANGES + 'info "changes made"\n' + CATCHING_CALLS[call] + 'echo "not reached"\n'
+    proc = subprocess.Popen(["bash", "-c", script(tmp_path, body)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, TMPDIR=str(tmp_path / "tmp"), PATH=path), text=True,
+                            start_new_session=True)
+    wait_ready(tmp_path, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted by SIGINT" in out and "rolled back: the system is as it was" in out, (out, err)
+    assert "not reached" not in out and "trying again" not in out and "failed at" not in out, out
+    assert_as_before(tmp_path)
+
+
 def test_a_closed_terminal_rolls_back(tmp_path):
     """The terminal goes away (an ssh session dropped): SIGHUP, and every later write to it fails."""
     (tmp_path / "tmp").mkdir()
