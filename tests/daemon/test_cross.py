@@ -72,7 +72,7 @@ def test_conformance_suite_under_qemu(cross, tmp_path):
     arch, binary, qemu = cross
     env = dict(os.environ, LEDD_BINARY=str(binary), LEDD_EXEC_PREFIX=qemu)
     env.pop("LEDD_RUNTIME_DIR", None)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "not slow and not timing", "-p", "no:cacheprovider",
            "--basetemp=%s" % (tmp_path / "run"), "-k", " and ".join("not " + t for t in NOT_UNDER_QEMU)]
     cmd += [str(ROOT / path) for path in CONFORMANCE]
     result = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=1200)

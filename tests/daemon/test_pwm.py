@@ -112,6 +112,7 @@ def test_no_wake_up_once_nothing_is_dimmed(ledd):
     assert [l["level"] for l in c.state()["leds"]] == [0, 1]
 
 
+@pytest.mark.timing
 def test_duty_at_10_50_90_percent_from_edge_timestamps(ledd_factory, tmp_path):
     """Issue 23's target: within 2 percentage points at the default frequency."""
     d = start(ledd_factory, tmp_path)
@@ -129,6 +130,7 @@ def test_duty_at_10_50_90_percent_from_edge_timestamps(ledd_factory, tmp_path):
     assert abs(period - 1e9 / HZ) < 0.02 * 1e9 / HZ, period
 
 
+@pytest.mark.timing
 def test_leds_of_one_frequency_rise_together(ledd_factory, tmp_path):
     """One period for the group: every rising edge of the dimmed LEDs is in one set-values call."""
     d = start(ledd_factory, tmp_path)
@@ -151,6 +153,7 @@ def test_leds_of_one_frequency_rise_together(ledd_factory, tmp_path):
     assert sum(t in green for t in red) >= 0.5 * len(red), "rising edges not in one call"
 
 
+@pytest.mark.timing
 def test_each_frequency_has_its_own_period(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path, section="pwm_hz = 100\n")
     c = d.client()
@@ -167,6 +170,7 @@ def test_each_frequency_has_its_own_period(ledd_factory, tmp_path):
         assert abs(duty(got[gpio], since) - 40) <= 2
 
 
+@pytest.mark.timing
 def test_frequency_moves_a_dimmed_led_at_once(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path)
     c = d.client()
@@ -180,6 +184,7 @@ def test_frequency_moves_a_dimmed_led_at_once(ledd_factory, tmp_path):
     assert abs(period - 1e9 / 50) < 0.02 * 1e9 / 50, period
 
 
+@pytest.mark.timing
 def test_blink_on_phase_is_pwm_at_the_brightness(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path)
     c = d.client()
@@ -209,6 +214,7 @@ def switches_per_second(pid, seconds):
     return (after - before) / (end - start)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("dimmed", [1, 4])
 def test_n_dimmed_leds_cost_one_plus_n_wake_ups_per_period(ledd_factory, tmp_path, dimmed):
     d = start(ledd_factory, tmp_path)
@@ -224,6 +230,7 @@ def test_n_dimmed_leds_cost_one_plus_n_wake_ups_per_period(ledd_factory, tmp_pat
     assert HZ * 0.9 <= per_second <= 1.05 * expected, (per_second, expected)
 
 
+@pytest.mark.timing
 def test_equal_brightness_falls_together(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path)
     c = d.client()
@@ -232,6 +239,7 @@ def test_equal_brightness_falls_together(ledd_factory, tmp_path):
     assert HZ * 0.9 <= per_second <= 1.05 * 2 * HZ, per_second  # the bound: 2 per period (see above)
 
 
+@pytest.mark.timing
 def test_restart_resumes_the_pwm(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path)
     d.client().brightness("green", 25)

@@ -115,7 +115,7 @@ def test_daemon_suite_under_sanitizers(asan_ledd, tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), env.get("PYTHONPATH")]))
     env.pop("LEDD_EXEC_PREFIX", None)
     base = tmp_path / "run"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "ledd_sanitizer_plugin", "-m", "not slow",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "ledd_sanitizer_plugin", "-m", "not slow and not timing",
            "--basetemp=%s" % base, "-o", "cache_dir=%s" % (tmp_path / "cache"), "-p", "no:cacheprovider"]
     cmd += ["--ignore=%s" % (ROOT / "tests" / "daemon" / name) for name in EXCLUDED]
     cmd += ["-k", " and ".join("not " + name for name in TIMING_TESTS)]
