@@ -155,6 +155,7 @@ def state_sync_seconds():
     return int(re.search(r"#define\s+LEDD_STATE_SYNC_MS\s+(\d+)", text).group(1)) / 1000
 
 
+@pytest.mark.timing
 def test_idle_daemon_never_wakes_up(ledd):
     c = ledd.client()
     c.on(0)
@@ -193,6 +194,7 @@ def test_changes_are_on_file_at_once_and_synced_then_quiet(ledd):
     assert idle_switches(ledd.proc.pid) == 0
 
 
+@pytest.mark.timing
 def test_blinking_daemon_does_wake_up(ledd):
     """The idle measurement can fail: a blink makes wake-ups, and only those."""
     c = ledd.client()

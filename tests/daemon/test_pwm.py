@@ -91,6 +91,7 @@ def test_dimmed_led_goes_up_and_down_without_events(ledd_factory, tmp_path):
         assert w.next_event(0.2) is None
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("percent", [0, 100])
 def test_zero_and_full_brightness_are_steady_lines_with_no_wake_up(ledd, percent):
     c = ledd.client()
@@ -100,6 +101,7 @@ def test_zero_and_full_brightness_are_steady_lines_with_no_wake_up(ledd, percent
     assert c.state()["leds"][0]["level"] == (1 if percent else 0)
 
 
+@pytest.mark.timing
 def test_no_wake_up_once_nothing_is_dimmed(ledd):
     c = ledd.client()
     c.brightness("red", 30)
