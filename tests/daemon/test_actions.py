@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import rawfifo
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cdaemon" / "ledd.conf"
@@ -88,10 +88,10 @@ def test_action_reaches_watchers_and_the_state_file(ledd_factory, tmp_path):
     d = start(ledd_factory, tmp_path, "on_press = blink red 200 300\n")
     c = d.client()
     with c.watch() as w:
-        first = json.loads(w.next_event(2))
+        first = json.loads(w.next_event(WAIT_S))
         c.press("button")
-        edge = json.loads(w.next_event(2))
-        action = json.loads(w.next_event(2))
+        edge = json.loads(w.next_event(WAIT_S))
+        action = json.loads(w.next_event(WAIT_S))
     assert edge["buttons"][0]["pressed"] is True and edge["leds"][0]["on"] is False
     assert action["leds"][0]["blink"] == {"on_ms": 200, "off_ms": 300}
     assert action["seq"] == edge["seq"] + 1 == first["seq"] + 2

@@ -12,7 +12,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 
 def led(state, name):
@@ -57,13 +57,13 @@ def test_no_change_means_no_seq_and_no_event(ledd):
     c.brightness("green", 40)
     c.off("green")
     with c.watch() as w:
-        seq = json.loads(w.next_event(2))["seq"]
+        seq = json.loads(w.next_event(WAIT_S))["seq"]
         for words in (("BRIGHTNESS", "red", "40"), ("BRIGHTNESS", "green", "0"),
                       ("FREQUENCY", "red", str(defaults.PWM_HZ_DEFAULT))):
             assert c.call(*words)["seq"] == seq, words
         assert w.next_event(0.3) is None, "a request that changed nothing sent an event"
         assert c.all_brightness(40)["seq"] == seq + 1   # green goes on
-        assert json.loads(w.next_event(2))["seq"] == seq + 1
+        assert json.loads(w.next_event(WAIT_S))["seq"] == seq + 1
         assert c.all_brightness(40)["seq"] == seq + 1
         assert w.next_event(0.3) is None
 

@@ -11,7 +11,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "cdaemon" / "ledd.conf"
@@ -187,7 +187,7 @@ def test_sighup_with_an_unchanged_config_changes_nothing(ledd_factory, tmp_path)
     c = d.client()
     before = c.blink("green", 1000, 1000)
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         d.notifications.clear()
         d.signal(signal.SIGHUP)
         d.wait_for("READY=1")
@@ -208,7 +208,7 @@ def test_reload_that_changes_no_led_or_button_changes_no_state(ledd_factory, tmp
     wait_for(lambda: c.state()["leds"][1]["level"] == 0, 5,  # into the off phase, which lasts a second
              what="green's blink in its off phase")
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         rawfifo.write_config(path, ledd_section="max_watchers = 7\n")
         d.notifications.clear()
         d.signal(signal.SIGHUP)

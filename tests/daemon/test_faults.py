@@ -110,7 +110,7 @@ def test_deleted_fifos_are_recreated(ledd, victims):
     assert (ledd.runtime_dir / defaults.CMD_FIFO).is_fifo()
     assert stat.S_IMODE((ledd.runtime_dir / defaults.REPLY_DIR).stat().st_mode) == 0o3730
     with ledd.client().watch() as w:
-        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+        assert json.loads(w.next_event(WAIT_S))["leds"][0]["on"] is True
     assert ledd.proc.poll() is None
 
 
@@ -192,8 +192,8 @@ def test_leftover_fifos_are_swept_when_the_reply_dir_grows(ledd):
             c.hello()
         assert sorted(p.name for p in reply.iterdir()) == [c._idle[0].name]
         c.on(0)
-        assert json.loads(w.next_event(2))["leds"][0]["on"] is False
-        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+        assert json.loads(w.next_event(WAIT_S))["leds"][0]["on"] is False
+        assert json.loads(w.next_event(WAIT_S))["leds"][0]["on"] is True
     assert "swept %d leftovers" % (defaults.REPLY_SWEEP_AT + 10) in ledd.read_log()
 
 

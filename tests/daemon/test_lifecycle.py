@@ -35,7 +35,7 @@ def test_stop_signal_exits_0_with_stopping(ledd, sig):
     ledd.client().on(0)
     ledd.signal(sig)
     assert ledd.proc.wait(10) == 0
-    ledd.wait_for("STOPPING=1", timeout=2)
+    ledd.wait_for("STOPPING=1", timeout=WAIT_S)
     assert ledd.state_file.read_text().count("led red on 1") == 1
 
 
@@ -160,7 +160,7 @@ def test_idle_daemon_never_wakes_up(ledd):
     c = ledd.client()
     c.on(0)
     with c.watch() as w:
-        w.next_event(1)
+        w.next_event(WAIT_S)
         wait_until_quiet(ledd.proc.pid)  # after the one deferred fsync of that change (slow on a busy disk)
         assert idle_switches(ledd.proc.pid) == 0
 

@@ -2,7 +2,6 @@
 and a corpus of hostile request lines written raw to the command FIFO."""
 
 import json
-import os
 import time
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError
 import rawfifo
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 
 def leds(state):
@@ -146,7 +145,7 @@ def test_all_refused_by_one_line_changes_nothing(ledd_factory):
     c.on("red")
     before = c.state()
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         for on in (False, True):
             with pytest.raises(CommandError) as err:
                 c.all(on)
@@ -164,14 +163,14 @@ def test_all_whose_rollback_fails_tells_the_truth(ledd_factory):
     d = ledd_factory(env={"LEDD_SIM_REFUSE_GPIO": "17:1,27"}).start()   # red: one set, then EIO
     c = d.client()
     with c.watch() as w:
-        before = json.loads(w.next_event(2))
+        before = json.loads(w.next_event(WAIT_S))
         with pytest.raises(CommandError) as err:
             c.all(True)
         assert err.value.code == "gpio" and "GPIO27" in str(err.value)
         s = c.state()
         assert [(l["on"], l["level"]) for l in s["leds"]] == [(True, 1), (False, 0)]
         assert s["seq"] == before["seq"] + 1
-        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+        assert json.loads(w.next_event(WAIT_S))["leds"][0]["on"] is True
     assert "led red on 1" in d.state_file.read_text()
 
 

@@ -16,7 +16,7 @@ import pytest
 from ledd import defaults
 import rawfifo
 from test_lifecycle import idle_switches, wait_until_quiet
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 LEDS = [("red", 17), ("green", 27), ("blue", 5), ("white", 6)]
 HZ = defaults.PWM_HZ_DEFAULT
@@ -83,7 +83,7 @@ def test_dimmed_led_goes_up_and_down_without_events(ledd_factory, tmp_path):
     c = d.client()
     s = c.brightness("red", 50)
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         levels = set()
         wait_for(lambda: levels.add(c.state()["leds"][0]["level"]) or levels == {0, 1},
                  what="red's line high and low (level: the line's output now)", interval=0.0007)

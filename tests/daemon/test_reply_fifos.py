@@ -7,12 +7,10 @@ the end, a timed-out exchange abandons it (a late reply finds no reader),
 and a stuck or hostile client cannot delay an honest one.
 """
 
-import json
 import os
 import select
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -95,10 +93,12 @@ def test_a_stuck_client_does_not_delay_others(ledd):
     with rawfifo.ReplyFifo(ledd.runtime_dir, "stuck"):
         rawfifo.write_cmd(ledd.runtime_dir, b"\nstuck STATE\n")
         start = time.monotonic()
-        c = ledd.client(timeout=1)
+        c = ledd.client(timeout=5)
         for _ in range(20):
             c.hello()
-        assert time.monotonic() - start < 1
+        # Had ledd waited on the stuck client, each HELLO would have timed out; 20 of them take
+        # milliseconds, and seconds only on a machine loaded far beyond it.
+        assert time.monotonic() - start < 5
 
 
 def test_a_flood_of_foreign_requests_never_reaches_an_honest_client(ledd):

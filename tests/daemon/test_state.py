@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import rawfifo
-from waiting import wait_for
+from waiting import WAIT_S, wait_for
 
 
 def test_stop_start_restores_leds_blink_and_counters(ledd):
@@ -183,10 +183,10 @@ def test_an_edge_is_saved_before_it_is_told(ledd_factory, tmp_path):
     d.start()
     c = d.client()
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         order.write_text("")
         c.press("button")
         c.release("button")
-        w.next_event(2)
-        w.next_event(2)
+        w.next_event(WAIT_S)
+        w.next_event(WAIT_S)
     assert order.read_text().split() == ["saved", "told", "saved", "told"]

@@ -16,7 +16,6 @@ of the ``ledd`` package.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import textwrap

@@ -26,13 +26,13 @@ def test_watch_gets_current_state_then_every_change(ledd):
     c = ledd.client()
     c.on("red")
     with c.watch() as w:
-        first = json.loads(w.next_event(2))
+        first = json.loads(w.next_event(WAIT_S))
         assert first == c.state()
         c.off("red")
         c.blink("green", 100, 200)
         c.press("button")
         c.release("button")
-        events = [json.loads(w.next_event(2)) for _ in range(4)]
+        events = [json.loads(w.next_event(WAIT_S)) for _ in range(4)]
         assert [e["seq"] for e in events] == [first["seq"] + i for i in range(1, 5)]
         assert events[0]["leds"][0]["on"] is False
         assert events[1]["leds"][1]["blink"] == {"on_ms": 100, "off_ms": 200}
@@ -46,10 +46,10 @@ def test_many_watchers_all_get_events(ledd):
     watchers = [c.watch() for _ in range(20)]
     try:
         for w in watchers:
-            w.next_event(2)
+            w.next_event(WAIT_S)
         seq = c.toggle(0)["seq"]
         for w in watchers:
-            assert json.loads(w.next_event(2))["seq"] == seq
+            assert json.loads(w.next_event(WAIT_S))["seq"] == seq
     finally:
         for w in watchers:
             w.close()
@@ -151,7 +151,7 @@ def test_watcher_that_never_reads_is_dropped_and_ledd_stays_fast(ledd):
     c = ledd.client()
     try:
         with c.watch() as good:
-            good.next_event(2)
+            good.next_event(WAIT_S)
             seqs = []
 
             def read():
@@ -182,10 +182,10 @@ def test_watcher_that_never_reads_is_dropped_and_ledd_stays_fast(ledd):
 
 def test_watchers_see_eof_when_ledd_stops(ledd):
     w = ledd.client().watch()
-    w.next_event(2)
+    w.next_event(WAIT_S)
     assert ledd.stop() == 0
     with pytest.raises(DaemonDown):
-        w.next_event(2)
+        w.next_event(WAIT_S)
     w.close()
 
 
@@ -252,8 +252,8 @@ def test_descriptor_limit_caps_watchers_and_saves_still_work(ledd_factory):
         seq = c.toggle(0)["seq"]
         assert "cannot save state" not in d.read_log()
         for w in watchers:
-            w.next_event(2)
-            assert json.loads(w.next_event(2))["seq"] == seq
+            w.next_event(WAIT_S)
+            assert json.loads(w.next_event(WAIT_S))["seq"] == seq
     finally:
         for w in watchers:
             w.close()
@@ -291,8 +291,8 @@ def test_a_fifo_watches_once(ledd_factory):
             lines = fifo.read_lines(1) + fifo.read_lines(2, timeout=0.5)   # the one event, then nothing more
             assert len(lines) == 1 and lines[0].startswith(b"event state "), lines
             for other in others:
-                other.next_event(2)
-                assert json.loads(other.next_event(2))["leds"][0]["on"] is True
+                other.next_event(WAIT_S)
+                assert json.loads(other.next_event(WAIT_S))["leds"][0]["on"] is True
         finally:
             for other in others:
                 other.close()
@@ -311,6 +311,6 @@ def test_writes_interrupted_by_a_signal_are_retried(ledd_factory, tmp_path):
     c = d.client()
     assert c.hello()["protocol"] == defaults.PROTOCOL
     with c.watch() as w:
-        w.next_event(2)
+        w.next_event(WAIT_S)
         c.on(0)
-        assert json.loads(w.next_event(2))["leds"][0]["on"] is True
+        assert json.loads(w.next_event(WAIT_S))["leds"][0]["on"] is True

@@ -8,7 +8,6 @@ traps and log) with do_install replaced by one ``install_missing_packages`` call
 
 import os
 import subprocess
-import time
 
 import pytest
 

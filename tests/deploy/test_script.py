@@ -4,7 +4,6 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
 from pathlib import Path
