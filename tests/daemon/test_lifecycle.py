@@ -18,7 +18,7 @@ from waiting import WAIT_S, holds_for, wait_for
 
 def test_ready_and_status(ledd):
     assert any("READY=1" in n for n in ledd.notifications)
-    assert any("STATUS=sim, 2 LEDs, 1 button, 0 watchers" in n for n in ledd.notifications)
+    ledd.wait_for("STATUS=sim, 2 LEDs, 1 button, 0 watchers")   # sent right after READY; collected by a thread
     with ledd.client().watch():
         wait_for(lambda: any("1 watcher" in n for n in list(ledd.notifications)), what="STATUS= with 1 watcher",
                  interval=0.01)

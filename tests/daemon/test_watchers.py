@@ -17,7 +17,7 @@ import pytest
 from ledd import defaults
 from ledd.client import CommandError, DaemonDown
 import rawfifo
-from waiting import WAIT_S, wait_for
+from waiting import WAIT_S, holds_for, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,8 @@ def test_reply_to_a_symlink_or_non_fifo_is_never_written(ledd, tmp_path):
         assert ledd.client().on(0)["leds"][0]["on"] is True   # and it keeps serving
         assert (reply / "plain").read_text() == ""
         assert rawfifo.drain(tfd) == b""
-        assert ledd.notifications and "0 watchers" in ledd.notifications[-1]
+        ledd.wait_for("0 watchers")   # the start's STATUS, collected; then no later one with a watcher
+        holds_for(lambda: "0 watchers" in ledd.notifications[-1], 0.3, what="the last STATUS saying 0 watchers")
     finally:
         os.close(tfd)
 
@@ -125,10 +126,13 @@ def test_symlinked_reply_dir_is_replaced_not_followed(ledd, tmp_path):
 
 
 def test_watch_without_reader_adds_nothing(ledd):
+    ledd.wait_for("0 watchers")   # the start's STATUS, once the collecting thread has it (ci12: not yet)
     os.mkfifo(ledd.runtime_dir / defaults.REPLY_DIR / "noreader")
     rawfifo.write_cmd(ledd.runtime_dir, b"\nnoreader WATCH\n")
     assert ledd.client().hello()   # handled after the WATCH
-    assert "0 watchers" in ledd.notifications[-1]
+    # Had the WATCH added a watcher, its STATUS ("1 watcher") went out before the HELLO's answer:
+    # the thread that collects the datagrams gets a moment to see it.
+    holds_for(lambda: "0 watchers" in ledd.notifications[-1], 0.3, what="the last STATUS saying 0 watchers")
 
 
 def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
