@@ -81,6 +81,14 @@ def wait_for_log(ledd, text, timeout=WAIT_S):
     wait_for(lambda: text in ledd.read_log(), timeout, what=lambda: "%r in the log:\n%s" % (text, ledd.read_log()))
 
 
+def assert_no_watcher_added(ledd):
+    """ledd's last STATUS still says 0 watchers. The start's STATUS is awaited first (the thread
+    that collects the datagrams may not have it yet: ci12); a WATCH that added a watcher would have
+    sent "1 watcher" before the answer that preceded this call, so the collector gets 0.3 s to see it."""
+    ledd.wait_for("0 watchers")
+    holds_for(lambda: "0 watchers" in ledd.notifications[-1], 0.3, what="the last STATUS saying 0 watchers")
+
+
 def test_reply_to_a_symlink_or_non_fifo_is_never_written(ledd, tmp_path):
     reply = ledd.runtime_dir / defaults.REPLY_DIR
     (reply / "plain").write_text("")
@@ -96,8 +104,7 @@ def test_reply_to_a_symlink_or_non_fifo_is_never_written(ledd, tmp_path):
         assert ledd.client().on(0)["leds"][0]["on"] is True   # and it keeps serving
         assert (reply / "plain").read_text() == ""
         assert rawfifo.drain(tfd) == b""
-        ledd.wait_for("0 watchers")   # the start's STATUS, collected; then no later one with a watcher
-        holds_for(lambda: "0 watchers" in ledd.notifications[-1], 0.3, what="the last STATUS saying 0 watchers")
+        assert_no_watcher_added(ledd)
     finally:
         os.close(tfd)
 
@@ -126,13 +133,10 @@ def test_symlinked_reply_dir_is_replaced_not_followed(ledd, tmp_path):
 
 
 def test_watch_without_reader_adds_nothing(ledd):
-    ledd.wait_for("0 watchers")   # the start's STATUS, once the collecting thread has it (ci12: not yet)
     os.mkfifo(ledd.runtime_dir / defaults.REPLY_DIR / "noreader")
     rawfifo.write_cmd(ledd.runtime_dir, b"\nnoreader WATCH\n")
     assert ledd.client().hello()   # handled after the WATCH
-    # Had the WATCH added a watcher, its STATUS ("1 watcher") went out before the HELLO's answer:
-    # the thread that collects the datagrams gets a moment to see it.
-    holds_for(lambda: "0 watchers" in ledd.notifications[-1], 0.3, what="the last STATUS saying 0 watchers")
+    assert_no_watcher_added(ledd)
 
 
 def test_too_many_watchers_is_busy(ledd_factory, tmp_path):
