@@ -59,7 +59,7 @@ def test_kernel_gpio_udev_device_allow_browser_kill_and_reboot(pi):
     step(pi, "login user", lambda: add_admin(pi))
     step(pi, "Raspberry Pi OS's gpio group and udev rule", lambda: raspberry_pi_os(pi))
     # The image's package lists are as fresh as apt.systemd.daily keeps a Pi's: deploy.sh installs
-    # from the prefetched packages without an apt-get update over slirp (~30 s under TCG).
+    # the web server from the prefetched packages without an apt-get update over slirp (~30 s under TCG).
     pi.sh("mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp")
 
     out = step(pi, "sudo ./deploy.sh", lambda: deploy(pi))

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # vmimage.sh -- build the "virtual Pi" base image for tests/deploy/test_vm.py.
 #
-# Usage: vmimage.sh OUT_DIR KVER MIRROR SECURITY_MIRROR [PREFETCH_PACKAGES...]
+# Usage: vmimage.sh OUT_DIR KVER MIRROR SECURITY_MIRROR INSTALL_PACKAGES PREFETCH_PACKAGES
+#        (each list comma-separated, as debootstrap's --include; either may be empty)
 #
 # A Debian bookworm minbase root with systemd, udev, the stock kernel
 # (linux-image-$KVER, which may only be in bookworm-security or -updates, so
 # it is installed after debootstrap), systemd-networkd on DHCP and the test agent on the
 # second serial port, packed into OUT_DIR/rootfs.ext4 with `mkfs.ext4 -d`
 # (no loop mounts), plus OUT_DIR/vmlinuz and OUT_DIR/initrd.img for a direct
-# `qemu -kernel` boot. PREFETCH_PACKAGES are downloaded into apt's cache (not
-# installed): deploy.sh still runs a real `apt-get install` in the guest,
-# it just does not wait for the network under emulation.
+# `qemu -kernel` boot. INSTALL_PACKAGES are installed in the image: the
+# compiler, libc headers and Python that deploy.sh would install take dpkg
+# minutes under TCG, and the container Pis (test_ct_*.py) already prove that
+# step at native speed on bookworm and trixie. PREFETCH_PACKAGES (the web
+# server) are only downloaded into apt's cache: deploy.sh still runs a real
+# `apt-get install` in the guest on a Pi without a web server, it just does
+# not wait for the network under emulation.
 #
 # Needs root (debootstrap, chroot). vm.py caches OUT_DIR keyed by a hash of
 # this script, the agent, KVER and the package list, and builds into a
@@ -93,10 +98,20 @@ install_kernel() {
 		{ tail -n 30 "$OUT/kernel.log" >&2; fatal "cannot install linux-image-$KVER"; }
 }
 
-prefetch() {
-	[ $# -gt 0 ] || return 0
-	info "prefetching: $*"
-	in_root apt-get install -y -q -d --no-install-recommends "$@" >/dev/null
+preinstall() { # comma-separated packages
+	[ -n "$1" ] || return 0
+	info "installing: $1"
+	# shellcheck disable=SC2046 # the list is split on commas by design
+	in_root apt-get install -y -q --no-install-recommends $(tr , ' ' <<<"$1") >>"$OUT/packages.log" 2>&1 ||
+		{ tail -n 30 "$OUT/packages.log" >&2; fatal "cannot install $1"; }
+}
+
+prefetch() { # comma-separated packages
+	[ -n "$1" ] || return 0
+	info "prefetching: $1"
+	# shellcheck disable=SC2046 # the list is split on commas by design
+	in_root apt-get install -y -q -d --no-install-recommends $(tr , ' ' <<<"$1") >>"$OUT/packages.log" 2>&1 ||
+		{ tail -n 30 "$OUT/packages.log" >&2; fatal "cannot download $1"; }
 	# apt's lists stay: deploy.sh may run apt-get update again, over slirp.
 }
 
@@ -107,17 +122,17 @@ make_image() {
 }
 
 main() {
-	[ $# -ge 4 ] || fatal "usage: vmimage.sh OUT_DIR KVER MIRROR SECURITY_MIRROR [PREFETCH_PACKAGES...]"
+	[ $# -eq 6 ] || fatal "usage: vmimage.sh OUT_DIR KVER MIRROR SECURITY_MIRROR INSTALL_PACKAGES PREFETCH_PACKAGES"
 	[ "$(id -u)" -eq 0 ] || fatal "needs root (debootstrap, chroot)"
 	OUT=$1 KVER=$2 MIRROR=$3 SECURITY_MIRROR=$4
-	shift 4
 	ROOTFS=$OUT/rootfs
 	mkdir -p "$OUT"
 	bootstrap
 	configure_system
 	install_agent
 	install_kernel
-	prefetch "$@"
+	preinstall "$5"
+	prefetch "$6"
 	make_initramfs
 	make_image
 	info "done: $OUT"
