@@ -3,7 +3,8 @@
 The harnesses (cdaemon/fuzz/) link only the parser they fuzz and check
 the parsers' promises on every input, not only the absence of crashes (see
 their header comments). Each one first replays the committed seed corpus,
-then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 30) from it; any crash, leak,
+then fuzzes for ``LEDD_FUZZ_SECONDS`` (default 20, about ten million inputs per harness; set
+more for a longer campaign) from it; any crash, leak,
 sanitizer report, violated property or slow input fails the test with the
 offending input in the message. New inputs go to a temporary directory.
 
@@ -20,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FUZZ = ROOT / "cdaemon" / "fuzz"
-SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "30"))
+SECONDS = int(os.environ.get("LEDD_FUZZ_SECONDS", "20"))
 HARNESSES = ["request", "framing", "readloop", "config", "state"]
 
 pytestmark = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed (tests/run installs it)")
