@@ -36,7 +36,7 @@ AGENT = HERE / "guest-agent.sh"
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: What deploy.sh installs on plain Debian, installed in the image: under TCG their dpkg runs took most of
-#: the scenario's ten minutes, and the container Pis prove that apt step at native speed (vmimage.sh).
+#: deploy.sh's 11.5 of the scenario's 14 minutes, and the container Pis prove that apt step at native speed (vmimage.sh).
 INSTALL_PACKAGES = ["gcc", "make", "libc6-dev", "python3", "python3-gpiozero", "python3-requests",
                     "apache2-utils", "python3-paho-mqtt"]
 #: ... but the web server only downloaded: the virtual Pi is a Pi without one, and deploy.sh installs it.

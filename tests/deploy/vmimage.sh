@@ -98,21 +98,16 @@ install_kernel() {
 		{ tail -n 30 "$OUT/kernel.log" >&2; fatal "cannot install linux-image-$KVER"; }
 }
 
-preinstall() { # comma-separated packages
-	[ -n "$1" ] || return 0
-	info "installing: $1"
-	# shellcheck disable=SC2046 # the list is split on commas by design
-	in_root apt-get install -y -q --no-install-recommends $(tr , ' ' <<<"$1") >>"$OUT/packages.log" 2>&1 ||
-		{ tail -n 30 "$OUT/packages.log" >&2; fatal "cannot install $1"; }
-}
-
-prefetch() { # comma-separated packages
-	[ -n "$1" ] || return 0
-	info "prefetching: $1"
-	# shellcheck disable=SC2046 # the list is split on commas by design
-	in_root apt-get install -y -q -d --no-install-recommends $(tr , ' ' <<<"$1") >>"$OUT/packages.log" 2>&1 ||
-		{ tail -n 30 "$OUT/packages.log" >&2; fatal "cannot download $1"; }
-	# apt's lists stay: deploy.sh may run apt-get update again, over slirp.
+# apt_packages install|download LIST: LIST is comma-separated (may be empty). apt's lists stay in
+# the image: deploy.sh may run apt-get update again, over slirp.
+apt_packages() {
+	local action=$1 packages=() only=()
+	[ -n "$2" ] || return 0
+	IFS=, read -ra packages <<<"$2"
+	[ "$action" = download ] && only=(--download-only)
+	info "${action}: ${packages[*]}"
+	in_root apt-get install -y -q --no-install-recommends "${only[@]}" "${packages[@]}" >>"$OUT/packages.log" 2>&1 ||
+		{ tail -n 30 "$OUT/packages.log" >&2; fatal "cannot $action ${packages[*]}"; }
 }
 
 make_image() {
@@ -131,8 +126,8 @@ main() {
 	configure_system
 	install_agent
 	install_kernel
-	preinstall "$5"
-	prefetch "$6"
+	apt_packages install "$5"
+	apt_packages download "$6"
 	make_initramfs
 	make_image
 	info "done: $OUT"
